@@ -1,0 +1,148 @@
+"""The servable bundle: a champion model with everything needed to serve it, and nothing else.
+
+Layout under `<models_dir>/<dataset>/`:
+
+    bundles/<bundle_id>/model.joblib     the fitted scikit-learn Pipeline (takes spec column names)
+    bundles/<bundle_id>/manifest.json    name, version, task, input schema, classes, metrics, ...
+    current.json                         {"bundle": <bundle_id>, "manifest_sha256": ...}
+
+A bundle directory is complete before it gets its final name, and `current.json` is replaced
+atomically, so a reader sees the old champion or the new one, never a partial bundle. Readers
+verify the manifest against the pointer and every file against the manifest.
+
+Deliberately free of dagster and mlflow imports: the prediction server loads bundles with this.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+POINTER_FILE = "current.json"
+
+
+class BundleError(Exception):
+    """A bundle that must not be served: missing, partial, corrupt or incompatible."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: dict[str, Any]
+    model: Any
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_bundle(dataset_dir: Path, bundle_id: str, model: Any, manifest: dict[str, Any]) -> Path:
+    """Write a complete bundle, then point `current.json` at it. Returns the bundle directory."""
+    import joblib
+
+    bundles = dataset_dir / "bundles"
+    bundles.mkdir(parents=True, exist_ok=True)
+    final = bundles / bundle_id
+    if final.exists():
+        raise BundleError(f"{final} already exists; bundle ids are never reused")
+    staging = Path(tempfile.mkdtemp(prefix=f".{bundle_id}-", dir=bundles))
+    try:
+        joblib.dump(model, staging / MODEL_FILE)
+        full = {
+            **manifest,
+            "format": FORMAT_VERSION,
+            "bundle_id": bundle_id,
+            "files": {MODEL_FILE: sha256_of(staging / MODEL_FILE)},
+        }
+        _fsync_write(staging / MANIFEST_FILE, json.dumps(full, indent=2, default=str).encode())
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    point_to(dataset_dir, bundle_id)
+    return final
+
+
+def point_to(dataset_dir: Path, bundle_id: str) -> None:
+    """Atomically make `bundle_id` the current bundle of a data set."""
+    manifest_sha = sha256_of(dataset_dir / "bundles" / bundle_id / MANIFEST_FILE)
+    pointer = {"bundle": bundle_id, "manifest_sha256": manifest_sha}
+    temporary = dataset_dir / f".{POINTER_FILE}.{os.getpid()}.tmp"
+    _fsync_write(temporary, json.dumps(pointer).encode())
+    os.replace(temporary, dataset_dir / POINTER_FILE)
+
+
+def read_pointer(dataset_dir: Path) -> dict[str, str] | None:
+    """The current pointer of a data set, or None when it has no champion yet."""
+    try:
+        pointer = json.loads((dataset_dir / POINTER_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{dataset_dir / POINTER_FILE}: unreadable pointer: {exc}") from None
+    if not isinstance(pointer, dict) or not {"bundle", "manifest_sha256"} <= pointer.keys():
+        raise BundleError(f"{dataset_dir / POINTER_FILE}: pointer lacks bundle or manifest_sha256")
+    return pointer
+
+
+def read_manifest(dataset_dir: Path, pointer: dict[str, str]) -> tuple[Path, dict[str, Any]]:
+    """The verified manifest of the bundle a pointer names."""
+    path = dataset_dir / "bundles" / pointer["bundle"]
+    manifest_path = path / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise BundleError(f"{path}: missing {MANIFEST_FILE}")
+    if sha256_of(manifest_path) != pointer["manifest_sha256"]:
+        raise BundleError(f"{manifest_path}: sha256 does not match {POINTER_FILE}")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != FORMAT_VERSION:
+        raise BundleError(f"{path}: bundle format {manifest.get('format')} is not supported")
+    return path, manifest
+
+
+def load_bundle(dataset_dir: Path, pointer: dict[str, str] | None = None) -> Bundle:
+    """Load and verify the current bundle (or the one `pointer` names)."""
+    import joblib
+
+    pointer = pointer or read_pointer(dataset_dir)
+    if pointer is None:
+        raise BundleError(f"{dataset_dir}: no champion bundle yet")
+    path, manifest = read_manifest(dataset_dir, pointer)
+    for name, expected in manifest.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"{file}: missing")
+        if sha256_of(file) != expected:
+            raise BundleError(f"{file}: sha256 mismatch (corrupt or partial)")
+    try:
+        model = joblib.load(path / MODEL_FILE)
+    except Exception as exc:  # unpickling can fail in many ways; all mean "not servable"
+        raise BundleError(f"{path / MODEL_FILE}: cannot load model: {exc}") from exc
+    return Bundle(path=path, manifest=manifest, model=model)

@@ -1,0 +1,243 @@
+"""Data set specs: one YAML file declares everything the chain needs, from source to serving."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ColumnType = Literal["float", "int", "category", "bool", "date"]
+Task = Literal["classification", "regression"]
+
+# metric -> True when higher is better
+METRICS: dict[Task, dict[str, bool]] = {
+    "regression": {"r2": True, "rmse": False, "mae": False},
+    "classification": {"accuracy": True, "f1_macro": True, "log_loss": False},
+}
+DEFAULT_METRIC: dict[Task, str] = {"regression": "r2", "classification": "f1_macro"}
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be used; the message names the file and the field."""
+
+
+def api_name_for(column: str) -> str:
+    name = re.sub(r"\W", "_", column)
+    return f"_{name}" if name[:1].isdigit() else name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Column(_Strict):
+    name: str
+    type: ColumnType
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str | int | float | bool] | None = None
+    api_name: str | None = None
+    feature: bool | None = None
+    format: str | None = Field(None, description="strptime format for date columns")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Column:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if (self.min is not None or self.max is not None) and self.type not in ("float", "int"):
+            raise ValueError("min/max apply to float and int columns only")
+        if self.api_name is not None and not self.api_name.isidentifier():
+            raise ValueError(f"api_name {self.api_name!r} is not an identifier")
+        return self
+
+    @property
+    def field(self) -> str:
+        """The name clients send (the API field)."""
+        return self.api_name or api_name_for(self.name)
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in ("float", "int", "bool")
+
+
+class Derived(_Strict):
+    name: str
+    sql: str = Field(description="DuckDB SQL expression over the validated rows; windows allowed")
+    type: Literal["float", "int", "category", "bool"] = "float"
+    api_name: str | None = None
+    feature: bool = True
+
+    def as_column(self) -> Column:
+        return Column(
+            name=self.name,
+            type=self.type,
+            nullable=True,
+            api_name=self.api_name,
+            feature=self.feature,
+        )
+
+
+class ReadOptions(_Strict):
+    delimiter: str = ","
+    header: bool | Literal["auto"] = True
+    na_values: list[str] = ["", "NA", "NaN", "nan", "null", "NULL", "None"]
+    thousands: str | None = None
+    quote: str = '"'
+
+
+class Split(_Strict):
+    method: Literal["random", "time"] = "random"
+    seed: int = 42
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    column: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Split:
+        if self.method == "time" and not self.column:
+            raise ValueError("a time split needs `column`")
+        return self
+
+
+class Gates(_Strict):
+    max_quarantine_share: float = Field(0.05, ge=0, le=1)
+    max_duplicate_share: float = Field(0.05, ge=0, le=1)
+    min_rows: int = Field(50, ge=1)
+    baseline_margin: float = Field(0.0, description="how much the champion must beat the dummy by")
+    promotion_margin: float = Field(
+        0.0, description="how much a challenger may trail the champion and still be promoted"
+    )
+
+
+class DatasetSpec(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    source: str
+    sha256: str | None = None
+    license: str | None = None
+    read: ReadOptions = ReadOptions()
+    columns: list[Column] = Field(min_length=1)
+    derived: list[Derived] = []
+    target: str
+    task: Task
+    split: Split = Split()
+    metric: str | None = None
+    gates: Gates = Gates()
+    cv_folds: int = Field(3, ge=2, le=10)
+    path: Path | None = Field(None, exclude=True)
+
+    @field_validator("source")
+    @classmethod
+    def _source_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("source is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> DatasetSpec:
+        names = [c.name for c in self.all_columns]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"column names repeat: {duplicated}")
+        fields = [c.field for c in self.all_columns]
+        if len(set(fields)) != len(fields):
+            raise ValueError(f"API field names collide: {fields}")
+        if self.target not in names:
+            raise ValueError(f"target {self.target!r} is not a column")
+        if self.split.column and self.split.column not in names:
+            raise ValueError(f"split.column {self.split.column!r} is not a column")
+        if self.metric and self.metric not in METRICS[self.task]:
+            allowed = sorted(METRICS[self.task])
+            raise ValueError(f"metric {self.metric!r} is not one of {allowed} for {self.task}")
+        if self.task == "classification" and self.column(self.target).type not in (
+            "category",
+            "int",
+            "bool",
+        ):
+            raise ValueError("a classification target must be a category, int or bool column")
+        if not self.feature_columns:
+            raise ValueError("no feature columns: every column is the target or excluded")
+        return self
+
+    @property
+    def all_columns(self) -> list[Column]:
+        return self.columns + [d.as_column() for d in self.derived]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.all_columns if c.name == name)
+
+    @property
+    def feature_columns(self) -> list[Column]:
+        """Model inputs: every column except the target, dates and those marked feature: false."""
+        return [
+            c
+            for c in self.all_columns
+            if c.name != self.target and (c.feature if c.feature is not None else c.type != "date")
+        ]
+
+    def input_schema(self) -> list[dict]:
+        """The request fields of the prediction API, in model input order."""
+        return [
+            {
+                "field": c.field,
+                "column": c.name,
+                "type": c.type,
+                "nullable": c.nullable,
+                "min": c.min,
+                "max": c.max,
+                "allowed": c.allowed,
+                "description": c.description,
+            }
+            for c in self.feature_columns
+        ]
+
+    @property
+    def selection_metric(self) -> str:
+        return self.metric or DEFAULT_METRIC[self.task]
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRICS[self.task][self.selection_metric]
+
+
+def _format_error(path: Path, error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    return f"{path}: field `{where}`: {first['msg']}"
+
+
+def parse_spec(text: str, path: Path) -> DatasetSpec:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a spec must be a YAML mapping, got {type(raw).__name__}")
+    try:
+        spec = DatasetSpec.model_validate({**raw, "path": path})
+    except ValidationError as exc:
+        raise SpecError(_format_error(path, exc)) from None
+    if spec.name != path.stem:
+        raise SpecError(f"{path}: field `name`: {spec.name!r} must match the file name {path.stem!r}")
+    return spec
+
+
+def load_spec(path: Path) -> DatasetSpec:
+    return parse_spec(path.read_text(encoding="utf-8"), path)
+
+
+def load_specs(directories: list[Path]) -> dict[str, DatasetSpec]:
+    """All specs, later directories overriding earlier ones by data set name."""
+    specs: dict[str, DatasetSpec] = {}
+    for directory in directories:
+        if not directory.is_dir():
+            raise SpecError(f"{directory}: spec directory does not exist")
+        for path in sorted(directory.glob("*.y*ml")):
+            spec = load_spec(path)
+            specs[spec.name] = spec
+    return specs

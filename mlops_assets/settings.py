@@ -1,0 +1,71 @@
+"""Where things live, read from the environment (a `.env` in the working directory works too).
+
+| variable              | default                                   |
+|-----------------------|-------------------------------------------|
+| MLOPS_DATA_DIR        | `data`                                    |
+| MLOPS_DATASETS_DIR    | unset (only the built-in specs)           |
+| MLOPS_SOURCE_<NAME>   | unset (the spec's own source)             |
+| MLFLOW_TRACKING_URI   | `sqlite:///<MLOPS_DATA_DIR>/mlflow.db`    |
+| DAGSTER_HOME          | `<repo>/.dagster_home`                    |
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+BUILTIN_SPECS_DIR = PACKAGE_DIR / "datasets"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    datasets_dir: Path | None
+    tracking_uri: str
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def sources_dir(self) -> Path:
+        return self.data_dir / "sources"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "mlartifacts"
+
+    @property
+    def spec_dirs(self) -> list[Path]:
+        return [BUILTIN_SPECS_DIR] + ([self.datasets_dir] if self.datasets_dir else [])
+
+
+def load_settings() -> Settings:
+    data_dir = Path(os.environ.get("MLOPS_DATA_DIR") or "data").expanduser().resolve()
+    datasets_dir = os.environ.get("MLOPS_DATASETS_DIR")
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{data_dir / 'mlflow.db'}"
+    return Settings(
+        data_dir=data_dir,
+        datasets_dir=Path(datasets_dir).expanduser().resolve() if datasets_dir else None,
+        tracking_uri=tracking_uri,
+    )
+
+
+def source_override_var(dataset: str) -> str:
+    return "MLOPS_SOURCE_" + re.sub(r"[^0-9A-Za-z]", "_", dataset).upper()
+
+
+def source_override(dataset: str) -> str | None:
+    return os.environ.get(source_override_var(dataset)) or None
