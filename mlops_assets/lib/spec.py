@@ -223,7 +223,9 @@ def parse_spec(text: str, path: Path) -> DatasetSpec:
     except ValidationError as exc:
         raise SpecError(_format_error(path, exc)) from None
     if spec.name != path.stem:
-        raise SpecError(f"{path}: field `name`: {spec.name!r} must match the file name {path.stem!r}")
+        raise SpecError(
+            f"{path}: field `name`: {spec.name!r} must match the file name {path.stem!r}"
+        )
     return spec
 
 

@@ -1,0 +1,75 @@
+"""The feature set: validated rows plus derived columns, with a deterministic train/test split."""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from mlops_assets.lib.spec import DatasetSpec
+from mlops_assets.lib.warehouse import quote, table
+
+KEYS = ["_partition", "_source_file", "_row_number"]
+HASH_SCALE = 2**64
+
+
+def query_features(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pd.DataFrame:
+    """Validated rows with the spec's derived columns (DuckDB SQL, window functions allowed)."""
+    columns = ", ".join(quote(c.name) for c in spec.columns)
+    derived = "".join(f", ({d.sql}) AS {quote(d.name)}" for d in spec.derived)
+    sql = (
+        f"SELECT {', '.join(KEYS)}, {columns}{derived} FROM {table(spec.name, 'validated')} "
+        "ORDER BY _partition, _row_number"
+    )
+    return con.execute(sql).df()
+
+
+def assign_split(frame: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
+    """'train' or 'test' per row; the same rows and spec always give the same split.
+
+    Random splits hash each row's identity (partition, row number) with the seed, so a row keeps
+    its side when new partitions arrive and test rows never leak into a later training set.
+    """
+    if spec.split.method == "time":
+        order = frame[spec.split.column].rank(method="first")
+        cut = np.ceil(len(frame) * (1 - spec.split.test_fraction))
+        return pd.Series(np.where(order > cut, "test", "train"), index=frame.index)
+    key = hashlib.sha256(str(spec.split.seed).encode()).hexdigest()[:16]
+    hashes = pd.util.hash_pandas_object(frame[KEYS[:1] + KEYS[2:]], index=False, hash_key=key)
+    unit = hashes.to_numpy(dtype=np.uint64) / HASH_SCALE
+    return pd.Series(np.where(unit < spec.split.test_fraction, "test", "train"), index=frame.index)
+
+
+def build_feature_set(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
+    """Feature table (keys, features, target, _split) and how many rows lacked a target."""
+    names = [c.name for c in spec.feature_columns]
+    usable = frame[frame[spec.target].notna()]
+    features = usable[KEYS + names + [spec.target]].copy()
+    features["_split"] = assign_split(features, spec)
+    return features.reset_index(drop=True), len(frame) - len(usable)
+
+
+def model_inputs(features: pd.DataFrame, spec: DatasetSpec, split: str):
+    """(X, y) of one side of the split, with the column dtypes the model pipeline expects."""
+    part = features[features["_split"] == split]
+    x = part[[c.name for c in spec.feature_columns]].copy()
+    for column in spec.feature_columns:
+        x[column.name] = (
+            x[column.name].astype("float64")
+            if column.is_numeric
+            else x[column.name].astype("object").where(x[column.name].notna(), None)
+        )
+    y = part[spec.target]
+    if spec.task == "regression":
+        y = y.astype("float64")
+    else:
+        y = y.astype(str) if spec.column(spec.target).type == "category" else y
+    return x, y.to_numpy()
+
+
+def data_version(features: pd.DataFrame) -> str:
+    """A content hash of the feature table: equal data gives an equal version."""
+    hashes = pd.util.hash_pandas_object(features, index=False).to_numpy()
+    return hashlib.sha256(hashes.tobytes()).hexdigest()[:16]

@@ -1,0 +1,118 @@
+"""Turn a spec's source (local path, URL, or a scikit-learn bundled set) into a local file."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from mlops_assets.lib.spec import DatasetSpec
+from mlops_assets.settings import source_override, source_override_var
+
+SKLEARN_PREFIX = "sklearn:"
+DOWNLOAD_TIMEOUT_SECONDS = 30
+
+
+class SourceUnavailable(RuntimeError):
+    """The source cannot be read now; the message says what to do about it."""
+
+
+def source_of(spec: DatasetSpec) -> str:
+    """The effective source: `MLOPS_SOURCE_<NAME>` when set, else the spec's."""
+    return source_override(spec.name) or spec.source
+
+
+def initial_partition(spec: DatasetSpec) -> str:
+    """The partition key of the spec's own source: its file name, stable across overrides."""
+    if spec.source.startswith(SKLEARN_PREFIX):
+        return f"{spec.source.removeprefix(SKLEARN_PREFIX)}.csv"
+    return spec.source.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://", "ftp://"))
+
+
+def fetch_source(spec: DatasetSpec, sources_dir: Path) -> Path:
+    """A local path holding the source's bytes, downloading or generating it when needed."""
+    source = source_of(spec)
+    overridden = source != spec.source
+    if source.startswith(SKLEARN_PREFIX):
+        return _write_sklearn(source.removeprefix(SKLEARN_PREFIX), sources_dir / spec.name)
+    if _is_url(source):
+        checksum = None if overridden else spec.sha256
+        return _download(spec, source, checksum, sources_dir / spec.name)
+    path = Path(source).expanduser()
+    if not path.is_absolute() and not overridden and spec.path is not None:
+        path = spec.path.parent / path
+    if not path.is_file():
+        raise SourceUnavailable(
+            f"{spec.name}: source file {path} does not exist; "
+            f"set {source_override_var(spec.name)} to a readable copy"
+        )
+    return path.resolve()
+
+
+def _download(spec: DatasetSpec, url: str, sha256: str | None, target_dir: Path) -> Path:
+    target = target_dir / url.rstrip("/").rsplit("/", 1)[-1]
+    if target.is_file() and (sha256 is None or _sha256(target) == sha256):
+        return target
+    target_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(target.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+            with partial.open("wb") as handle:
+                shutil.copyfileobj(response, handle)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        partial.unlink(missing_ok=True)
+        raise SourceUnavailable(
+            f"{spec.name}: cannot download {url} ({exc}). If you are offline, set "
+            f"{source_override_var(spec.name)} to a local copy of the file"
+        ) from None
+    if sha256 is not None and (actual := _sha256(partial)) != sha256:
+        partial.unlink()
+        raise SourceUnavailable(
+            f"{spec.name}: {url} has sha256 {actual}, expected {sha256}; refusing to use it"
+        )
+    partial.replace(target)
+    return target
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_sklearn(name: str, target_dir: Path) -> Path:
+    """Write a scikit-learn bundled data set as CSV with the field names its users send."""
+    target = target_dir / f"{name}.csv"
+    if target.is_file():
+        return target
+    frame = _sklearn_frame(name)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".csv.part")
+    frame.to_csv(partial, index=False)
+    partial.replace(target)
+    return target
+
+
+def _sklearn_frame(name: str):
+    from sklearn import datasets
+
+    if name == "iris":
+        bunch = datasets.load_iris(as_frame=True)
+        frame = bunch.data.rename(columns=lambda c: c.removesuffix(" (cm)").replace(" ", "_"))
+        frame["species"] = bunch.target.map(dict(enumerate(bunch.target_names)))
+        return frame
+    if name == "diabetes":
+        bunch = datasets.load_diabetes(as_frame=True, scaled=False)
+        frame = bunch.data.assign(sex=bunch.data["sex"].astype(int))
+        frame["target"] = bunch.target
+        return frame
+    if name == "wine":
+        bunch = datasets.load_wine(as_frame=True)
+        frame = bunch.data.copy()
+        frame["cultivar"] = bunch.target.map(dict(enumerate(bunch.target_names)))
+        return frame
+    raise SourceUnavailable(f"unknown scikit-learn data set {name!r} (known: iris, diabetes, wine)")

@@ -1,0 +1,160 @@
+"""Candidate models: one scikit-learn Pipeline per family, tuned by a small cross-validated search.
+
+All preprocessing (imputation, encoding, scaling) lives inside the Pipeline, so serving applies
+exactly what training applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+)
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mlops_assets.lib.spec import METRICS, DatasetSpec
+
+SEED = 0
+SCORERS = {
+    "r2": "r2",
+    "rmse": "neg_root_mean_squared_error",
+    "mae": "neg_mean_absolute_error",
+    "accuracy": "accuracy",
+    "f1_macro": "f1_macro",
+    "log_loss": "neg_log_loss",
+}
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    estimator: Any
+    grid: dict[str, list]
+
+
+def families(task: str) -> list[Family]:
+    if task == "regression":
+        return [
+            Family("ridge", Ridge(), {"alpha": [0.1, 1.0, 10.0]}),
+            Family(
+                "random_forest",
+                RandomForestRegressor(n_estimators=60, max_depth=12, random_state=SEED, n_jobs=1),
+                {"min_samples_leaf": [2, 5]},
+            ),
+            Family(
+                "hist_gradient_boosting",
+                HistGradientBoostingRegressor(random_state=SEED),
+                {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
+            ),
+        ]
+    return [
+        Family("logistic_regression", LogisticRegression(max_iter=2000), {"C": [0.1, 1.0, 10.0]}),
+        Family(
+            "random_forest",
+            RandomForestClassifier(n_estimators=60, random_state=SEED, n_jobs=1),
+            {"min_samples_leaf": [1, 3]},
+        ),
+        Family(
+            "hist_gradient_boosting",
+            HistGradientBoostingClassifier(random_state=SEED),
+            {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
+        ),
+    ]
+
+
+def preprocessor(spec: DatasetSpec) -> ColumnTransformer:
+    numeric = [c.name for c in spec.feature_columns if c.is_numeric]
+    categorical = [c.name for c in spec.feature_columns if not c.is_numeric]
+    return ColumnTransformer(
+        [
+            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
+                categorical,
+            ),
+        ]
+    )
+
+
+def _cv(spec: DatasetSpec):
+    splitter = StratifiedKFold if spec.task == "classification" else KFold
+    return splitter(n_splits=spec.cv_folds, shuffle=True, random_state=SEED)
+
+
+@dataclass
+class Candidate:
+    family: str
+    model: Pipeline
+    params: dict[str, Any]
+    cv_score: float
+
+
+def fit_candidate(family: Family, spec: DatasetSpec, x, y) -> Candidate:
+    pipeline = Pipeline([("prepare", preprocessor(spec)), ("model", family.estimator)])
+    grid = {f"model__{key}": values for key, values in family.grid.items()}
+    search = GridSearchCV(
+        pipeline, grid, scoring=SCORERS[spec.selection_metric], cv=_cv(spec), n_jobs=1, refit=True
+    )
+    search.fit(x, y)
+    sign = 1.0 if spec.higher_is_better else -1.0
+    params = {key.removeprefix("model__"): value for key, value in search.best_params_.items()}
+    return Candidate(family.name, search.best_estimator_, params, sign * float(search.best_score_))
+
+
+def holdout_metrics(task: str, model, x, y) -> dict[str, float]:
+    """Test-set metrics, named `test_<metric>` as they are logged to MLflow."""
+    predicted = model.predict(x)
+    if task == "regression":
+        values = {
+            "r2": r2_score(y, predicted),
+            "rmse": float(np.sqrt(mean_squared_error(y, predicted))),
+            "mae": mean_absolute_error(y, predicted),
+        }
+    else:
+        values = {
+            "accuracy": accuracy_score(y, predicted),
+            "f1_macro": f1_score(y, predicted, average="macro"),
+            "log_loss": log_loss(y, model.predict_proba(x), labels=model.classes_),
+        }
+    return {f"test_{name}": float(value) for name, value in values.items()}
+
+
+def baseline(spec: DatasetSpec, x, y):
+    """The dummy a champion must beat: the mean, or the class priors."""
+    dummy = (
+        DummyRegressor(strategy="mean")
+        if spec.task == "regression"
+        else DummyClassifier(strategy="prior")
+    )
+    return dummy.fit(x, y)
+
+
+def improvement(spec: DatasetSpec, new: dict[str, float], old: dict[str, float]) -> float:
+    """How much `new` beats `old` on the selection metric (positive = better)."""
+    key = f"test_{spec.selection_metric}"
+    difference = new[key] - old[key]
+    return difference if METRICS[spec.task][spec.selection_metric] else -difference

@@ -1,0 +1,42 @@
+"""Small DuckDB helpers shared by every table the pipeline writes."""
+
+from __future__ import annotations
+
+import duckdb
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def table(dataset: str, name: str) -> str:
+    return f"{quote(dataset)}.{quote(name)}"
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params=None):
+    """The single value a query returns (fetching all, so the connection is free again)."""
+    return con.execute(sql, params or []).fetchall()[0][0]
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, dataset: str, name: str) -> bool:
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+    return bool(scalar(con, sql, [dataset, name]))
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, dataset: str, name: str) -> list[str]:
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [dataset, name],
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, dataset: str, name: str, frame) -> None:
+    """Replace a whole table with a pandas frame (small tables: features, candidates)."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(dataset)}")
+    con.register("_replacement", frame)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table(dataset, name)} AS SELECT * FROM _replacement")
+    finally:
+        con.unregister("_replacement")

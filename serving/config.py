@@ -1,0 +1,51 @@
+"""Serving settings, read from the environment once at app creation."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops_assets.settings import load_settings
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    models_dir: Path
+    predictions_dir: Path
+    api_key: str | None = None
+    max_body_bytes: int = 1 << 20
+    reload_interval: float = 1.0
+    batch_wait_ms: float = 2.0
+    batch_max_rows: int = 256
+    log_queue_size: int = 100_000
+    log_flush_interval: float = 1.0
+
+
+def config_from_env(models_dir: Path | None = None, **overrides) -> ServingConfig:
+    """Settings from MLOPS_* variables; explicit arguments win."""
+    data_dir = load_settings().data_dir
+    if models_dir is None:
+        models_dir = data_dir / "models"
+    models_dir = Path(models_dir)
+    values = {
+        "models_dir": models_dir,
+        "predictions_dir": models_dir.parent / "predictions",
+        "api_key": os.environ.get("MLOPS_API_KEY") or None,
+        "max_body_bytes": _env_int("MLOPS_MAX_BODY_BYTES", 1 << 20),
+        "reload_interval": _env_float("MLOPS_RELOAD_INTERVAL", 1.0),
+        "batch_wait_ms": _env_float("MLOPS_BATCH_WAIT_MS", 2.0),
+        "batch_max_rows": _env_int("MLOPS_BATCH_MAX_ROWS", 256),
+    }
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return ServingConfig(**values)

@@ -1,0 +1,81 @@
+"""Outermost ASGI layer: request ids, access log, request metrics, in-flight gauge.
+
+It wraps the whole Litestar app so routing errors (404, 405) are logged and counted too.
+Handlers report the model, version and row count through `scope["mlops"]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from serving.logs import ACCESS_LOGGER
+from serving.metrics import Metrics
+
+access_log = logging.getLogger(ACCESS_LOGGER)
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            text = value.decode("latin-1").strip()
+            # a client id goes into logs and headers: keep it short and printable
+            if 0 < len(text) <= 128 and text.isprintable():
+                return text
+    return uuid.uuid4().hex
+
+
+class ObservedApp:
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)  # e.g. app.state in tests
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope["headers"])
+        context = {"request_id": request_id}
+        scope["mlops"] = context
+        status = 500
+        header = (REQUEST_ID_HEADER, request_id.encode("latin-1"))
+
+        async def send_with_id(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.metrics.in_flight.dec()
+            self._record(scope, context, status, time.perf_counter() - started)
+
+    def _record(self, scope: dict, context: dict, status: int, seconds: float) -> None:
+        route = scope.get("path_template") or "(unmatched)"
+        labels = (scope["method"], route, str(status))
+        self.metrics.requests.labels(*labels).inc()
+        self.metrics.request_latency.labels(*labels).observe(seconds)
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        fields = {
+            "request_id": context["request_id"],
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "model": context.get("model"),
+            "version": context.get("version"),
+            "rows": context.get("rows"),
+            "latency_ms": round(seconds * 1000, 3),
+        }
+        access_log.info("request", extra={"fields": fields})

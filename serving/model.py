@@ -1,0 +1,143 @@
+"""A loaded champion: an immutable object requests hold on to while a newer one is swapped in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.lib.bundle import Bundle, BundleError
+from serving.validation import Field, compile_fields
+
+TASKS = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Model output for a batch, in row order; probabilities only for classifiers."""
+
+    values: list
+    probabilities: list[dict[str, float]] | None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    dataset: str
+    manifest: dict[str, Any]
+    fields: tuple[Field, ...]
+    estimator: Any
+    labels: tuple | None
+    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @property
+    def name(self) -> str:
+        return self.dataset
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version"))
+
+    @property
+    def task(self) -> str:
+        return self.manifest["task"]
+
+    @property
+    def bundle_id(self) -> str:
+        return self.manifest.get("bundle_id", "")
+
+    def predict(self, rows: list[list]) -> Prediction:
+        frame = to_frame(rows, self.fields)
+        if self.labels is None:
+            return Prediction(_plain(self.estimator.predict(frame)), None)
+        values, matrix = _predict_with_proba(self.estimator, frame)
+        return Prediction(_plain(values), [dict(zip(self.labels, row)) for row in matrix.tolist()])
+
+
+def _plain(values: np.ndarray) -> list:
+    return np.asarray(values).tolist()
+
+
+def _predict_with_proba(estimator: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """predict and predict_proba, running a Pipeline's preprocessing once instead of twice."""
+    steps = getattr(estimator, "steps", None)
+    if not steps or len(steps) < 2:
+        return estimator.predict(frame), estimator.predict_proba(frame)
+    features = estimator[:-1].transform(frame)
+    final = estimator[-1]
+    return final.predict(features), final.predict_proba(features)
+
+
+def _column(values: tuple, type_: str) -> Any:
+    has_null = any(value is None for value in values)
+    if type_ == "float" or (type_ == "int" and has_null):
+        return np.array(values, dtype=np.float64)
+    if type_ == "int":
+        return np.array(values, dtype=np.int64)
+    if type_ == "bool" and not has_null:
+        return np.array(values, dtype=bool)
+    if type_ == "date":
+        return pd.to_datetime(pd.Series(values), errors="coerce")
+    return np.array(values, dtype=object)
+
+
+def to_frame(rows: list[list], fields: tuple[Field, ...]) -> pd.DataFrame:
+    """Validated rows as a DataFrame with the spec's column names, built column by column."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in fields]
+    return pd.DataFrame(
+        {field.column: _column(values, field.type) for field, values in zip(fields, columns)}
+    )
+
+
+def example_row(fields: tuple[Field, ...], inputs: list[dict]) -> list:
+    """A plausible row (allowed values, in-range numbers) to check a model can score at all."""
+    row = []
+    for spec in inputs:
+        if spec.get("allowed"):
+            row.append(spec["allowed"][0])
+        elif spec["type"] in ("float", "int"):
+            low, high = spec.get("min"), spec.get("max")
+            middle = (low + high) / 2 if low is not None and high is not None else (low or 0)
+            row.append(float(middle) if spec["type"] == "float" else int(middle))
+        elif spec["type"] == "bool":
+            row.append(False)
+        elif spec["type"] == "date":
+            row.append("2000-01-01")
+        else:
+            row.append("")
+    return [field.check(value) for field, value in zip(fields, row)]
+
+
+def _labels(bundle: Bundle) -> tuple | None:
+    manifest, estimator = bundle.manifest, bundle.model
+    if manifest["task"] != "classification":
+        return None
+    if not hasattr(estimator, "predict_proba"):
+        raise BundleError(f"{bundle.path}: classifier has no predict_proba")
+    model_classes = [str(label) for label in np.asarray(estimator.classes_).tolist()]
+    declared = manifest.get("classes")
+    if declared is not None and [str(label) for label in declared] != model_classes:
+        raise BundleError(
+            f"{bundle.path}: manifest classes {declared} differ from the model's {model_classes}"
+        )
+    return tuple(model_classes)
+
+
+def from_bundle(dataset: str, bundle: Bundle) -> LoadedModel:
+    """Check a verified bundle is servable (schema, task, a trial prediction) and wrap it."""
+    manifest = bundle.manifest
+    if manifest.get("task") not in TASKS:
+        raise BundleError(f"{bundle.path}: unknown task {manifest.get('task')!r}")
+    if not hasattr(bundle.model, "predict"):
+        raise BundleError(f"{bundle.path}: model has no predict method")
+    try:
+        fields = compile_fields(manifest.get("inputs") or [])
+        loaded = LoadedModel(dataset, manifest, fields, bundle.model, _labels(bundle))
+        loaded.predict([example_row(fields, manifest["inputs"])])
+    except BundleError:
+        raise
+    except Exception as exc:  # anything the model raises on a valid row makes it unservable
+        raise BundleError(f"{bundle.path}: incompatible with its input schema: {exc}") from exc
+    return loaded

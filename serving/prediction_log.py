@@ -1,0 +1,144 @@
+"""Every served prediction, appended off the request path to JSON Lines files.
+
+    <predictions_dir>/<dataset>/<YYYY-MM-DD>.jsonl   (UTC date of the prediction)
+
+Requests only put a batch on a bounded queue; a daemon thread drains it about once a second and
+appends each file's new lines with one write and a flush, so a crash loses at most what was
+still buffered and never tears an earlier line. A torn last line is skipped by `read_records`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+log = logging.getLogger("serving.prediction_log")
+
+
+@dataclass(frozen=True)
+class Served:
+    """One request's predictions: `inputs`, `outputs` and `timestamp`s line up row by row."""
+
+    dataset: str
+    model: str
+    version: str
+    request_id: str
+    timestamp: str
+    inputs: list[dict]
+    outputs: list[dict]
+    latency_ms: float
+
+
+def lines_of(served: Served) -> bytes:
+    encode = msgspec.json.encode
+    return b"".join(
+        encode(
+            {
+                "request_id": served.request_id,
+                "timestamp": served.timestamp,
+                "model": served.model,
+                "version": served.version,
+                "input": record,
+                "output": output,
+                "latency_ms": served.latency_ms,
+            }
+        )
+        + b"\n"
+        for record, output in zip(served.inputs, served.outputs)
+    )
+
+
+class PredictionLog:
+    def __init__(
+        self,
+        directory: Path,
+        max_queued: int = 100_000,
+        flush_interval: float = 1.0,
+        on_drop: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.flush_interval = flush_interval
+        self._queue: queue.Queue[Served] = queue.Queue(maxsize=max_queued)
+        self._on_drop = on_drop
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def append(self, served: Served) -> None:
+        try:
+            self._queue.put_nowait(served)
+        except queue.Full:
+            self._on_drop()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            try:
+                self.flush()
+            except Exception:  # never let a full disk kill the thread; try again next tick
+                log.exception("cannot write the prediction log")
+
+    def flush(self) -> None:
+        with self._lock:
+            batches: dict[Path, list[bytes]] = defaultdict(list)
+            while True:
+                try:
+                    served = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                day = served.timestamp[:10]
+                batches[self.directory / served.dataset / f"{day}.jsonl"].append(lines_of(served))
+            for path, chunks in batches.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # a line torn by an earlier crash must not swallow the first new one
+                prefix = b"\n" if _ends_torn(path) else b""
+                with path.open("ab") as handle:
+                    handle.write(prefix + b"".join(chunks))
+                    handle.flush()
+
+
+def _ends_torn(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(-1, 2)
+            return handle.read(1) != b"\n"
+    except OSError:  # missing or empty file
+        return False
+
+
+@dataclass
+class ReadResult:
+    records: list[dict[str, Any]]
+    skipped: int
+
+
+def read_records(path: Path) -> ReadResult:
+    """Records of one log file; lines that do not parse (a torn tail) are skipped and counted."""
+    records, skipped = [], 0
+    with Path(path).open("rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                skipped += 1
+    return ReadResult(records, skipped)
