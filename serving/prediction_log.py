@@ -26,7 +26,10 @@ log = logging.getLogger("serving.prediction_log")
 
 @dataclass(frozen=True)
 class Served:
-    """One request's predictions: `inputs`, `outputs` and `timestamp`s line up row by row."""
+    """One request's predictions; inputs, predictions and probabilities line up row by row.
+
+    Per-row output dicts are built by the log thread, not by the request.
+    """
 
     dataset: str
     model: str
@@ -34,8 +37,17 @@ class Served:
     request_id: str
     timestamp: str
     inputs: list[dict]
-    outputs: list[dict]
+    predictions: list
+    probabilities: list[dict] | None
     latency_ms: float
+
+    def outputs(self) -> list[dict]:
+        if self.probabilities is None:
+            return [{"prediction": value} for value in self.predictions]
+        return [
+            {"prediction": value, "probabilities": probabilities}
+            for value, probabilities in zip(self.predictions, self.probabilities)
+        ]
 
 
 def lines_of(served: Served) -> bytes:
@@ -53,7 +65,7 @@ def lines_of(served: Served) -> bytes:
             }
         )
         + b"\n"
-        for record, output in zip(served.inputs, served.outputs)
+        for record, output in zip(served.inputs, served.outputs())
     )
 
 

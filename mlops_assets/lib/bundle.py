@@ -64,8 +64,14 @@ def _fsync_write(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def write_bundle(dataset_dir: Path, bundle_id: str, model: Any, manifest: dict[str, Any]) -> Path:
-    """Write a complete bundle, then point `current.json` at it. Returns the bundle directory."""
+def write_bundle(
+    dataset_dir: Path, bundle_id: str, model: Any, manifest: dict[str, Any], activate: bool = True
+) -> Path:
+    """Write a complete bundle and (with `activate`) point `current.json` at it.
+
+    Returns the bundle directory. Without `activate` the caller can verify the bundle first and
+    then call `point_to`.
+    """
     import joblib
 
     bundles = dataset_dir / "bundles"
@@ -87,7 +93,8 @@ def write_bundle(dataset_dir: Path, bundle_id: str, model: Any, manifest: dict[s
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    point_to(dataset_dir, bundle_id)
+    if activate:
+        point_to(dataset_dir, bundle_id)
     return final
 
 

@@ -130,18 +130,19 @@ def load_raw(
             f"DELETE FROM {table(spec.name, 'raw_files')} WHERE _partition = $p", {"p": partition}
         )
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _staging AS SELECT * FROM {_read_csv_sql(spec, columns, has_header)}",
+            "CREATE OR REPLACE TEMP TABLE _staging AS SELECT * FROM "
+            + _read_csv_sql(spec, columns, has_header),
             {"path": str(path)},
         )
         malformed = _insert_rows(con, spec, raw, columns, has_header, path, partition)
         rows = scalar(con, f"SELECT count(*) FROM {raw} WHERE _partition = $p", {"p": partition})
         if rows == 0:
-            raise FileRejected(
-                f"{path.name}: {'the header has no data rows below it' if has_header else 'no data rows'}"
-            )
+            problem = "the header has no data rows below it" if has_header else "no data rows"
+            raise FileRejected(f"{path.name}: {problem}")
         sha = _sha256(path)
         con.execute(
-            f"INSERT INTO {table(spec.name, 'raw_files')} VALUES ($p, $f, $s, $b, $c, $h, $r, $m, $t)",
+            f"INSERT INTO {table(spec.name, 'raw_files')} "
+            "VALUES ($p, $f, $s, $b, $c, $h, $r, $m, $t)",
             {
                 "p": partition,
                 "f": str(path),

@@ -62,9 +62,11 @@ def _download(spec: DatasetSpec, url: str, sha256: str | None, target_dir: Path)
     target_dir.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(target.suffix + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
-            with partial.open("wb") as handle:
-                shutil.copyfileobj(response, handle)
+        with (
+            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response,
+            partial.open("wb") as handle,
+        ):
+            shutil.copyfileobj(response, handle)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         partial.unlink(missing_ok=True)
         raise SourceUnavailable(

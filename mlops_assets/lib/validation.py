@@ -68,7 +68,10 @@ def _typed_expression(column: Column, spec: DatasetSpec) -> str:
         lowered = f"lower({text})"
         truthy = ", ".join(map(_literal, TRUE_TEXT))
         falsy = ", ".join(map(_literal, FALSE_TEXT))
-        return f"CASE WHEN {lowered} IN ({truthy}) THEN true WHEN {lowered} IN ({falsy}) THEN false END"
+        return (
+            f"CASE WHEN {lowered} IN ({truthy}) THEN true "
+            f"WHEN {lowered} IN ({falsy}) THEN false END"
+        )
     if column.type == "date":
         if column.format:
             return f"CAST(TRY_STRPTIME({text}, {_literal(column.format)}) AS DATE)"

@@ -1,0 +1,75 @@
+"""Materialize a data set's whole graph once, in one Dagster run, and say what happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dagster import DagsterInstance, materialize
+
+from mlops_assets.definitions import dataset_assets
+from mlops_assets.defs.ingestion.assets import files_partitions
+from mlops_assets.defs.resources import resources_for
+from mlops_assets.lib.sources import fetch_source, initial_partition
+from mlops_assets.lib.spec import DatasetSpec
+from mlops_assets.settings import Settings
+
+
+@dataclass
+class BuildOutcome:
+    dataset: str
+    run_id: str
+    success: bool
+    failures: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.success:
+            return f"{self.dataset}: built (run {self.run_id})"
+        return f"{self.dataset}: FAILED (run {self.run_id}): " + "; ".join(self.failures)
+
+
+def register_initial_partition(spec: DatasetSpec, instance: DagsterInstance) -> str:
+    partition = initial_partition(spec)
+    name = files_partitions(spec).name
+    if not instance.has_dynamic_partition(name, partition):
+        instance.add_dynamic_partitions(name, [partition])
+    return partition
+
+
+def build_dataset(spec: DatasetSpec, settings: Settings, instance: DagsterInstance) -> BuildOutcome:
+    """Fetch the source (raising SourceUnavailable), then materialize every asset of `spec`."""
+    fetch_source(spec, settings.sources_dir)
+    partition = register_initial_partition(spec, instance)
+    result = materialize(
+        dataset_assets(spec),
+        instance=instance,
+        resources=resources_for(settings),
+        partition_key=partition,
+        raise_on_error=False,
+        tags={"mlops/dataset": spec.name, "mlops/trigger": "mlops build"},
+    )
+    return BuildOutcome(spec.name, result.run_id, result.success, failures_of(result))
+
+
+def failures_of(result) -> list[str]:
+    """Failed gates and failed steps, in words a person can act on."""
+    failures = [
+        f"gate {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed"
+        + _check_detail(evaluation)
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed
+    ]
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.user_failure_data
+        message = error.description if error and error.description else None
+        message = message or (event.step_failure_data.error.message.strip().splitlines() or [""])[0]
+        failures.append(f"step {event.step_key} failed: {message}")
+    return failures
+
+
+def _check_detail(evaluation) -> str:
+    shown = {
+        key: value.value
+        for key, value in evaluation.metadata.items()
+        if isinstance(value.value, int | float | str | list) and key != "file_columns"
+    }
+    return f" ({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""

@@ -1,0 +1,125 @@
+"""Typed wrappers around what the assets touch: DuckDB, source files, model store, MLflow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from dagster import ConfigurableResource, Failure, resource
+from dagster._utils.backoff import backoff
+from dagster_mlflow import mlflow_tracking
+from dagster_mlflow.resources import CONFIG_SCHEMA
+
+from mlops_assets.lib.sources import SourceUnavailable, fetch_source, initial_partition
+from mlops_assets.lib.spec import DatasetSpec
+from mlops_assets.settings import Settings
+
+EXPERIMENT = "mlops_assets"
+
+
+class Warehouse(ConfigurableResource):
+    """The DuckDB file. One writing process at a time: the assets share the `duckdb` pool."""
+
+    path: str
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        con = backoff(
+            duckdb.connect,
+            retry_on=(duckdb.IOException,),
+            kwargs={"database": self.path},
+            max_retries=8,
+        )
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+class SourceFiles(ConfigurableResource):
+    """Where each raw partition's file comes from: the spec's source, or the landing folder."""
+
+    sources_dir: str
+    landing_dir: str
+
+    def path_for(self, spec: DatasetSpec, partition: str) -> Path:
+        if partition == initial_partition(spec):
+            try:
+                return fetch_source(spec, Path(self.sources_dir))
+            except SourceUnavailable as exc:
+                raise Failure(description=str(exc)) from None
+        landed = Path(self.landing_dir) / spec.name / partition
+        if not landed.is_file():
+            raise Failure(description=f"{spec.name}: partition {partition!r} has no file {landed}")
+        return landed
+
+
+class ModelStore(ConfigurableResource):
+    """The folder of servable bundles the prediction server follows."""
+
+    root: str
+
+    def dataset_dir(self, dataset: str) -> Path:
+        return Path(self.root) / dataset
+
+
+def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> None:
+    """Create the experiment with artifacts under the data dir, not the working directory."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    if client.get_experiment_by_name(name) is None:
+        Path(artifact_location).mkdir(parents=True, exist_ok=True)
+        client.create_experiment(name, artifact_location=Path(artifact_location).as_uri())
+
+
+@resource(
+    config_schema={**CONFIG_SCHEMA, "artifact_location": str},
+    description="dagster-mlflow's mlflow_tracking, with the experiment's artifact location set.",
+)
+def mlflow_run(context):
+    config = context.resource_config
+    ensure_experiment(
+        config["mlflow_tracking_uri"], config["experiment_name"], config["artifact_location"]
+    )
+    yield from mlflow_tracking.resource_fn(context)
+
+
+def resources_for(settings: Settings) -> dict:
+    return {
+        "warehouse": Warehouse(path=str(settings.warehouse_path)),
+        "source_files": SourceFiles(
+            sources_dir=str(settings.sources_dir), landing_dir=str(settings.landing_dir)
+        ),
+        "model_store": ModelStore(root=str(settings.models_dir)),
+        "mlflow": mlflow_run.configured(
+            {
+                "experiment_name": EXPERIMENT,
+                "mlflow_tracking_uri": settings.tracking_uri,
+                "artifact_location": str(settings.artifacts_dir),
+            }
+        ),
+    }
+
+
+@contextmanager
+def finished_mlflow_run(mlf) -> Iterator[None]:
+    """Keep the Dagster run's MLflow run active for a step and end it FINISHED or FAILED.
+
+    dagster-mlflow's end-run hook only covers jobs; asset materializations launched from the UI
+    would leave the run RUNNING. Each step resumes the run and ends it, so whichever step is last
+    leaves the final status.
+    """
+    import mlflow
+
+    if mlflow.active_run() is None:  # an earlier step of this process ended it
+        mlflow.start_run(run_id=mlf.mlflow_run_id or mlf._get_current_run_id())
+    try:
+        yield
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run(status="FINISHED")

@@ -1,0 +1,283 @@
+"""The prediction service behind the HTTP routes: model lookup, parsing, validation, scoring."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from serving.batcher import MicroBatcher
+from serving.config import ServingConfig
+from serving.metrics import Metrics
+from serving.model import LoadedModel, Prediction
+from serving.prediction_log import PredictionLog, Served
+from serving.scoring import ScoringFormatError, rename_columns, records_from
+from serving.store import ModelStore, Slot, champion_asset
+from serving.validation import FieldError, validate_body
+
+log = logging.getLogger("serving.service")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+
+    def body(self) -> dict:
+        body: dict[str, Any] = {"detail": self.detail}
+        if self.errors is not None:
+            body["errors"] = [{"field": e.field, "message": e.message} for e in self.errors]
+        return body
+
+
+def _limit_native_threads() -> None:
+    # one BLAS/OpenMP thread per model call: parallelism comes from batching, not from
+    # oversubscribing two cores with a thread team per request
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON; NaN/Infinity literals and overflowing numbers parse (as non-finite floats)
+    only so that validation can name the field that holds them."""
+    if not raw.strip():
+        raise ApiError(400, "empty body: send a JSON object or a list of objects")
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as strict_error:
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            raise ApiError(400, f"malformed JSON: {strict_error}") from None
+
+
+def _unprocessable(errors: list[FieldError]) -> ApiError:
+    fields = sorted({error.field for error in errors})
+    return ApiError(422, f"invalid input in {len(fields)} field(s): {', '.join(fields)}", errors)
+
+
+class PredictionService:
+    def __init__(self, config: ServingConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.store = ModelStore(config.models_dir, self._loaded, self._failed)
+        self.prediction_log = PredictionLog(
+            config.predictions_dir,
+            config.log_queue_size,
+            config.log_flush_interval,
+            on_drop=self.metrics.prediction_log_dropped.inc,
+        )
+        self._model_pool = ThreadPoolExecutor(
+            max_workers=max(1, min(4, os.cpu_count() or 1)),
+            thread_name_prefix="predict",
+            initializer=_limit_native_threads,
+        )
+        self._load_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reload")
+        self._batchers: dict[str, MicroBatcher] = {}
+        self._reloader: asyncio.Task | None = None
+
+    # lifecycle
+
+    async def start(self) -> None:
+        self.prediction_log.start()
+        self.refresh()
+        self._reloader = asyncio.create_task(self._reload_forever())
+
+    async def stop(self) -> None:
+        if self._reloader is not None:
+            self._reloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloader
+        self.prediction_log.close()
+        self._model_pool.shutdown(wait=True)
+        self._load_pool.shutdown(wait=False)
+
+    def refresh(self) -> None:
+        self.store.refresh()
+        self.metrics.show_load_errors({s.dataset: s.error is not None for s in self.store.slots()})
+
+    async def _reload_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.config.reload_interval)
+            try:
+                await loop.run_in_executor(self._load_pool, self.refresh)
+            except Exception:
+                log.exception("model reload failed")
+
+    def _loaded(self, new: LoadedModel, old: LoadedModel | None) -> None:
+        self.metrics.model_loaded(new.name, new.version, old.version if old else None)
+
+    def _failed(self, dataset: str, error: str) -> None:
+        self.metrics.model_failed(dataset)
+
+    # lookups
+
+    def resolve(self, name: str) -> LoadedModel:
+        slot = self.store.slot(name)
+        if slot is not None and slot.model is not None:
+            return slot.model
+        if slot is not None:
+            reason = slot.error or "it has no champion bundle yet"
+            raise ApiError(
+                503, f"model {name!r} is not loaded ({reason}); {_materialize_hint([name])}"
+            )
+        served = [model.name for model in self.store.loaded()]
+        if served:
+            raise ApiError(404, f"unknown model {name!r}; served models: {served}")
+        raise ApiError(503, f"no model is loaded; {_materialize_hint([name])}")
+
+    def describe(self, name: str) -> dict:
+        slot = self.store.slot(name)
+        if slot is None:
+            served = [s.dataset for s in self.store.slots()]
+            raise ApiError(404, f"unknown model {name!r}; known models: {served}")
+        return describe_slot(slot)
+
+    def models(self) -> list[dict]:
+        return [describe_slot(slot) for slot in self.store.slots() if slot.has_pointer]
+
+    def readiness(self) -> tuple[bool, dict]:
+        return readiness(self.store.slots())
+
+    # scoring
+
+    async def predict(self, name: str, raw: bytes, context: dict) -> dict:
+        model = self.resolve(name)
+        body = parse_json(raw)
+        rows, is_batch, errors = validate_body(body, model.fields)
+        if errors:
+            raise _unprocessable(errors)
+        prediction = await self._score(model, rows, body if is_batch else [body], context)
+        response: dict[str, Any] = {
+            "model": model.name,
+            "version": model.version,
+            "request_id": context["request_id"],
+        }
+        if is_batch:
+            response["predictions"] = prediction.values
+            if prediction.probabilities is not None:
+                response["probabilities"] = prediction.probabilities
+        else:
+            response["prediction"] = prediction.values[0]
+            if prediction.probabilities is not None:
+                response["probabilities"] = prediction.probabilities[0]
+        return response
+
+    async def invocations(self, name: str, raw: bytes, context: dict) -> dict:
+        model = self.resolve(name)
+        try:
+            records = records_from(parse_json(raw))
+        except ScoringFormatError as exc:
+            raise ApiError(422, str(exc), [FieldError("(body)", str(exc))]) from None
+        columns = {field.column: field.name for field in model.fields if field.column != field.name}
+        records = rename_columns(records, columns) if columns else records
+        rows, _, errors = validate_body(records, model.fields)
+        if errors:
+            raise _unprocessable(errors)
+        prediction = await self._score(model, rows, records, context)
+        return {"predictions": prediction.values}
+
+    async def _score(
+        self, model: LoadedModel, rows: list[list], records: list[dict], context: dict
+    ) -> Prediction:
+        context.update(model=model.name, version=model.version, rows=len(rows))
+        started = time.perf_counter()
+        try:
+            prediction = await self._batcher(model.name).predict(model, rows)
+        except Exception as exc:
+            log.exception("model %s version %s failed to predict", model.name, model.version)
+            raise ApiError(500, f"model {model.name!r} failed to predict: {exc}") from None
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        self.metrics.predictions.labels(model.name, model.version).inc(len(rows))
+        self.prediction_log.append(
+            Served(
+                model.dataset,
+                model.name,
+                model.version,
+                context["request_id"],
+                datetime.now(UTC).isoformat(),
+                records,
+                prediction.values,
+                prediction.probabilities,
+                latency_ms,
+            )
+        )
+        return prediction
+
+    def _batcher(self, name: str) -> MicroBatcher:
+        batcher = self._batchers.get(name)
+        if batcher is None:
+            batcher = MicroBatcher(
+                self._model_pool,
+                self.config.batch_wait_ms / 1000,
+                self.config.batch_max_rows,
+                on_batch=self._observe_batch,
+            )
+            self._batchers[name] = batcher
+        return batcher
+
+    def _observe_batch(self, model: LoadedModel, rows: int, seconds: float) -> None:
+        self.metrics.inference_latency.labels(model.name, model.version).observe(seconds)
+        self.metrics.batch_rows.labels(model.name).observe(rows)
+
+
+def _materialize_hint(datasets: list[str]) -> str:
+    assets = ", ".join(f"`{champion_asset(dataset)}`" for dataset in datasets)
+    return f"materialize the Dagster asset {assets} to publish a champion"
+
+
+MANIFEST_FIELDS = (
+    "version", "task", "target", "classes", "metrics", "selection_metric", "trained_at",
+    "promoted_at", "mlflow_run_id", "model_uri", "data_version", "dagster_run_id", "bundle_id",
+)  # fmt: skip
+INPUT_FIELDS = ("field", "type", "nullable", "min", "max", "allowed", "description")
+
+
+def describe_slot(slot: Slot) -> dict:
+    info: dict[str, Any] = {"name": slot.dataset, "loaded": slot.model is not None}
+    manifest = slot.model.manifest if slot.model else {}
+    info["registered_model"] = manifest.get("name")
+    info.update({key: manifest.get(key) for key in MANIFEST_FIELDS})
+    if info["version"] is not None:
+        info["version"] = str(info["version"])
+    info["inputs"] = [
+        {key: spec.get(key) for key in INPUT_FIELDS} for spec in manifest.get("inputs", [])
+    ]
+    info["loaded_at"] = slot.model.loaded_at if slot.model else None
+    info["load_error"] = slot.error
+    return info
+
+
+def readiness(slots: list[Slot]) -> tuple[bool, dict]:
+    """Ready when every data set with a champion pointer has a model loaded (and one exists)."""
+    models = {
+        slot.dataset: {
+            "loaded": slot.model is not None,
+            "version": slot.model.version if slot.model else None,
+            "load_error": slot.error,
+        }
+        for slot in slots
+        if slot.has_pointer or slot.model is not None
+    }
+    missing = [name for name, state in models.items() if not state["loaded"]]
+    if missing:
+        reasons = "; ".join(f"{name}: {models[name]['load_error'] or 'not loaded'}" for name in missing)
+        detail = f"not loaded: {reasons}; {_materialize_hint(missing)}"
+        return False, {"status": "not ready", "detail": detail, "models": models}
+    if not models:
+        waiting = [slot.dataset for slot in slots] or ["<dataset>"]
+        detail = f"no model is loaded; {_materialize_hint(waiting)}"
+        return False, {"status": "not ready", "detail": detail, "models": models}
+    return True, {"status": "ready", "detail": None, "models": models}
