@@ -45,6 +45,7 @@ def build_dataset(spec: DatasetSpec, settings: Settings, instance: DagsterInstan
         resources=resources_for(settings),
         partition_key=partition,
         raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         tags={"mlops/dataset": spec.name, "mlops/trigger": "mlops build"},
     )
     return BuildOutcome(spec.name, result.run_id, result.success, failures_of(result))

@@ -69,3 +69,30 @@ def source_override_var(dataset: str) -> str:
 
 def source_override(dataset: str) -> str | None:
     return os.environ.get(source_override_var(dataset)) or None
+
+
+def ensure_dagster_home(project_dir: Path | None = None) -> Path:
+    """DAGSTER_HOME, defaulting to `./.dagster_home` with the project's dagster.yaml linked in.
+
+    Dagster reads its instance config only from `$DAGSTER_HOME/dagster.yaml`; the link keeps the
+    committed file the one in force, and the folder keeps runs across restarts.
+    """
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"])
+    project_dir = (project_dir or Path.cwd()).resolve()
+    home = project_dir / ".dagster_home"
+    home.mkdir(exist_ok=True)
+    config, link = project_dir / "dagster.yaml", home / "dagster.yaml"
+    if config.is_file() and not link.exists():
+        link.symlink_to(os.path.relpath(config, home))
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def write_dotenv(project_dir: Path) -> None:
+    """Record DAGSTER_HOME in `.env`, so the plain `dagster` CLI uses the same instance."""
+    dotenv = project_dir / ".env"
+    lines = dotenv.read_text().splitlines() if dotenv.is_file() else []
+    if not any(line.startswith("DAGSTER_HOME=") for line in lines):
+        lines.append(f"DAGSTER_HOME={ensure_dagster_home(project_dir)}")
+        dotenv.write_text("\n".join(lines) + "\n")

@@ -38,10 +38,12 @@ def decide(
         return Decision(
             True,
             True,
-            f"better: {metric} {challenger[metric]:.4f} vs champion {champion[metric]:.4f}",
+            f"better: {metric} {challenger[metric]:.4f} is at least as good as the champion's "
+            f"{champion[metric]:.4f} (margin {spec.gates.promotion_margin})",
         )
     return Decision(
         False,
         True,
-        f"kept champion: {metric} {challenger[metric]:.4f} vs champion {champion[metric]:.4f}",
+        f"kept champion: {metric} {challenger[metric]:.4f} trails the champion's "
+        f"{champion[metric]:.4f} by more than the margin {spec.gates.promotion_margin}",
     )

@@ -55,6 +55,22 @@ def fetch_source(spec: DatasetSpec, sources_dir: Path) -> Path:
     return path.resolve()
 
 
+def source_status(spec: DatasetSpec, sources_dir: Path) -> str:
+    """A word on whether the source can be read, without touching the network."""
+    source = source_of(spec)
+    if source.startswith(SKLEARN_PREFIX):
+        return "bundled with scikit-learn (offline)"
+    if _is_url(source):
+        cached = sources_dir / spec.name / source.rstrip("/").rsplit("/", 1)[-1]
+        if cached.is_file():
+            return f"downloaded to {cached}"
+        return f"not downloaded yet (needs the network, or set {source_override_var(spec.name)})"
+    try:
+        return f"local file {fetch_source(spec, sources_dir)}"
+    except SourceUnavailable as exc:
+        return f"missing: {exc}"
+
+
 def _download(spec: DatasetSpec, url: str, sha256: str | None, target_dir: Path) -> Path:
     target = target_dir / url.rstrip("/").rsplit("/", 1)[-1]
     if target.is_file() and (sha256 is None or _sha256(target) == sha256):

@@ -64,7 +64,7 @@ def families(task: str) -> list[Family]:
             Family(
                 "hist_gradient_boosting",
                 HistGradientBoostingRegressor(random_state=SEED),
-                {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
+                {"learning_rate": [0.1], "max_leaf_nodes": [15, 31]},
             ),
         ]
     return [
@@ -77,7 +77,7 @@ def families(task: str) -> list[Family]:
         Family(
             "hist_gradient_boosting",
             HistGradientBoostingClassifier(random_state=SEED),
-            {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
+            {"learning_rate": [0.1], "max_leaf_nodes": [15, 31]},
         ),
     ]
 

@@ -4,14 +4,17 @@ working model."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from conftest import ABALONE_RECORD, IRIS_RECORD, fit_abalone, publish
 
-from mlops_assets.lib.bundle import MODEL_FILE, POINTER_FILE
+from mlops_assets.lib.bundle import MODEL_FILE, POINTER_FILE, point_to
 
 
 def test_empty_store_then_champion_appears(make_server, iris_model):
@@ -45,23 +48,40 @@ def test_new_version_and_new_dataset_are_picked_up(make_server, iris_model, abal
         assert 'mlops_model_info{model="iris",version="1"}' not in text
 
 
-def truncate_model(bundle):
+def truncate_model(bundle: Path) -> None:
     path = bundle / MODEL_FILE
     path.write_bytes(path.read_bytes()[:100])
 
 
-def wrong_checksum(bundle):
-    pointer_path = bundle.parent.parent / POINTER_FILE
-    pointer = json.loads(pointer_path.read_text())
-    pointer_path.write_text(json.dumps({**pointer, "manifest_sha256": "0" * 64}))
+def wrong_checksum(bundle: Path) -> None:
+    pass  # the pointer gets a wrong manifest sha256 (see publish_broken)
 
 
-def missing_model(bundle):
+def missing_model(bundle: Path) -> None:
     (bundle / MODEL_FILE).unlink()
 
 
-def wrong_classes(bundle):
-    pass  # published with classes that do not match the model (see the test)
+def wrong_classes(bundle: Path) -> None:
+    pass  # published with classes that do not match the model (see publish_broken)
+
+
+def publish_broken(models_dir: Path, model, version: str, breakage) -> Path:
+    """Build a bundle elsewhere, break it, then move it in and point at it, so the server can
+    never see the intact version."""
+    extra = {"classes": ["a", "b", "c"]} if breakage is wrong_classes else {}
+    scratch = models_dir.parent / "scratch"
+    bundle = publish(scratch, "iris", model, version, **extra)
+    breakage(bundle)
+    dataset_dir = models_dir / "iris"
+    target = dataset_dir / "bundles" / bundle.name
+    shutil.move(bundle, target)
+    if breakage is not wrong_checksum:
+        point_to(dataset_dir, bundle.name)
+        return target
+    temporary = dataset_dir / "pointer.tmp"
+    temporary.write_text(json.dumps({"bundle": bundle.name, "manifest_sha256": "0" * 64}))
+    os.replace(temporary, dataset_dir / POINTER_FILE)
+    return target
 
 
 @pytest.mark.parametrize("breakage", [truncate_model, wrong_checksum, missing_model, wrong_classes])
@@ -70,11 +90,7 @@ def test_broken_bundle_keeps_old_model(make_server, iris_model, breakage):
     publish(server.models_dir, "iris", iris_model, "1")
     with server.client() as http:
         server.wait_until(lambda: http.get("/ready").status_code == 200)
-        # the breakage happens before the server's next poll can see the new pointer
-        server.service.store._slots  # noqa: B018 - documents that the store is polled
-        extra = {"classes": ["a", "b", "c"]} if breakage is wrong_classes else {}
-        bundle = publish(server.models_dir, "iris", iris_model, "2", **extra)
-        breakage(bundle)
+        publish_broken(server.models_dir, iris_model, "2", breakage)
         server.wait_until(lambda: http.get("/ready").json()["models"]["iris"]["load_error"])
 
         ready = http.get("/ready")
@@ -95,7 +111,7 @@ def test_broken_bundle_keeps_old_model(make_server, iris_model, breakage):
 
 def test_first_bundle_broken_is_not_ready(make_server, iris_model):
     server = make_server()
-    missing_model(publish(server.models_dir, "iris", iris_model, "1"))
+    publish_broken(server.models_dir, iris_model, "1", missing_model)
     with server.client() as http:
         server.wait_until(lambda: http.get("/ready").json()["models"].get("iris"))
         ready = http.get("/ready")

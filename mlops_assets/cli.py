@@ -1,0 +1,160 @@
+"""`mlops`: build data sets through Dagster, list them, serve their champions, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from mlops_assets.settings import Settings, ensure_dagster_home, load_settings, write_dotenv
+
+DAGSTER_UI_PORT = 3000
+SERVER_PORT = 8000
+
+
+def _specs(settings: Settings):
+    from mlops_assets.lib.spec import load_specs
+
+    return load_specs(settings.spec_dirs)
+
+
+def command_build(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from mlops_assets.build import build_dataset
+    from mlops_assets.lib.sources import SourceUnavailable
+
+    settings = load_settings()
+    specs = _specs(settings)
+    unknown = sorted(set(args.datasets) - set(specs))
+    if unknown:
+        print(f"unknown data set(s): {unknown}; known: {sorted(specs)}", file=sys.stderr)
+        return 2
+    names = args.datasets or sorted(specs)
+    outcomes, skipped = [], []
+    with DagsterInstance.get() as instance:
+        for name in names:
+            print(f"==> building {name}", flush=True)
+            try:
+                outcomes.append(build_dataset(specs[name], settings, instance))
+            except SourceUnavailable as exc:
+                skipped.append(str(exc))
+                print(f"skipped: {exc}", file=sys.stderr, flush=True)
+    print("\nsummary:")
+    for outcome in outcomes:
+        print(f"  {outcome.describe()}")
+    for reason in skipped:
+        print(f"  skipped {reason}")
+    failed = [o for o in outcomes if not o.success]
+    # named data sets must all build; with no names, skipping unreachable sources is expected
+    return 1 if failed or (args.datasets and skipped) or not outcomes else 0
+
+
+def command_datasets(args: argparse.Namespace) -> int:
+    from mlops_assets.lib.bundle import BundleError, read_manifest, read_pointer
+    from mlops_assets.lib.sources import source_of, source_status
+
+    settings = load_settings()
+    rows = [("NAME", "TASK", "TARGET", "SOURCE", "SOURCE STATUS", "CHAMPION")]
+    for name, spec in sorted(_specs(settings).items()):
+        dataset_dir = settings.models_dir / name
+        try:
+            pointer = read_pointer(dataset_dir)
+            champion = "none yet"
+            if pointer:
+                manifest = read_manifest(dataset_dir, pointer)[1]
+                metric = f"test_{manifest['selection_metric']}"
+                champion = f"v{manifest['version']} ({metric}={manifest['metrics'][metric]:.3f})"
+        except BundleError as exc:
+            champion = f"broken bundle: {exc}"
+        status = source_status(spec, settings.sources_dir)
+        rows.append((name, spec.task, spec.target, source_of(spec), status, champion))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(value).ljust(width) for value, width in zip(row, widths, strict=True)))
+    return 0
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    from serving.server import run
+
+    run(host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    code = command_build(argparse.Namespace(datasets=[]))
+    if code and not args.keep_going:
+        print("build failed; not starting the UI (use --keep-going to start anyway)")
+        return code
+    environment = {**os.environ, "DAGSTER_HOME": str(ensure_dagster_home())}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "--port", str(args.ui_port)], env=environment
+        ),
+        subprocess.Popen(
+            [sys.executable, "-m", "mlops_assets.cli", "serve", "--port", str(args.port)],
+            env=environment,
+        ),
+    ]
+    print(
+        f"\nDagster UI:        http://127.0.0.1:{args.ui_port}\n"
+        f"Prediction server: http://127.0.0.1:{args.port}  (API docs: /docs)\n"
+        "Ctrl-C stops both.\n",
+        flush=True,
+    )
+    return _wait(processes)
+
+
+def _wait(processes: list[subprocess.Popen]) -> int:
+    try:
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        process.wait(timeout=30)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="mlops", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="materialize every asset of the named data sets")
+    build.add_argument("datasets", nargs="*", help="data set names (default: all reachable)")
+    build.set_defaults(handler=command_build)
+    datasets = commands.add_parser("datasets", help="list data set specs, sources and champions")
+    datasets.set_defaults(handler=command_datasets)
+    serve = commands.add_parser("serve", help="serve every champion over HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=SERVER_PORT)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(handler=command_serve)
+    demo = commands.add_parser("demo", help="build, then run the Dagster UI and the server")
+    demo.add_argument("--ui-port", type=int, default=DAGSTER_UI_PORT)
+    demo.add_argument("--port", type=int, default=SERVER_PORT)
+    demo.add_argument("--keep-going", action="store_true", help="start even if a build failed")
+    demo.set_defaults(handler=command_demo)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    if args.command != "serve":
+        ensure_dagster_home()
+        if Path("dagster.yaml").is_file():  # at the repo root
+            write_dotenv(Path.cwd())
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The prediction log: written off the request path, readable, tolerant of a torn last line."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from conftest import ABALONE_RECORD, IRIS_RECORD, publish
+
+from serving.prediction_log import PredictionLog, Served, read_records
+
+
+def test_served_predictions_are_logged(make_server, iris_model):
+    server = make_server(log_flush_interval=0.1)
+    publish(server.models_dir, "iris", iris_model, "1")
+    with server.client() as http:
+        server.wait_until(lambda: http.get("/ready").status_code == 200)
+        one = http.post("/models/iris/predict", json=IRIS_RECORD, headers={"X-Request-ID": "r1"})
+        two = http.post("/models/iris/predict", json=[IRIS_RECORD, IRIS_RECORD])
+        assert one.status_code == two.status_code == 200
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    path = server.data_dir / "predictions" / "iris" / f"{day}.jsonl"
+    server.wait_until(lambda: path.exists() and len(read_records(path).records) == 3)
+    records = read_records(path).records
+    first = next(record for record in records if record["request_id"] == "r1")
+    assert first["model"] == "iris" and first["version"] == "1"
+    assert first["input"] == IRIS_RECORD
+    assert first["output"]["prediction"] == one.json()["prediction"]
+    assert first["output"]["probabilities"] == one.json()["probabilities"]
+    assert first["latency_ms"] >= 0 and first["timestamp"].startswith(day)
+
+
+def served(dataset: str, request_id: str, timestamp: str) -> Served:
+    return Served(dataset, dataset, "1", request_id, timestamp, [ABALONE_RECORD], [9.5], None, 1.2)
+
+
+def test_partitioned_by_dataset_and_utc_date(tmp_path):
+    log = PredictionLog(tmp_path, flush_interval=60)
+    log.start()
+    log.append(served("abalone", "a", "2025-03-01T23:59:59+00:00"))
+    log.append(served("abalone", "b", "2025-03-02T00:00:01+00:00"))
+    log.append(served("iris", "c", "2025-03-02T00:00:01+00:00"))
+    log.close()  # flushes what is still queued
+    assert [r["request_id"] for r in read_records(tmp_path / "abalone" / "2025-03-01.jsonl").records] == ["a"]
+    assert [r["request_id"] for r in read_records(tmp_path / "abalone" / "2025-03-02.jsonl").records] == ["b"]
+    assert read_records(tmp_path / "iris" / "2025-03-02.jsonl").records[0]["output"] == {"prediction": 9.5}
+
+
+def test_torn_last_line_is_skipped_and_later_lines_survive(tmp_path):
+    log = PredictionLog(tmp_path, flush_interval=60)
+    log.append(served("abalone", "a", "2025-03-01T10:00:00+00:00"))
+    log.flush()
+    path = tmp_path / "abalone" / "2025-03-01.jsonl"
+    with path.open("ab") as handle:  # what a crash in the middle of a write leaves behind
+        handle.write(b'{"request_id": "torn", "inp')
+    result = read_records(path)
+    assert [r["request_id"] for r in result.records] == ["a"] and result.skipped == 1
+
+    log.append(served("abalone", "b", "2025-03-01T10:00:01+00:00"))
+    log.flush()
+    result = read_records(path)
+    assert [r["request_id"] for r in result.records] == ["a", "b"] and result.skipped == 1
+
+
+def test_full_queue_drops_and_counts(tmp_path):
+    dropped = []
+    log = PredictionLog(tmp_path, max_queued=2, on_drop=lambda: dropped.append(1))
+    for index in range(5):
+        log.append(served("abalone", str(index), "2025-03-01T10:00:00+00:00"))
+    assert len(dropped) == 3
