@@ -138,7 +138,7 @@ def create_app(
         logging_config=None,
     )
     litestar.state.service = service
-    wrapped = ObservedApp(litestar, service.metrics)
+    wrapped = ObservedApp(litestar, service.metrics, service.access_log)
     wrapped.service = service
     return wrapped
 

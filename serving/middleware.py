@@ -6,15 +6,13 @@ Handlers report the model, version and row count through `scope["mlops"]`.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from typing import Any
 
-from serving.logs import ACCESS_LOGGER
+from serving.logs import AccessLog
 from serving.metrics import Metrics
 
-access_log = logging.getLogger(ACCESS_LOGGER)
 REQUEST_ID_HEADER = b"x-request-id"
 
 
@@ -29,9 +27,11 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 class ObservedApp:
-    def __init__(self, app: Any, metrics: Metrics) -> None:
+    def __init__(self, app: Any, metrics: Metrics, access_log: AccessLog) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
+        self._request_metrics: dict[tuple, tuple] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)  # e.g. app.state in tests
@@ -63,12 +63,13 @@ class ObservedApp:
 
     def _record(self, scope: dict, context: dict, status: int, seconds: float) -> None:
         route = scope.get("path_template") or "(unmatched)"
-        labels = (scope["method"], route, str(status))
-        self.metrics.requests.labels(*labels).inc()
-        self.metrics.request_latency.labels(*labels).observe(seconds)
-        if not access_log.isEnabledFor(logging.INFO):
-            return
-        fields = {
+        labels = (scope["method"], route, status)
+        children = self._request_metrics.get(labels)
+        if children is None:
+            children = self._metric_children(labels)
+        children[0].inc()
+        children[1].observe(seconds)
+        self.access_log.log({
             "request_id": context["request_id"],
             "method": scope["method"],
             "path": scope["path"],
@@ -77,5 +78,13 @@ class ObservedApp:
             "version": context.get("version"),
             "rows": context.get("rows"),
             "latency_ms": round(seconds * 1000, 3),
-        }
-        access_log.info("request", extra={"fields": fields})
+        })
+
+    def _metric_children(self, labels: tuple) -> tuple:
+        method, route, status = labels
+        children = (
+            self.metrics.requests.labels(method, route, str(status)),
+            self.metrics.request_latency.labels(method, route, str(status)),
+        )
+        self._request_metrics[labels] = children
+        return children

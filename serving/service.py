@@ -16,6 +16,7 @@ import msgspec
 
 from serving.batcher import MicroBatcher
 from serving.config import ServingConfig
+from serving.logs import AccessLog
 from serving.metrics import Metrics
 from serving.model import LoadedModel, Prediction
 from serving.prediction_log import PredictionLog, Served
@@ -71,6 +72,7 @@ class PredictionService:
     def __init__(self, config: ServingConfig) -> None:
         self.config = config
         self.metrics = Metrics()
+        self.access_log = AccessLog()
         self.store = ModelStore(config.models_dir, self._loaded, self._failed)
         self.prediction_log = PredictionLog(
             config.predictions_dir,
@@ -90,6 +92,7 @@ class PredictionService:
     # lifecycle
 
     async def start(self) -> None:
+        self.access_log.start()
         self.prediction_log.start()
         self.refresh()
         self._reloader = asyncio.create_task(self._reload_forever())
@@ -100,6 +103,7 @@ class PredictionService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reloader
         self.prediction_log.close()
+        self.access_log.close()
         self._model_pool.shutdown(wait=True)
         self._load_pool.shutdown(wait=False)
 

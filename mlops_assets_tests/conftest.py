@@ -1,0 +1,61 @@
+"""Shared fixtures: temporary data dirs, MLflow on a temp SQLite file, a temp Dagster instance."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+from mlops_assets.lib.spec import load_specs
+from mlops_assets.settings import BUILTIN_SPECS_DIR, Settings, load_settings
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory) -> Path:
+    """A migrated MLflow SQLite store: a fresh one spends seconds on migrations, a copy does not."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch, mlflow_template) -> Settings:
+    """Settings for a throw-away data dir; MLflow tracks to a copy of the migrated template."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    shutil.copy(mlflow_template, data_dir / "mlflow.db")
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data_dir / 'mlflow.db'}")
+    monkeypatch.delenv("MLOPS_DATASETS_DIR", raising=False)
+    for name in ("IRIS", "DIABETES", "ABALONE"):
+        monkeypatch.delenv(f"MLOPS_SOURCE_{name}", raising=False)
+    return load_settings()
+
+
+@pytest.fixture
+def instance():
+    from dagster import DagsterInstance
+
+    with DagsterInstance.ephemeral() as dagster_instance:
+        yield dagster_instance
+
+
+@pytest.fixture(scope="session")
+def builtin_specs():
+    return load_specs([BUILTIN_SPECS_DIR])
+
+
+@pytest.fixture
+def shared_abalone() -> Path:
+    path = SHARED_DATA / "abalone.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (shared test data)")
+    return path
