@@ -1,14 +1,17 @@
-"""The HTTP app: `serving.app:app` for any ASGI server, or `create_app()` for a custom setup."""
+"""The HTTP app: `serving.app:app` for any ASGI server, or `create_app()` for a custom setup.
+
+Litestar serves the read-only routes; the scoring routes are answered by `serving.fastpath`
+inside the outer `ObservedApp` layer.
+"""
 
 from __future__ import annotations
 
-import hmac
 import logging
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, get
 from litestar.exceptions import HTTPException
 
 from serving.config import ServingConfig, config_from_env
@@ -38,25 +41,14 @@ def _api_error(_: Request, exc: ApiError) -> Response:
     return json_response(exc.body(), exc.status)
 
 
-def _http_error(request: Request, exc: HTTPException) -> Response:
+def _http_error(_: Request, exc: HTTPException) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    if exc.status_code == 413:
-        limit = request.app.state.service.config.max_body_bytes
-        detail = f"request body larger than {limit} bytes (MLOPS_MAX_BODY_BYTES)"
     return json_response({"detail": detail}, exc.status_code, exc.headers)
 
 
 def _unexpected_error(_: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc)
     return json_response({"detail": "internal server error"}, 500)
-
-
-def _require_key(api_key: str | None, request: Request) -> None:
-    if api_key is None:
-        return
-    sent = request.headers.get("x-api-key", "")
-    if not hmac.compare_digest(sent.encode(), api_key.encode()):
-        raise ApiError(401, "missing or wrong X-API-Key header")
 
 
 def build_routes(service: PredictionService) -> list:
@@ -88,18 +80,6 @@ def build_routes(service: PredictionService) -> list:
     async def model(name: str) -> Response:
         return json_response(service.describe(name))
 
-    @post("/models/{name:str}/predict", status_code=200)
-    async def predict(request: Request, name: str) -> Response:
-        _require_key(api_key, request)
-        raw = await request.body()
-        return json_response(await service.predict(name, raw, request.scope["mlops"]))
-
-    @post("/models/{name:str}/invocations", status_code=200)
-    async def invocations(request: Request, name: str) -> Response:
-        _require_key(api_key, request)
-        raw = await request.body()
-        return json_response(await service.invocations(name, raw, request.scope["mlops"]))
-
     @get("/openapi.json")
     async def openapi() -> Response:
         return json_response(build_openapi(service.store.loaded(), secured=api_key is not None))
@@ -112,7 +92,7 @@ def build_routes(service: PredictionService) -> list:
     async def index() -> Response:
         return Response(index_page, media_type="text/html")
 
-    return [health, ping, ready, metrics, models, model, predict, invocations, openapi, docs, index]
+    return [health, ping, ready, metrics, models, model, openapi, docs, index]
 
 
 def create_app(
@@ -138,9 +118,7 @@ def create_app(
         logging_config=None,
     )
     litestar.state.service = service
-    wrapped = ObservedApp(litestar, service.metrics, service.access_log)
-    wrapped.service = service
-    return wrapped
+    return ObservedApp(litestar, service.metrics, service.access_log, service)
 
 
 app = create_app()

@@ -98,7 +98,9 @@ class MicroBatcher:
             _settle(batch[0].future, exception=exc)
             return
         self.on_batch(model, len(rows), time.perf_counter() - started)
-        for job, part in zip(batch, _split(prediction, [len(job.rows) for job in batch])):
+        for job, part in zip(
+            batch, _split(prediction, [len(job.rows) for job in batch]), strict=True
+        ):
             _settle(job.future, result=part)
 
 

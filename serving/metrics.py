@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -27,7 +29,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
-        self.in_flight = Gauge("mlops_http_requests_in_flight", "Requests being served", registry=registry)
+        self.in_flight = Gauge(
+            "mlops_http_requests_in_flight", "Requests being served", registry=registry
+        )
         self.predictions = Counter(
             "mlops_predictions", "Rows predicted", ["model", "version"], registry=registry
         )
@@ -43,7 +47,10 @@ class Metrics:
             registry=registry,
         )  # fmt: skip
         self.model_info = Gauge(
-            "mlops_model_info", "Model being served (value 1)", ["model", "version"], registry=registry
+            "mlops_model_info",
+            "Model being served (value 1)",
+            ["model", "version"],
+            registry=registry,
         )
         self.load_failures = Counter(
             "mlops_model_load_failures", "Bundles that failed to load", ["model"], registry=registry
@@ -55,15 +62,15 @@ class Metrics:
             registry=registry,
         )
         self.prediction_log_dropped = Counter(
-            "mlops_prediction_log_dropped", "Prediction records dropped (queue full)", registry=registry
+            "mlops_prediction_log_dropped",
+            "Prediction records dropped (queue full)",
+            registry=registry,
         )
 
     def model_loaded(self, model: str, version: str, previous_version: str | None) -> None:
         if previous_version is not None and previous_version != version:
-            try:
+            with contextlib.suppress(KeyError):
                 self.model_info.remove(model, previous_version)
-            except KeyError:
-                pass
         self.model_info.labels(model, version).set(1)
 
     def model_failed(self, model: str) -> None:

@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+from serving.fastpath import scoring_route, serve_scoring
 from serving.logs import AccessLog
 from serving.metrics import Metrics
 
@@ -27,8 +28,11 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 class ObservedApp:
-    def __init__(self, app: Any, metrics: Metrics, access_log: AccessLog) -> None:
+    def __init__(
+        self, app: Any, metrics: Metrics, access_log: AccessLog, service: Any = None
+    ) -> None:
         self.app = app
+        self.service = service
         self.metrics = metrics
         self.access_log = access_log
         self._request_metrics: dict[tuple, tuple] = {}
@@ -56,7 +60,11 @@ class ObservedApp:
 
         self.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, send_with_id)
+            scoring = scoring_route(scope) if self.service is not None else None
+            if scoring is not None:
+                await serve_scoring(self.service, *scoring, scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
         finally:
             self.metrics.in_flight.dec()
             self._record(scope, context, status, time.perf_counter() - started)
@@ -69,16 +77,18 @@ class ObservedApp:
             children = self._metric_children(labels)
         children[0].inc()
         children[1].observe(seconds)
-        self.access_log.log({
-            "request_id": context["request_id"],
-            "method": scope["method"],
-            "path": scope["path"],
-            "status": status,
-            "model": context.get("model"),
-            "version": context.get("version"),
-            "rows": context.get("rows"),
-            "latency_ms": round(seconds * 1000, 3),
-        })
+        self.access_log.log(
+            {
+                "request_id": context["request_id"],
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "model": context.get("model"),
+                "version": context.get("version"),
+                "rows": context.get("rows"),
+                "latency_ms": round(seconds * 1000, 3),
+            }
+        )
 
     def _metric_children(self, labels: tuple) -> tuple:
         method, route, status = labels

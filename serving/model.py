@@ -53,7 +53,9 @@ class LoadedModel:
         if self.labels is None:
             return Prediction(_plain(self.estimator.predict(frame)), None)
         values, matrix = _predict_with_proba(self.estimator, frame)
-        return Prediction(_plain(values), [dict(zip(self.labels, row)) for row in matrix.tolist()])
+        return Prediction(
+            _plain(values), [dict(zip(self.labels, row, strict=True)) for row in matrix.tolist()]
+        )
 
 
 def _plain(values: np.ndarray) -> list:
@@ -87,7 +89,10 @@ def to_frame(rows: list[list], fields: tuple[Field, ...]) -> pd.DataFrame:
     """Validated rows as a DataFrame with the spec's column names, built column by column."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in fields]
     return pd.DataFrame(
-        {field.column: _column(values, field.type) for field, values in zip(fields, columns)}
+        {
+            field.column: _column(values, field.type)
+            for field, values in zip(fields, columns, strict=True)
+        }
     )
 
 
@@ -107,7 +112,7 @@ def example_row(fields: tuple[Field, ...], inputs: list[dict]) -> list:
             row.append("2000-01-01")
         else:
             row.append("")
-    return [field.check(value) for field, value in zip(fields, row)]
+    return [field.check(value) for field, value in zip(fields, row, strict=True)]
 
 
 def _labels(bundle: Bundle) -> tuple | None:

@@ -211,30 +211,46 @@ def build_openapi(models: list[LoadedModel], secured: bool) -> dict:
     schemas = dict(COMMON_SCHEMAS)
     paths: dict[str, Any] = {
         "/health": _get("Liveness", _json(ref("Status"), "Alive")),
-        "/ping": {"get": {"summary": "MLflow-style liveness", "responses": {"200": {"description": "Alive"}}}},
+        "/ping": {
+            "get": {
+                "summary": "MLflow-style liveness",
+                "responses": {"200": {"description": "Alive"}},
+            }
+        },
         "/ready": _get("Readiness", _json(ref("Ready"), "Every champion is loaded"), 503),
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics",
                 "responses": {
-                    "200": {"description": "Text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                    "200": {
+                        "description": "Text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
                 },
             }
         },
         "/models": _get("Served models", _json({"type": "array", "items": ref("Model")}, "Models")),
         "/models/{name}": {
             **_get("One model", _json(ref("Model"), "Model"), 404),
-            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
         },
     }
     for model in models:
         name = schema_name(model.name)
         schemas.update(model_schemas(model))
         paths[f"/models/{model.name}/predict"] = _scoring_operation(
-            f"Predict with {model.name}", f"{name}PredictRequest", ref(f"{name}PredictResponse"), secured
+            f"Predict with {model.name}",
+            f"{name}PredictRequest",
+            ref(f"{name}PredictResponse"),
+            secured,
         )
         paths[f"/models/{model.name}/invocations"] = _scoring_operation(
-            f"MLflow scoring protocol for {model.name}", f"{name}InvocationsRequest", ref("Invocations"), secured
+            f"MLflow scoring protocol for {model.name}",
+            f"{name}InvocationsRequest",
+            ref("Invocations"),
+            secured,
         )
     document: dict[str, Any] = {
         "openapi": "3.1.0",

@@ -46,7 +46,7 @@ class Served:
             return [{"prediction": value} for value in self.predictions]
         return [
             {"prediction": value, "probabilities": probabilities}
-            for value, probabilities in zip(self.predictions, self.probabilities)
+            for value, probabilities in zip(self.predictions, self.probabilities, strict=True)
         ]
 
 
@@ -65,7 +65,7 @@ def lines_of(served: Served) -> bytes:
             }
         )
         + b"\n"
-        for record, output in zip(served.inputs, served.outputs())
+        for record, output in zip(served.inputs, served.outputs(), strict=True)
     )
 
 

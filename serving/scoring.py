@@ -16,7 +16,7 @@ def _columnar_to_records(columns: dict) -> list[dict]:
     if len(lengths) != 1 or len(columns) != sum(isinstance(v, list) for v in columns.values()):
         raise ScoringFormatError("columnar `inputs` need lists of one common length")
     names = list(columns)
-    return [dict(zip(names, values)) for values in zip(*columns.values())]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def _split_to_records(split: Any) -> list:
@@ -30,7 +30,7 @@ def _split_to_records(split: Any) -> list:
             raise ScoringFormatError(
                 f"`dataframe_split.data[{index}]` must be a list of {len(columns)} values"
             )
-    return [dict(zip(columns, row)) for row in data]
+    return [dict(zip(columns, row, strict=True)) for row in data]
 
 
 def records_from(body: Any) -> list:

@@ -20,7 +20,7 @@ from serving.logs import AccessLog
 from serving.metrics import Metrics
 from serving.model import LoadedModel, Prediction
 from serving.prediction_log import PredictionLog, Served
-from serving.scoring import ScoringFormatError, rename_columns, records_from
+from serving.scoring import ScoringFormatError, records_from, rename_columns
 from serving.store import ModelStore, Slot, champion_asset
 from serving.validation import FieldError, validate_body
 
@@ -44,9 +44,12 @@ class ApiError(Exception):
 def _limit_native_threads() -> None:
     # one BLAS/OpenMP thread per model call: parallelism comes from batching, not from
     # oversubscribing two cores with a thread team per request
+    import sklearn
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
+    # per-call parameter checks repeat what fitting already checked; they do not touch values
+    sklearn.set_config(skip_parameter_validation=True)
 
 
 def parse_json(raw: bytes) -> Any:
@@ -277,7 +280,9 @@ def readiness(slots: list[Slot]) -> tuple[bool, dict]:
     }
     missing = [name for name, state in models.items() if not state["loaded"]]
     if missing:
-        reasons = "; ".join(f"{name}: {models[name]['load_error'] or 'not loaded'}" for name in missing)
+        reasons = "; ".join(
+            f"{name}: {models[name]['load_error'] or 'not loaded'}" for name in missing
+        )
         detail = f"not loaded: {reasons}; {_materialize_hint(missing)}"
         return False, {"status": "not ready", "detail": detail, "models": models}
     if not models:

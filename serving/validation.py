@@ -61,7 +61,9 @@ def _as_float(value: Any, spec: dict) -> float:
     if not math.isfinite(number):
         raise Invalid("must be a finite number")
     _bounded(number, spec)
-    _allowed(number, {"allowed": [float(a) for a in spec["allowed"]]} if spec.get("allowed") else {})
+    _allowed(
+        number, {"allowed": [float(a) for a in spec["allowed"]]} if spec.get("allowed") else {}
+    )
     return number
 
 

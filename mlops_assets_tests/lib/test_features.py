@@ -72,7 +72,13 @@ def test_rows_without_target_are_counted_not_used():
     features, without = build_feature_set(data, spec())
     assert without == 1 and len(features) == 9
     assert list(features.columns) == [
-        "_partition", "_source_file", "_row_number", "EUR", "EUR_previous", "EUR_change", "_split"
+        "_partition",
+        "_source_file",
+        "_row_number",
+        "EUR",
+        "EUR_previous",
+        "EUR_change",
+        "_split",
     ]
 
 

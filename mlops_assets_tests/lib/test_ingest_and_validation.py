@@ -105,7 +105,12 @@ def test_every_reason_of_a_row_is_listed(con, abalone, tmp_path):
 
 
 def test_non_utf8_bytes_and_truncated_last_line(con, abalone, tmp_path):
-    path = write(tmp_path, "c.csv", [HEADER, *ROWS], raw=b"M,0.4\xff\xfe,0.3,0.1,0.5,0.2,0.1,0.1,9\nF,0.5,0.4")
+    path = write(
+        tmp_path,
+        "c.csv",
+        [HEADER, *ROWS],
+        raw=b"M,0.4\xff\xfe,0.3,0.1,0.5,0.2,0.1,0.1,9\nF,0.5,0.4",
+    )
     summary = ingest(con, abalone, path)
     assert counts(con, "p1") == (6, 4, 2)
     assert summary.quarantined == 2

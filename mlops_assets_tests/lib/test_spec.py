@@ -83,7 +83,9 @@ def test_not_yaml_or_not_a_mapping():
 def test_extra_directory_overrides_and_adds(tmp_path, builtin_specs):
     (tmp_path / "wine.yaml").write_text(GOOD)
     (tmp_path / "iris.yaml").write_text(
-        (Path(builtin_specs["iris"].path)).read_text().replace("test_fraction: 0.25", "test_fraction: 0.3")
+        (Path(builtin_specs["iris"].path))
+        .read_text()
+        .replace("test_fraction: 0.25", "test_fraction: 0.3")
     )
     from mlops_assets.settings import BUILTIN_SPECS_DIR
 

@@ -1,4 +1,4 @@
-"""Fixtures: real bundles fitted on iris and abalone-shaped data, real uvicorn servers on loopback."""
+"""Fixtures: bundles fitted on iris and abalone-shaped data, real uvicorn servers on loopback."""
 
 from __future__ import annotations
 

@@ -103,7 +103,12 @@ def test_request_id_is_echoed(client):
         {"instances": [ABALONE_RECORD, ABALONE_RECORD]},
         {"inputs": [ABALONE_RECORD, ABALONE_RECORD]},
         {"inputs": {key: [value, value] for key, value in ABALONE_RECORD.items()}},
-        {"dataframe_split": {"columns": list(ABALONE_RECORD), "data": [list(ABALONE_RECORD.values())] * 2}},
+        {
+            "dataframe_split": {
+                "columns": list(ABALONE_RECORD),
+                "data": [list(ABALONE_RECORD.values())] * 2,
+            }
+        },
         # MLflow clients send the model's own column names
         {"dataframe_records": [{k.replace("_", " "): v for k, v in ABALONE_RECORD.items()}] * 2},
     ],
@@ -137,7 +142,10 @@ def test_malformed_json_400(client, raw):
 
 
 INVALID = [
-    ({k: v for k, v in IRIS_RECORD.items() if k != "petal_width"}, {"petal_width": "field required"}),
+    (
+        {k: v for k, v in IRIS_RECORD.items() if k != "petal_width"},
+        {"petal_width": "field required"},
+    ),
     ({**IRIS_RECORD, "sepal_length": "5.1"}, {"sepal_length": "must be a number"}),
     ({**IRIS_RECORD, "sepal_length": True}, {"sepal_length": "must be a number"}),
     ({**IRIS_RECORD, "sepal_length": None}, {"sepal_length": "must not be null"}),
@@ -169,7 +177,12 @@ def test_non_finite_numbers_422(client, literal):
 
 
 def test_category_not_allowed_and_every_bad_field_named(client):
-    records = [ABALONE_RECORD, ABALONE_RECORD, ABALONE_RECORD, {**ABALONE_RECORD, "Sex": "X", "Length": 2}]
+    records = [
+        ABALONE_RECORD,
+        ABALONE_RECORD,
+        ABALONE_RECORD,
+        {**ABALONE_RECORD, "Sex": "X", "Length": 2},
+    ]
     response = client.post("/models/abalone/predict", json=records)
     assert response.status_code == 422
     fields = {error["field"] for error in response.json()["errors"]}
@@ -209,7 +222,10 @@ def test_errors_are_json(client):
 def test_metrics(client):
     client.post("/models/iris/predict", json=IRIS_RECORD)
     text = client.get("/metrics").text
-    assert 'mlops_http_requests_total{method="POST",route="/models/{name}/predict",status="200"}' in text
+    assert (
+        'mlops_http_requests_total{method="POST",route="/models/{name}/predict",status="200"}'
+        in text
+    )
     assert 'mlops_predictions_total{model="iris",version="1"}' in text
     assert 'mlops_model_info{model="iris",version="1"} 1.0' in text
     assert 'mlops_inference_duration_seconds_bucket{le="0.0001",model="iris",version="1"}' in text
@@ -222,9 +238,8 @@ def test_openapi_has_model_schemas(client):
     schemas = document["components"]["schemas"]
     record = schemas["AbaloneRecord"]
     assert record["properties"]["Sex"]["enum"] == ["M", "F", "I"]
-    assert record["properties"]["Length"] == {
-        "type": "number", "minimum": 0.0, "maximum": 1.0, "description": "longest shell measurement",
-    }  # fmt: skip
+    length = {"type": "number", "minimum": 0.0, "maximum": 1.0}
+    assert record["properties"]["Length"] == {**length, "description": "longest shell measurement"}
     assert "Whole_weight" in record["required"]
     assert len(schemas["IrisPredictRequest"]["oneOf"]) == 2
     assert "/models/iris/predict" in document["paths"]

@@ -40,9 +40,15 @@ def test_partitioned_by_dataset_and_utc_date(tmp_path):
     log.append(served("abalone", "b", "2025-03-02T00:00:01+00:00"))
     log.append(served("iris", "c", "2025-03-02T00:00:01+00:00"))
     log.close()  # flushes what is still queued
-    assert [r["request_id"] for r in read_records(tmp_path / "abalone" / "2025-03-01.jsonl").records] == ["a"]
-    assert [r["request_id"] for r in read_records(tmp_path / "abalone" / "2025-03-02.jsonl").records] == ["b"]
-    assert read_records(tmp_path / "iris" / "2025-03-02.jsonl").records[0]["output"] == {"prediction": 9.5}
+    assert [
+        r["request_id"] for r in read_records(tmp_path / "abalone" / "2025-03-01.jsonl").records
+    ] == ["a"]
+    assert [
+        r["request_id"] for r in read_records(tmp_path / "abalone" / "2025-03-02.jsonl").records
+    ] == ["b"]
+    assert read_records(tmp_path / "iris" / "2025-03-02.jsonl").records[0]["output"] == {
+        "prediction": 9.5
+    }
 
 
 def test_torn_last_line_is_skipped_and_later_lines_survive(tmp_path):

@@ -42,7 +42,9 @@ def test_new_version_and_new_dataset_are_picked_up(make_server, iris_model, abal
         server.wait_until(lambda: http.get("/models/iris").json()["version"] == "2")
         assert http.post("/models/iris/predict", json=IRIS_RECORD).json()["version"] == "2"
         publish(server.models_dir, "abalone", abalone_model, "1")
-        server.wait_until(lambda: http.post("/models/abalone/predict", json=ABALONE_RECORD).status_code == 200)
+        server.wait_until(
+            lambda: http.post("/models/abalone/predict", json=ABALONE_RECORD).status_code == 200
+        )
         text = http.get("/metrics").text
         assert 'mlops_model_info{model="iris",version="2"} 1.0' in text
         assert 'mlops_model_info{model="iris",version="1"}' not in text

@@ -1,4 +1,4 @@
-"""`serving.server.run` in its own process: binds loopback, serves, logs one JSON line per request."""
+"""`serving.server.run` in a process of its own: serves on loopback, one JSON log line a request."""
 
 from __future__ import annotations
 

@@ -1,0 +1,56 @@
+from dagster import AssetKey
+
+from mlops_assets.definitions import build_definitions
+
+STAGES = ["raw", "validated", "features", "candidates", "champion_model"]
+
+
+def test_every_spec_gets_the_five_assets_in_its_own_group(settings):
+    graph = build_definitions(settings).resolve_asset_graph()
+    for ds in ("iris", "diabetes", "abalone"):
+        for stage in STAGES:
+            node = graph.get(AssetKey([ds, stage]))
+            assert node.group_name == ds
+        assert graph.get(AssetKey([ds, "validated"])).parent_keys == {AssetKey([ds, "raw"])}
+        assert graph.get(AssetKey([ds, "champion_model"])).parent_keys == {
+            AssetKey([ds, "candidates"])
+        }
+
+
+def test_gates_are_blocking_asset_checks(settings):
+    graph = build_definitions(settings).resolve_asset_graph()
+    checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    assert {
+        ("iris/validated", "schema_matches_spec"),
+        ("iris/validated", "quarantine_share_within_threshold"),
+        ("iris/validated", "enough_rows"),
+        ("iris/validated", "duplicate_share_within_threshold"),
+        ("iris/champion_model", "beats_baseline"),
+    } <= checks
+    for key in graph.asset_check_keys:
+        assert graph.get_check_spec(key).blocking
+
+
+def test_warehouse_writers_share_one_pool_and_raw_is_partitioned_by_file(settings):
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    for stage in STAGES:
+        assert graph.get(AssetKey(["abalone", stage])).pools == {"duckdb"}
+    raw = graph.get(AssetKey(["abalone", "raw"]))
+    assert raw.partitions_def.name == "abalone_files"
+    for stage in STAGES[1:]:
+        assert graph.get(AssetKey(["abalone", stage])).automation_condition is not None
+
+
+def test_a_spec_file_is_all_it_takes_to_add_a_data_set(settings, tmp_path, monkeypatch):
+    extra = tmp_path / "specs"
+    extra.mkdir()
+    (extra / "toy.yaml").write_text(
+        "name: toy\nsource: toy.csv\ncolumns: [{name: x, type: float}, {name: y, type: int}]\n"
+        "target: y\ntask: classification\n"
+    )
+    monkeypatch.setenv("MLOPS_DATASETS_DIR", str(extra))
+    from mlops_assets.settings import load_settings
+
+    graph = build_definitions(load_settings()).resolve_asset_graph()
+    assert all(graph.has(AssetKey(["toy", stage])) for stage in STAGES)

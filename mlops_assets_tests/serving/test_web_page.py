@@ -1,0 +1,64 @@
+"""The single-page UI in real headless Chromium: fill the generated form, predict, see errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import IRIS_CLASSES, IRIS_RECORD
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium"),
+]
+
+
+@pytest.fixture
+def page(live):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(live.url + "/")
+            page.wait_for_selector("body[data-ready=true]")
+            yield page
+        finally:
+            browser.close()
+
+
+def test_form_predicts_and_shows_field_errors(page):
+    page.select_option("#model", "iris")
+    for field, value in IRIS_RECORD.items():
+        page.fill(f"#field-{field}", str(value))
+    page.click("#submit")
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.text_content("#prediction") in IRIS_CLASSES
+    assert page.text_content("#result-version") == "1"
+    assert len(page.query_selector_all("#probabilities tr")) == 3
+    assert float(page.text_content("#latency")) > 0
+
+    page.fill("#field-sepal_length", "99")
+    page.fill("#field-petal_width", "")
+    page.click("#submit")
+    error = page.wait_for_selector("[data-error-for=sepal_length]:not(:empty)")
+    assert error.text_content() == "must be <= 15.0"
+    assert page.text_content("[data-error-for=petal_width]") == "must not be null"
+    assert page.text_content("[data-error-for=sepal_width]") == ""
+    assert page.is_hidden("#result")
+
+
+def test_category_inputs_are_dropdowns(page):
+    page.select_option("#model", "abalone")
+    options = page.eval_on_selector_all(
+        "#field-Sex option", "nodes => nodes.map(n => n.textContent)"
+    )
+    assert options == ["M", "F", "I"]
+    assert page.get_attribute("#field-Length", "max") == "1"
