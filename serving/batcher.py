@@ -76,12 +76,18 @@ class MicroBatcher:
         return await future
 
     async def _drain(self) -> None:
-        if self.wait_s > 0 and self._pending_rows < self.max_rows:
-            await asyncio.sleep(self.wait_s)
-        while self._pending:
-            batch = _take_batch(self._pending, self.max_rows)
-            self._pending_rows -= sum(len(job.rows) for job in batch)
-            await self._run(batch)
+        try:
+            if self.wait_s > 0 and self._pending_rows < self.max_rows:
+                await asyncio.sleep(self.wait_s)
+            while self._pending:
+                batch = _take_batch(self._pending, self.max_rows)
+                self._pending_rows -= sum(len(job.rows) for job in batch)
+                await self._run(batch)
+        except BaseException as exc:  # e.g. cancelled at shutdown: no request may wait forever
+            while self._pending:
+                _settle(self._pending.popleft().future, exception=RuntimeError(repr(exc)))
+            self._pending_rows = 0
+            raise
 
     async def _run(self, batch: list[Job]) -> None:
         loop = asyncio.get_running_loop()

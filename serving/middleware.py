@@ -37,9 +37,6 @@ class ObservedApp:
         self.access_log = access_log
         self._request_metrics: dict[tuple, tuple] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.app, name)  # e.g. app.state in tests
-
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)

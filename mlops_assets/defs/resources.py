@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,11 +82,22 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> N
     description="dagster-mlflow's mlflow_tracking, with the experiment's artifact location set.",
 )
 def mlflow_run(context):
+    import mlflow
+
     config = context.resource_config
     ensure_experiment(
         config["mlflow_tracking_uri"], config["experiment_name"], config["artifact_location"]
     )
-    yield from mlflow_tracking.resource_fn(context)
+    tracking = mlflow_tracking.resource_fn(context)
+    mlf = next(tracking)
+    try:
+        yield mlf
+    finally:
+        failed = sys.exc_info()[0] is not None
+        next(tracking, None)  # dagster-mlflow's own teardown: ends the run FAILED on an error
+        # a run whose steps never used MLflow (e.g. ingestion only) would stay RUNNING
+        if mlflow.active_run() is not None:
+            mlflow.end_run(status="FAILED" if failed else "FINISHED")
 
 
 def resources_for(settings: Settings) -> dict:

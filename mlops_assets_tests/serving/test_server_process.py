@@ -46,3 +46,12 @@ def test_run_serves_and_logs_json_lines(tmp_path, iris_model):
     assert entry["method"] == "POST" and entry["path"] == "/models/iris/predict"
     assert entry["status"] == 200 and entry["model"] == "iris" and entry["version"] == "4"
     assert entry["rows"] == 1 and entry["latency_ms"] > 0
+
+
+def test_serving_does_not_import_the_pipeline_stack():
+    code = (
+        "import sys, serving.app, serving.server; "
+        "print([m for m in ('dagster', 'mlflow', 'duckdb') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
