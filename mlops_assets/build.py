@@ -60,11 +60,19 @@ def failures_of(result) -> list[str]:
         if not evaluation.passed
     ]
     for event in result.get_step_failure_events():
-        error = event.step_failure_data.user_failure_data
-        message = error.description if error and error.description else None
-        message = message or (event.step_failure_data.error.message.strip().splitlines() or [""])[0]
+        user_failure = event.step_failure_data.user_failure_data
+        if user_failure and user_failure.description:
+            message = user_failure.description
+        else:
+            message = _root_cause(event.step_failure_data.error)
         failures.append(f"step {event.step_key} failed: {message}")
     return failures
+
+
+def _root_cause(error) -> str:
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def _check_detail(evaluation) -> str:

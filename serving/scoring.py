@@ -23,6 +23,8 @@ def _split_to_records(split: Any) -> list:
     if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
         raise ScoringFormatError("`dataframe_split` needs `columns` (a list) and `data`")
     columns, data = split["columns"], split.get("data")
+    if not all(isinstance(column, str) for column in columns):
+        raise ScoringFormatError("`dataframe_split.columns` must be a list of field names")
     if not isinstance(data, list):
         raise ScoringFormatError("`dataframe_split.data` must be a list of rows")
     for index, row in enumerate(data):

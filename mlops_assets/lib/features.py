@@ -45,8 +45,9 @@ def assign_split(frame: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
 def build_feature_set(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
     """Feature table (keys, features, target, _split) and how many rows lacked a target."""
     names = [c.name for c in spec.feature_columns]
+    time_column = [spec.split.column] if spec.split.column not in (None, *names) else []
     usable = frame[frame[spec.target].notna()]
-    features = usable[KEYS + names + [spec.target]].copy()
+    features = usable[KEYS + time_column + names + [spec.target]].copy()
     features["_split"] = assign_split(features, spec)
     return features.reset_index(drop=True), len(frame) - len(usable)
 

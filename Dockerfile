@@ -1,0 +1,32 @@
+# Multi-stage uv build: the dependencies are resolved from uv.lock in a build stage; the runtime
+# image holds only the virtualenv, the code location and the instance config.
+#
+#   docker build -t mlops-assets .
+#   docker run -p 3000:3000 -v $PWD/data:/data mlops-assets                      # Dagster UI + daemon
+#   docker run -p 8000:8000 -v $PWD/data:/data mlops-assets mlops serve --host 0.0.0.0
+#   docker run -p 4000:4000 mlops-assets dagster code-server start -h 0.0.0.0 -p 4000 \
+#       -m mlops_assets.definitions                                              # code location only
+FROM python:3.11-slim AS build
+RUN pip install --no-cache-dir uv==0.13.9
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
+WORKDIR /app
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --locked --no-dev --no-install-project
+COPY mlops_assets ./mlops_assets
+COPY serving ./serving
+RUN uv sync --locked --no-dev --no-editable
+
+FROM python:3.11-slim AS runtime
+RUN useradd --create-home --uid 1000 mlops
+WORKDIR /app
+COPY --from=build /app/.venv /app/.venv
+COPY dagster.yaml workspace.yaml ./
+ENV PATH=/app/.venv/bin:$PATH \
+    DAGSTER_HOME=/app/dagster_home \
+    MLOPS_DATA_DIR=/data \
+    PYTHONUNBUFFERED=1
+RUN mkdir -p "$DAGSTER_HOME" /data && cp dagster.yaml "$DAGSTER_HOME/" \
+    && chown -R mlops "$DAGSTER_HOME" /data
+USER mlops
+EXPOSE 3000 4000 8000
+CMD ["dagster", "dev", "--host", "0.0.0.0", "--port", "3000", "-w", "workspace.yaml"]

@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make demo   build every data set, then serve predictions and open the Dagster UI
+#   make test   the whole test suite (fast and slow tests), as CI runs it
+PYTHON ?= python3
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+
+.PHONY: setup demo test test-fast lint format build serve clean
+
+# bootstrap uv into .tools/ when it is not installed (PyPI only, no installer script)
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+setup: $(UV)
+	$(UV) sync --locked
+
+demo: setup
+	$(UV) run mlops demo --keep-going
+
+build: setup
+	$(UV) run mlops build
+
+serve: setup
+	$(UV) run mlops serve
+
+test: setup
+	$(UV) run pytest -m "slow or not slow"
+
+test-fast: setup
+	$(UV) run pytest
+
+lint: setup
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+format: setup
+	$(UV) run ruff check --fix .
+	$(UV) run ruff format .
+
+clean:
+	rm -rf .dagster_home data/warehouse.duckdb data/mlflow.db data/mlartifacts data/models data/sources data/predictions

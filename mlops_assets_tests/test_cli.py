@@ -1,0 +1,47 @@
+import pytest
+
+from mlops_assets.cli import main
+from mlops_assets.settings import BUILTIN_SPECS_DIR
+
+
+@pytest.fixture
+def cli_env(settings, tmp_path, monkeypatch):
+    """Run the CLI in a scratch folder with its own Dagster home."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    return settings
+
+
+def test_datasets_lists_specs_sources_and_champions(cli_env, capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "iris" in out and "bundled with scikit-learn (offline)" in out
+    assert "abalone" in out and "MLOPS_SOURCE_ABALONE" in out
+    assert "none yet" in out
+
+
+def test_unknown_data_set_is_a_usage_error(cli_env, capsys):
+    assert main(["build", "nosuch"]) == 2
+    assert "unknown data set(s): ['nosuch']" in capsys.readouterr().err
+
+
+def test_unreachable_named_source_fails_with_advice(cli_env, capsys, monkeypatch):
+    monkeypatch.setenv("MLOPS_SOURCE_ABALONE", "http://127.0.0.1:9/abalone.data")
+    assert main(["build", "abalone"]) == 1
+    out = capsys.readouterr()
+    assert "set MLOPS_SOURCE_ABALONE to a local copy" in out.err
+    assert "skipped abalone" in out.out
+
+
+@pytest.mark.slow
+def test_build_exits_non_zero_naming_the_failed_gate(cli_env, tmp_path, monkeypatch, capsys):
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    text = (BUILTIN_SPECS_DIR / "iris.yaml").read_text().replace("min_rows: 100", "min_rows: 1000")
+    (specs / "iris.yaml").write_text(text)
+    monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs))
+    assert main(["build", "iris"]) == 1
+    out = capsys.readouterr().out
+    assert "iris: FAILED" in out
+    assert "gate iris/validated:enough_rows failed (validated_rows=150, min_rows=1000)" in out
