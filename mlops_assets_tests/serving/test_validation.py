@@ -87,6 +87,7 @@ def test_mlflow_formats():
         {"rows": []},
         {"instances": 3},
         {"dataframe_split": {"columns": ["x"], "data": [[1, 2]]}},
+        {"dataframe_split": {"columns": [{"x": 1}], "data": [[1]]}},
     ):
         with pytest.raises(ScoringFormatError):
             records_from(bad)
