@@ -1,4 +1,4 @@
-"""The broken-file corpus against a real DuckDB: each fault has one clear outcome, no row is lost."""
+"""The broken-file corpus on a real DuckDB: each fault has one clear outcome, no row is lost."""
 
 from pathlib import Path
 
