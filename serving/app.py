@@ -24,13 +24,24 @@ from serving.service import ApiError, PredictionService
 log = logging.getLogger("serving.app")
 STATIC_DIR = Path(__file__).parent / "static"
 JSON = "application/json"
+# Swagger UI's files ship with the swagger-ui-py package, so /docs works offline
+SWAGGER_FILES = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "application/javascript",
+}
 DOCS_PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Prediction API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+<link rel="stylesheet" href="/docs/static/swagger-ui.css">
 </head><body><div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
 <script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
 </body></html>"""
+
+
+def swagger_static_dir() -> Path:
+    import swagger_ui
+
+    return Path(swagger_ui.__file__).parent / "static"
 
 
 def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -88,11 +99,18 @@ def build_routes(service: PredictionService) -> list:
     async def docs() -> Response:
         return Response(DOCS_PAGE, media_type="text/html")
 
+    @get("/docs/static/{file_name:str}")
+    async def docs_static(file_name: str) -> Response:
+        if file_name not in SWAGGER_FILES:
+            raise HTTPException(status_code=404, detail=f"no static file {file_name!r}")
+        content = (swagger_static_dir() / file_name).read_bytes()
+        return Response(content, media_type=SWAGGER_FILES[file_name])
+
     @get("/")
     async def index() -> Response:
         return Response(index_page, media_type="text/html")
 
-    return [health, ping, ready, metrics, models, model, openapi, docs, index]
+    return [health, ping, ready, metrics, models, model, openapi, docs, docs_static, index]
 
 
 def create_app(

@@ -243,7 +243,14 @@ def test_openapi_has_model_schemas(client):
     assert "Whole_weight" in record["required"]
     assert len(schemas["IrisPredictRequest"]["oneOf"]) == 2
     assert "/models/iris/predict" in document["paths"]
-    assert "swagger-ui" in client.get("/docs").text
+
+
+def test_docs_work_offline(client):
+    page = client.get("/docs").text
+    assert "swagger-ui" in page and "http" not in page  # no CDN: assets come from this server
+    script = client.get("/docs/static/swagger-ui-bundle.js")
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.text
+    assert client.get("/docs/static/../../config.py").status_code == 404
 
 
 def test_index_page(client):

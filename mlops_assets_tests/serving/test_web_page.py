@@ -20,18 +20,29 @@ pytestmark = [
 
 
 @pytest.fixture
-def page(live):
+def browser_page():
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.set_default_timeout(15_000)
-            page.goto(live.url + "/")
-            page.wait_for_selector("body[data-ready=true]")
             yield page
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(live, browser_page):
+    browser_page.goto(live.url + "/")
+    browser_page.wait_for_selector("body[data-ready=true]")
+    return browser_page
+
+
+def test_swagger_ui_renders_each_models_operations(live, browser_page):
+    browser_page.goto(live.url + "/docs")
+    browser_page.wait_for_selector("[data-path='/models/iris/predict']")
+    assert browser_page.is_visible("[data-path='/models/abalone/invocations']")
 
 
 def test_form_predicts_and_shows_field_errors(page):
