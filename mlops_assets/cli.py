@@ -150,9 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     if args.command != "serve":
-        ensure_dagster_home()
-        if Path("dagster.yaml").is_file():  # at the repo root
+        # at the repo root with the default Dagster home: record it for the plain `dagster` CLI
+        if "DAGSTER_HOME" not in os.environ and Path("dagster.yaml").is_file():
             write_dotenv(Path.cwd())
+        ensure_dagster_home()
     return args.handler(args)
 
 

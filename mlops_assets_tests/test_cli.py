@@ -45,3 +45,21 @@ def test_build_exits_non_zero_naming_the_failed_gate(cli_env, tmp_path, monkeypa
     out = capsys.readouterr().out
     assert "iris: FAILED" in out
     assert "gate iris/validated:enough_rows failed (validated_rows=150, min_rows=1000)" in out
+
+
+def test_default_dagster_home_is_recorded_for_the_plain_dagster_cli(
+    settings, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    assert main(["datasets"]) == 0
+    home = tmp_path / ".dagster_home"
+    assert (tmp_path / ".env").read_text() == f"DAGSTER_HOME={home}\n"
+    assert (home / "dagster.yaml").resolve() == (tmp_path / "dagster.yaml").resolve()
+
+
+def test_an_explicit_dagster_home_is_left_alone(cli_env, tmp_path):
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    assert main(["datasets"]) == 0
+    assert not (tmp_path / ".env").exists()
