@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 import time
 from collections import deque
 from datetime import UTC, datetime
 
 import msgspec
+
+from serving.background import PeriodicFlush
 
 ACCESS_LOGGER = "serving.access"
 
@@ -44,36 +45,20 @@ def configure_logging(level: int = logging.INFO) -> None:
     logger.propagate = False
 
 
-class AccessLog:
+class AccessLog(PeriodicFlush):
     """The per-request log line, formatted and written by a background thread in batches.
 
     Same JSON shape as the `serving` loggers; writing line by line from the event loop (a
     syscall each with unbuffered stdout) cost more than the rest of a request's bookkeeping."""
 
     def __init__(self, interval: float = 0.2) -> None:
+        super().__init__(interval, "access-log")
         self.enabled = logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
-        self.interval = interval
         self._pending: deque[tuple[float, dict]] = deque()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def log(self, fields: dict) -> None:
         if self.enabled:
             self._pending.append((time.time(), fields))  # deque.append is thread-safe
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.flush()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.flush()
 
     def flush(self) -> None:
         lines = []

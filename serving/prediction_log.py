@@ -10,7 +10,6 @@ still buffered and never tears an earlier line. A torn last line is skipped by `
 from __future__ import annotations
 
 import json
-import logging
 import queue
 import threading
 from collections import defaultdict
@@ -21,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-log = logging.getLogger("serving.prediction_log")
+from serving.background import PeriodicFlush
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ def lines_of(served: Served) -> bytes:
     )
 
 
-class PredictionLog:
+class PredictionLog(PeriodicFlush):
     def __init__(
         self,
         directory: Path,
@@ -77,36 +76,17 @@ class PredictionLog:
         flush_interval: float = 1.0,
         on_drop: Callable[[], None] = lambda: None,
     ) -> None:
+        super().__init__(flush_interval, "prediction-log")
         self.directory = Path(directory)
-        self.flush_interval = flush_interval
         self._queue: queue.Queue[Served] = queue.Queue(maxsize=max_queued)
         self._on_drop = on_drop
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-        self._thread.start()
 
     def append(self, served: Served) -> None:
         try:
             self._queue.put_nowait(served)
         except queue.Full:
             self._on_drop()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.flush()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.flush_interval):
-            try:
-                self.flush()
-            except Exception:  # never let a full disk kill the thread; try again next tick
-                log.exception("cannot write the prediction log")
 
     def flush(self) -> None:
         with self._lock:

@@ -15,7 +15,6 @@ Deliberately free of dagster and mlflow imports: the prediction server loads bun
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mlops_assets.lib.checksums import sha256_of
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
@@ -47,14 +48,6 @@ class Bundle:
     @property
     def version(self) -> str:
         return str(self.manifest["version"])
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -98,10 +91,15 @@ def write_bundle(
     return final
 
 
+def pointer_for(dataset_dir: Path, bundle_id: str) -> dict[str, str]:
+    """The pointer that names a written bundle (what `current.json` holds)."""
+    manifest_sha = sha256_of(dataset_dir / "bundles" / bundle_id / MANIFEST_FILE)
+    return {"bundle": bundle_id, "manifest_sha256": manifest_sha}
+
+
 def point_to(dataset_dir: Path, bundle_id: str) -> None:
     """Atomically make `bundle_id` the current bundle of a data set."""
-    manifest_sha = sha256_of(dataset_dir / "bundles" / bundle_id / MANIFEST_FILE)
-    pointer = {"bundle": bundle_id, "manifest_sha256": manifest_sha}
+    pointer = pointer_for(dataset_dir, bundle_id)
     temporary = dataset_dir / f".{POINTER_FILE}.{os.getpid()}.tmp"
     _fsync_write(temporary, json.dumps(pointer).encode())
     os.replace(temporary, dataset_dir / POINTER_FILE)

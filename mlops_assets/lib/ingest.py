@@ -7,7 +7,6 @@ rows with `_error` and the line text in `_line`, so validation quarantines them 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from mlops_assets.lib.checksums import sha256_of
 from mlops_assets.lib.spec import DatasetSpec, api_name_for
 from mlops_assets.lib.warehouse import quote, scalar, table
 
@@ -93,14 +93,6 @@ def _ensure_raw_tables(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, column
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_csv_sql(spec: DatasetSpec, columns: list[str], has_header: bool) -> str:
     column_types = (
         "{" + ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for c in columns) + "}"
@@ -139,7 +131,7 @@ def load_raw(
         if rows == 0:
             problem = "the header has no data rows below it" if has_header else "no data rows"
             raise FileRejected(f"{path.name}: {problem}")
-        sha = _sha256(path)
+        sha = sha256_of(path)
         con.execute(
             f"INSERT INTO {table(spec.name, 'raw_files')} "
             "VALUES ($p, $f, $s, $b, $c, $h, $r, $m, $t)",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from mlops_assets.lib.checksums import sha256_of
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.settings import source_override, source_override_var
 
@@ -73,7 +73,7 @@ def source_status(spec: DatasetSpec, sources_dir: Path) -> str:
 
 def _download(spec: DatasetSpec, url: str, sha256: str | None, target_dir: Path) -> Path:
     target = target_dir / url.rstrip("/").rsplit("/", 1)[-1]
-    if target.is_file() and (sha256 is None or _sha256(target) == sha256):
+    if target.is_file() and (sha256 is None or sha256_of(target) == sha256):
         return target
     target_dir.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(target.suffix + ".part")
@@ -89,17 +89,13 @@ def _download(spec: DatasetSpec, url: str, sha256: str | None, target_dir: Path)
             f"{spec.name}: cannot download {url} ({exc}). If you are offline, set "
             f"{source_override_var(spec.name)} to a local copy of the file"
         ) from None
-    if sha256 is not None and (actual := _sha256(partial)) != sha256:
+    if sha256 is not None and (actual := sha256_of(partial)) != sha256:
         partial.unlink()
         raise SourceUnavailable(
             f"{spec.name}: {url} has sha256 {actual}, expected {sha256}; refusing to use it"
         )
     partial.replace(target)
     return target
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _write_sklearn(name: str, target_dir: Path) -> Path:

@@ -63,11 +63,7 @@ def publish_bundle(dataset_dir: Path, model, manifest: dict, x_test) -> Path:
         manifest["classes"] = [c.item() if hasattr(c, "item") else c for c in model.classes_]
     bundle_id = f"v{manifest['version']}-{manifest['dagster_run_id'][:8]}"
     path = bundle.write_bundle(dataset_dir, bundle_id, model, manifest, activate=False)
-    pointer = {
-        "bundle": bundle_id,
-        "manifest_sha256": bundle.sha256_of(path / bundle.MANIFEST_FILE),
-    }
-    reloaded = bundle.load_bundle(dataset_dir, pointer)
+    reloaded = bundle.load_bundle(dataset_dir, bundle.pointer_for(dataset_dir, bundle_id))
     if not np.array_equal(reloaded.model.predict(x_test), model.predict(x_test)):
         raise Failure(description=f"{path}: the bundle predicts differently from the model")
     bundle.point_to(dataset_dir, bundle_id)
