@@ -17,6 +17,12 @@ REPO = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).parent / "dagster"
 
 
+def unset_module_name(monkeypatch):
+    # setenv first, so monkeypatch removes whatever apply() sets when the test ends
+    monkeypatch.setenv("DAGSTER_MODULE_NAME", "")
+    monkeypatch.delenv("DAGSTER_MODULE_NAME")
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
@@ -29,7 +35,7 @@ DAGSTER = Path(sys.executable).parent / "dagster"
 )
 def test_only_targetless_asset_commands_get_the_default(monkeypatch, argv, expected):
     monkeypatch.chdir(REPO)
-    monkeypatch.delenv("DAGSTER_MODULE_NAME", raising=False)
+    unset_module_name(monkeypatch)
     monkeypatch.setattr("sys.argv", argv)
     dagster_cli_default.apply()
     assert os.environ.get("DAGSTER_MODULE_NAME") == expected
@@ -37,7 +43,7 @@ def test_only_targetless_asset_commands_get_the_default(monkeypatch, argv, expec
 
 def test_not_outside_the_repo(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("DAGSTER_MODULE_NAME", raising=False)
+    unset_module_name(monkeypatch)
     monkeypatch.setattr("sys.argv", ["dagster", "asset", "list"])
     dagster_cli_default.apply()
     assert "DAGSTER_MODULE_NAME" not in os.environ
@@ -59,6 +65,7 @@ def test_dagster_dev_serves_the_ui_from_the_repo_root(settings, tmp_path):
         port = sock.getsockname()[1]
     home = tmp_path / "dagster_home"
     home.mkdir()
+    (home / "dagster.yaml").symlink_to(REPO / "dagster.yaml")  # as `mlops` sets it up
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     process = subprocess.Popen(
         [str(DAGSTER), "dev", "--port", str(port)],
