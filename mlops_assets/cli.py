@@ -87,6 +87,31 @@ def command_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_traffic(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from mlops_assets.lib import traffic
+
+    settings = load_settings()
+    spec = _specs(settings).get(args.dataset)
+    if spec is None:
+        print(f"unknown data set {args.dataset!r}", file=sys.stderr)
+        return 2
+    try:
+        shifts = traffic.parse_shifts(args.shift, spec)
+        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+            records = traffic.sample_records(con, spec, args.rows, shifts, args.seed)
+    except (ValueError, duckdb.Error) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    statuses = traffic.send(args.url, spec.name, records, args.batch)
+    print(
+        f"sent {len(records)} {spec.name} records to {args.url}: "
+        + ", ".join(f"{count} x HTTP {status}" for status, count in sorted(statuses.items()))
+    )
+    return 0 if set(statuses) == {200} else 1
+
+
 def command_demo(args: argparse.Namespace) -> int:
     code = command_build(argparse.Namespace(datasets=[]))
     if code and not args.keep_going:
@@ -138,6 +163,20 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=SERVER_PORT)
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(handler=command_serve)
+    traffic = commands.add_parser("traffic", help="send realistic requests, optionally shifted")
+    traffic.add_argument("dataset")
+    traffic.add_argument("--rows", type=int, default=1000)
+    traffic.add_argument("--url", default=f"http://127.0.0.1:{SERVER_PORT}")
+    traffic.add_argument(
+        "--shift",
+        action="append",
+        default=[],
+        metavar="FEATURE=FACTOR",
+        help="multiply a numeric input (API field name) by FACTOR; repeatable",
+    )
+    traffic.add_argument("--batch", type=int, default=50, help="records per request")
+    traffic.add_argument("--seed", type=int, default=0)
+    traffic.set_defaults(handler=command_traffic)
     demo = commands.add_parser("demo", help="build, then run the Dagster UI and the server")
     demo.add_argument("--ui-port", type=int, default=DAGSTER_UI_PORT)
     demo.add_argument("--port", type=int, default=SERVER_PORT)
@@ -149,7 +188,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
-    if args.command != "serve":
+    if args.command in ("build", "datasets", "demo"):
         # at the repo root with the default Dagster home: record it for the plain `dagster` CLI
         if "DAGSTER_HOME" not in os.environ and Path("dagster.yaml").is_file():
             write_dotenv(Path.cwd())

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mlops_assets.lib.spec import load_specs
 from mlops_assets.settings import BUILTIN_SPECS_DIR, Settings, load_settings
+from mlops_assets_tests.live_server import LiveServer, start_server
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -59,3 +61,18 @@ def shared_abalone() -> Path:
     if not path.is_file():
         pytest.skip(f"{path} is absent (shared test data)")
     return path
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator:
+    """Start servers on fresh data dirs; all are stopped at the end of the test."""
+    servers: list[LiveServer] = []
+
+    def make(data_dir: Path | None = None, **overrides) -> LiveServer:
+        server = start_server(data_dir or tmp_path / f"data{len(servers)}", **overrides)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()

@@ -4,6 +4,7 @@ Layout under `<models_dir>/<dataset>/`:
 
     bundles/<bundle_id>/model.joblib     the fitted scikit-learn Pipeline (takes spec column names)
     bundles/<bundle_id>/manifest.json    name, version, task, input schema, classes, metrics, ...
+    bundles/<bundle_id>/reference.json   training-data profile that drift is measured against
     current.json                         {"bundle": <bundle_id>, "manifest_sha256": ...}
 
 A bundle directory is complete before it gets its final name, and `current.json` is replaced
@@ -15,6 +16,7 @@ Deliberately free of dagster and mlflow imports: the prediction server loads bun
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,6 +31,7 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 POINTER_FILE = "current.json"
+REFERENCE_FILE = "reference.json"  # the drift reference profile of the training data
 
 
 class BundleError(Exception):
@@ -58,12 +61,17 @@ def _fsync_write(path: Path, data: bytes) -> None:
 
 
 def write_bundle(
-    dataset_dir: Path, bundle_id: str, model: Any, manifest: dict[str, Any], activate: bool = True
+    dataset_dir: Path,
+    bundle_id: str,
+    model: Any,
+    manifest: dict[str, Any],
+    activate: bool = True,
+    extra_files: dict[str, bytes] | None = None,
 ) -> Path:
     """Write a complete bundle and (with `activate`) point `current.json` at it.
 
     Returns the bundle directory. Without `activate` the caller can verify the bundle first and
-    then call `point_to`.
+    then call `point_to`. `extra_files` (e.g. the drift reference) are checksummed like the model.
     """
     import joblib
 
@@ -75,11 +83,14 @@ def write_bundle(
     staging = Path(tempfile.mkdtemp(prefix=f".{bundle_id}-", dir=bundles))
     try:
         joblib.dump(model, staging / MODEL_FILE)
+        for name, content in (extra_files or {}).items():
+            _fsync_write(staging / name, content)
+        files = [MODEL_FILE, *(extra_files or {})]
         full = {
             **manifest,
             "format": FORMAT_VERSION,
             "bundle_id": bundle_id,
-            "files": {MODEL_FILE: sha256_of(staging / MODEL_FILE)},
+            "files": {name: sha256_of(staging / name) for name in files},
         }
         _fsync_write(staging / MANIFEST_FILE, json.dumps(full, indent=2, default=str).encode())
         os.replace(staging, final)
@@ -130,6 +141,21 @@ def read_manifest(dataset_dir: Path, pointer: dict[str, str]) -> tuple[Path, dic
     if manifest.get("format") != FORMAT_VERSION:
         raise BundleError(f"{path}: bundle format {manifest.get('format')} is not supported")
     return path, manifest
+
+
+def read_current_file(dataset_dir: Path, name: str) -> tuple[dict[str, Any], bytes]:
+    """The current bundle's manifest and one of its files, verified, without loading the model."""
+    pointer = read_pointer(dataset_dir)
+    if pointer is None:
+        raise BundleError(f"{dataset_dir}: no champion bundle yet")
+    path, manifest = read_manifest(dataset_dir, pointer)
+    content = (path / name).read_bytes() if (path / name).is_file() else None
+    expected = manifest.get("files", {}).get(name)
+    if content is None or expected is None:
+        raise BundleError(f"{path}: the bundle has no {name}")
+    if hashlib.sha256(content).hexdigest() != expected:
+        raise BundleError(f"{path / name}: sha256 mismatch (corrupt or partial)")
+    return manifest, content
 
 
 def load_bundle(dataset_dir: Path, pointer: dict[str, str] | None = None) -> Bundle:

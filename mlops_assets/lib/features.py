@@ -15,15 +15,19 @@ KEYS = ["_partition", "_source_file", "_row_number"]
 HASH_SCALE = 2**64
 
 
-def query_features(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pd.DataFrame:
-    """Validated rows with the spec's derived columns (DuckDB SQL, window functions allowed)."""
+def query_features(
+    con: duckdb.DuckDBPyConnection, spec: DatasetSpec, partition: str | None = None
+) -> pd.DataFrame:
+    """Validated rows (of one partition, or all) with the spec's derived columns (DuckDB SQL,
+    window functions allowed)."""
     columns = ", ".join(quote(c.name) for c in spec.columns)
     derived = "".join(f", ({d.sql}) AS {quote(d.name)}" for d in spec.derived)
+    where = "WHERE _partition = $p" if partition is not None else ""
     sql = (
         f"SELECT {', '.join(KEYS)}, {columns}{derived} FROM {table(spec.name, 'validated')} "
-        "ORDER BY _partition, _row_number"
+        f"{where} ORDER BY _partition, _row_number"
     )
-    return con.execute(sql).df()
+    return con.execute(sql, {"p": partition} if partition is not None else {}).df()
 
 
 def assign_split(frame: pd.DataFrame, spec: DatasetSpec) -> pd.Series:

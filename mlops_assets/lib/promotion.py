@@ -14,6 +14,11 @@ class Decision:
     beats_baseline: bool
     reason: str
 
+    @property
+    def kind(self) -> str:
+        """initial | better | kept champion | below baseline"""
+        return self.reason.split(":", 1)[0] if self.beats_baseline else "below baseline"
+
 
 def decide(
     spec: DatasetSpec,

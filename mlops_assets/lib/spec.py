@@ -112,6 +112,10 @@ class Gates(_Strict):
     promotion_margin: float = Field(
         0.0, description="how much a challenger may trail the champion and still be promoted"
     )
+    drift_alpha: float = Field(0.05, gt=0, lt=1, description="p-value under which it drifted")
+    max_drift_share: float = Field(
+        0.5, gt=0, le=1, description="share of drifted features that makes it dataset drift"
+    )
 
 
 class DatasetSpec(_Strict):

@@ -40,3 +40,15 @@ def replace_table(con: duckdb.DuckDBPyConnection, dataset: str, name: str, frame
         con.execute(f"CREATE OR REPLACE TABLE {table(dataset, name)} AS SELECT * FROM _replacement")
     finally:
         con.unregister("_replacement")
+
+
+def append_rows(con: duckdb.DuckDBPyConnection, dataset: str, name: str, frame) -> None:
+    """Append a pandas frame to a history table, creating it from the frame's columns first."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(dataset)}")
+    con.register("_rows", frame)
+    try:
+        target = table(dataset, name)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM _rows LIMIT 0")
+        con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _rows")
+    finally:
+        con.unregister("_rows")

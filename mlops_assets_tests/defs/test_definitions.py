@@ -28,7 +28,8 @@ def test_gates_are_blocking_asset_checks(settings):
         ("iris/champion_model", "beats_baseline"),
     } <= checks
     for key in graph.asset_check_keys:
-        assert graph.get_check_spec(key).blocking
+        # drift warns and alarms but must not block: the retrain it triggers is the answer
+        assert graph.get_check_spec(key).blocking is (key.name != "drift_within_threshold")
 
 
 def test_warehouse_writers_share_one_pool_and_raw_is_partitioned_by_file(settings):

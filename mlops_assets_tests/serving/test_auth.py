@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import IRIS_RECORD, publish
+from mlops_assets_tests.serving.conftest import IRIS_RECORD, publish
 
 SCORING = [
     ("/models/iris/predict", IRIS_RECORD),

@@ -7,8 +7,9 @@ import re
 
 import httpx
 import numpy as np
-from conftest import iris_frame
-from test_contract import abalone_rows, as_frame
+
+from mlops_assets_tests.serving.conftest import iris_frame
+from mlops_assets_tests.serving.test_contract import abalone_rows, as_frame
 
 
 def test_concurrent_requests_are_batched_and_exact(live, abalone_model, iris_model):

@@ -8,7 +8,14 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ABALONE_NUMERIC, ABALONE_RECORD, IRIS_CLASSES, IRIS_RECORD, iris_frame
+
+from mlops_assets_tests.serving.conftest import (
+    ABALONE_NUMERIC,
+    ABALONE_RECORD,
+    IRIS_CLASSES,
+    IRIS_RECORD,
+    iris_frame,
+)
 
 
 def abalone_rows(count: int) -> list[dict]:
@@ -203,7 +210,7 @@ def test_body_over_limit_413(client):
 
 
 def test_configured_body_limit(make_server, iris_model):
-    from conftest import publish
+    from mlops_assets_tests.serving.conftest import publish
 
     server = make_server(max_body_bytes=200)
     publish(server.models_dir, "iris", iris_model, "1")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from conftest import ABALONE_RECORD, IRIS_RECORD, publish
-
+from mlops_assets_tests.serving.conftest import ABALONE_RECORD, IRIS_RECORD, publish
 from serving.prediction_log import PredictionLog, Served, read_records
 
 

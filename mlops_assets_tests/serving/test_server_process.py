@@ -9,7 +9,9 @@ import sys
 import time
 
 import httpx
-from conftest import IRIS_RECORD, free_port, publish
+
+from mlops_assets_tests.live_server import free_port
+from mlops_assets_tests.serving.conftest import IRIS_RECORD, publish
 
 
 def test_run_serves_and_logs_json_lines(tmp_path, iris_model):

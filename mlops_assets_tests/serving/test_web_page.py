@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import IRIS_CLASSES, IRIS_RECORD
+
+from mlops_assets_tests.serving.conftest import IRIS_CLASSES, IRIS_RECORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -1,8 +1,23 @@
-"""What moves a data set forward without clicks."""
+"""What moves a data set forward without clicks: eager conditions, drift, and a weekly retrain."""
 
-from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    EventLogEntry,
+    RunRequest,
+    ScheduleDefinition,
+    SensorEvaluationContext,
+    SkipReason,
+    asset_sensor,
+    define_asset_job,
+)
 
 from mlops_assets.lib.spec import DatasetSpec
+
+RETRAINED = ("features", "candidates", "champion_model")
 
 
 def automation_sensor(spec: DatasetSpec) -> AutomationConditionSensorDefinition:
@@ -14,4 +29,47 @@ def automation_sensor(spec: DatasetSpec) -> AutomationConditionSensorDefinition:
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
         description=f"Declarative automation for the {spec.name} assets (toggle it in the UI).",
+    )
+
+
+def retrain_job(spec: DatasetSpec):
+    """Rebuild features, candidates and champion on all validated data; the gate still decides."""
+    return define_asset_job(
+        f"{spec.name}_retrain",
+        selection=AssetSelection.assets(*(AssetKey([spec.name, name]) for name in RETRAINED)),
+        description=f"Retrain {spec.name} on every validated partition and promote if better.",
+    )
+
+
+def retrain_on_drift_sensor(spec: DatasetSpec, job):
+    @asset_sensor(
+        asset_key=AssetKey([spec.name, "drift"]),
+        name=f"{spec.name}_retrain_on_drift",
+        job=job,
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Dataset drift requests one retrain per drift evaluation.",
+    )
+    def retrain_on_drift(context: SensorEvaluationContext, asset_event: EventLogEntry):
+        materialization = asset_event.asset_materialization
+        flag = materialization.metadata.get("dataset_drift") if materialization else None
+        if flag is None or not flag.value:
+            return SkipReason(f"no dataset drift in run {asset_event.run_id}")
+        return RunRequest(
+            run_key=f"drift-{asset_event.run_id}",
+            tags={"mlops/trigger": "drift", "mlops/drift_run": asset_event.run_id},
+        )
+
+    return retrain_on_drift
+
+
+def weekly_retrain_schedule(spec: DatasetSpec, job):
+    return ScheduleDefinition(
+        name=f"{spec.name}_weekly_retrain",
+        cron_schedule="0 3 * * 1",
+        execution_timezone="UTC",
+        job=job,
+        default_status=DefaultScheduleStatus.STOPPED,
+        tags={"mlops/trigger": "schedule"},
+        description=f"Retrain {spec.name} every Monday 03:00 UTC (off until toggled in the UI).",
     )

@@ -121,7 +121,9 @@ def training_assets(spec: DatasetSpec) -> list:
             candidates_table = con.execute(f"SELECT * FROM {table(ds, 'candidates')}").df()
         frame = read_features(warehouse, spec)
         with finished_mlflow_run(mlflow):
-            return promote_best(context, spec, candidates_table, frame, model_store.dataset_dir(ds))
+            return promote_best(
+                context, spec, candidates_table, frame, model_store.dataset_dir(ds), warehouse
+            )
 
     return [features, candidates, champion_model]
 

@@ -1,5 +1,6 @@
 """Pick the best candidate, gate it, and promote it: registry alias plus servable bundle."""
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -8,11 +9,13 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue
 from mlflow.tracking import MlflowClient
 
+from mlops_assets.defs.resources import Warehouse
 from mlops_assets.defs.training.checks import baseline_result
-from mlops_assets.lib import bundle, registry, training
+from mlops_assets.lib import bundle, drift, registry, training
 from mlops_assets.lib import features as feature_lib
 from mlops_assets.lib.promotion import Decision, decide
 from mlops_assets.lib.spec import DatasetSpec
+from mlops_assets.lib.warehouse import append_rows
 
 
 def best_candidate(candidates: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
@@ -57,12 +60,34 @@ def manifest_for(spec: DatasetSpec, best: pd.Series, version: str, metrics: dict
     }
 
 
-def publish_bundle(dataset_dir: Path, model, manifest: dict, x_test) -> Path:
+def reference_profile(spec: DatasetSpec, model, x_train: pd.DataFrame) -> bytes:
+    """What drift is measured against: the training inputs and the model's outputs on them."""
+    frame = x_train.assign(prediction=model.predict(x_train))
+    kinds = {c.name: "numeric" if c.is_numeric else "categorical" for c in spec.feature_columns}
+    kinds["prediction"] = "numeric" if spec.task == "regression" else "categorical"
+    return json.dumps(drift.build_profile(frame, kinds)).encode()
+
+
+def promotion_row(context, spec: DatasetSpec, decision, version, previous_version) -> dict:
+    return {
+        "version": version,
+        "promoted_at": datetime.now(UTC),
+        "previous_version": previous_version,
+        "reason": decision.kind,
+        "trigger": context.run.tags.get("mlops/trigger", "manual"),
+        "dagster_run_id": context.run_id,
+    }
+
+
+def publish_bundle(dataset_dir: Path, model, manifest: dict, x_test, reference: bytes) -> Path:
     """Write the bundle, prove it loads and predicts like the model in memory, then switch."""
     if hasattr(model, "classes_"):
         manifest["classes"] = [c.item() if hasattr(c, "item") else c for c in model.classes_]
     bundle_id = f"v{manifest['version']}-{manifest['dagster_run_id'][:8]}"
-    path = bundle.write_bundle(dataset_dir, bundle_id, model, manifest, activate=False)
+    extra = {bundle.REFERENCE_FILE: reference}
+    path = bundle.write_bundle(
+        dataset_dir, bundle_id, model, manifest, activate=False, extra_files=extra
+    )
     reloaded = bundle.load_bundle(dataset_dir, bundle.pointer_for(dataset_dir, bundle_id))
     if not np.array_equal(reloaded.model.predict(x_test), model.predict(x_test)):
         raise Failure(description=f"{path}: the bundle predicts differently from the model")
@@ -76,6 +101,7 @@ def promote_best(
     candidates: pd.DataFrame,
     features: pd.DataFrame,
     dataset_dir: Path,
+    warehouse: Warehouse,
 ) -> MaterializeResult:
     best = best_candidate(candidates, spec)
     model = registry.load_model(best["model_uri"])
@@ -97,9 +123,15 @@ def promote_best(
         )
         if decision.promote:
             manifest = manifest_for(spec, best, version, challenger, context)
-            bundle_path = publish_bundle(dataset_dir, model, manifest, x_test)
+            reference = reference_profile(spec, model, x_train)
+            bundle_path = publish_bundle(dataset_dir, model, manifest, x_test, reference)
         alias = registry.CHAMPION if decision.promote else registry.CHALLENGER
         MlflowClient().set_registered_model_alias(spec.name, alias, version)
+        if decision.promote:
+            history = promotion_row(context, spec, decision, version, previous_version)
+            history.update(metrics=json.dumps(challenger), previous_metrics=json.dumps(previous))
+            with warehouse.connect() as con:
+                append_rows(con, spec.name, "champion_history", pd.DataFrame([history]))
     return MaterializeResult(
         metadata=_metadata(
             spec, best, decision, version, previous_version, challenger, previous, bundle_path

@@ -1,0 +1,92 @@
+"""Files in `landing/<ds>/` become partitions of `<ds>/raw`, ingested once per version."""
+
+import json
+from pathlib import Path
+
+from dagster import (
+    AssetKey,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
+
+from mlops_assets.defs.ingestion.assets import files_partitions
+from mlops_assets.defs.resources import SourceFiles
+from mlops_assets.lib.checksums import sha256_of
+from mlops_assets.lib.spec import DatasetSpec
+
+
+def landed_files(folder: Path) -> list[Path]:
+    """Files waiting in a landing folder; hidden and partial (`.part`, `.tmp`) files are not."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file() and not path.name.startswith(".") and path.suffix not in (".part", ".tmp")
+    )
+
+
+def file_versions(
+    files: list[Path], known: dict[str, list]
+) -> tuple[dict[str, list], list[tuple[Path, str]]]:
+    """Each file's (size, mtime, sha256), and the files whose content is new.
+
+    The checksum is only computed when size or mtime changed, so an idle folder costs a stat per
+    file. A file rewritten with other bytes under the same name is a new version.
+    """
+    versions, changed = {}, []
+    for path in files:
+        stat = path.stat()
+        previous = known.get(path.name)
+        if previous and previous[:2] == [stat.st_size, stat.st_mtime_ns]:
+            versions[path.name] = previous
+            continue
+        digest = sha256_of(path)
+        versions[path.name] = [stat.st_size, stat.st_mtime_ns, digest]
+        if not previous or previous[2] != digest:
+            changed.append((path, digest))
+    return versions, changed
+
+
+def landing_sensor(spec: DatasetSpec) -> SensorDefinition:
+    ds = spec.name
+    partitions = files_partitions(spec)
+    targets = [AssetKey([ds, "raw"]), AssetKey([ds, "validated"])]
+
+    @sensor(
+        name=f"{ds}_landing",
+        asset_selection=targets,
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"Registers each file in landing/{ds}/ as a partition of {ds}/raw and "
+        "requests its ingestion; a changed file is ingested again.",
+    )
+    def landing(context: SensorEvaluationContext, source_files: SourceFiles) -> SensorResult:
+        folder = Path(source_files.landing_dir) / ds
+        known = json.loads(context.cursor) if context.cursor else {}
+        versions, changed = file_versions(landed_files(folder), known)
+        new_keys = [
+            path.name
+            for path, _ in changed
+            if not context.instance.has_dynamic_partition(partitions.name, path.name)
+        ]
+        return SensorResult(
+            run_requests=[
+                RunRequest(
+                    run_key=f"{path.name}@{digest[:16]}",
+                    partition_key=path.name,
+                    tags={"mlops/landing_file": str(path), "mlops/sha256": digest},
+                )
+                for path, digest in changed
+            ],
+            dynamic_partitions_requests=[partitions.build_add_request(new_keys)]
+            if new_keys
+            else [],
+            cursor=json.dumps(versions),
+        )
+
+    return landing

@@ -1,0 +1,188 @@
+"""`<ds>/prediction_log` (served predictions back as a table) and `<ds>/drift`."""
+
+import base64
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    DailyPartitionsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from mlops_assets.defs.ingestion.assets import POOL
+from mlops_assets.defs.resources import ModelStore, Warehouse
+from mlops_assets.lib import drift as drift_lib
+from mlops_assets.lib import prediction_table
+from mlops_assets.lib.bundle import REFERENCE_FILE, BundleError, read_current_file
+from mlops_assets.lib.features import query_features
+from mlops_assets.lib.spec import DatasetSpec
+from mlops_assets.lib.warehouse import append_rows
+
+PREDICTION_DAYS = DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
+DRIFT_CHECK = "drift_within_threshold"
+
+
+class DriftConfig(Config):
+    """What to compare with the champion's training data."""
+
+    window_days: int = 7
+    raw_partition: str | None = None
+
+
+def monitoring_assets(spec: DatasetSpec) -> list:
+    ds = spec.name
+
+    @asset(
+        key=AssetKey([ds, "prediction_log"]),
+        group_name=ds,
+        partitions_def=PREDICTION_DAYS,
+        pool=POOL,
+        kinds={"duckdb"},
+        description=f"Predictions served for {ds} on one UTC day, in `{ds}.prediction_log`.",
+    )
+    def prediction_log(
+        context: AssetExecutionContext, warehouse: Warehouse, model_store: ModelStore
+    ) -> MaterializeResult:
+        day = context.partition_key
+        path = Path(model_store.root).parent / "predictions" / ds / f"{day}.jsonl"
+        with warehouse.connect() as con:
+            loaded = prediction_table.load_day(con, spec, path, day)
+        if loaded.torn_lines:
+            context.log.warning(f"{path}: skipped {loaded.torn_lines} unreadable line(s)")
+        return MaterializeResult(
+            metadata={
+                "file": str(path),
+                "rows": loaded.rows,
+                "torn_lines_skipped": loaded.torn_lines,
+                "models_and_versions": loaded.versions,
+                **{f"latency_ms_{name}": value for name, value in loaded.latency_ms.items()},
+                "dagster/row_count": loaded.rows,
+                "dagster/table_name": f"{ds}.prediction_log",
+            }
+        )
+
+    @asset(
+        key=AssetKey([ds, "drift"]),
+        deps=[prediction_log.key, AssetKey([ds, "champion_model"])],
+        group_name=ds,
+        pool=POOL,
+        kinds={"duckdb"},
+        check_specs=[
+            AssetCheckSpec(
+                DRIFT_CHECK,
+                asset=AssetKey([ds, "drift"]),
+                description="Warns when features drift; fails (error) on dataset drift.",
+            )
+        ],
+        description=f"Per-feature drift of the current window against the champion's training "
+        f"data; history in `{ds}.drift_metrics`.",
+    )
+    def drift(
+        context: AssetExecutionContext,
+        config: DriftConfig,
+        warehouse: Warehouse,
+        model_store: ModelStore,
+    ) -> MaterializeResult:
+        try:
+            manifest, reference = read_current_file(model_store.dataset_dir(ds), REFERENCE_FILE)
+        except BundleError as exc:
+            raise Failure(description=f"{ds}: no drift reference: {exc}") from None
+        with warehouse.connect() as con:
+            current, start, end = current_window(con, spec, config)
+            if current is None or current.empty:
+                raise Failure(description=f"{ds}: the current window holds no rows")
+            report, prediction = compare_window(spec, json.loads(reference), current)
+            record_metrics(con, spec, report, prediction, context.run_id, manifest, (start, end))
+        return drift_result(report, prediction, manifest, start, end)
+
+    return [prediction_log, drift]
+
+
+def current_window(con, spec: DatasetSpec, config: DriftConfig):
+    """The rows to test: a named raw partition's validated rows, or the recent served inputs."""
+    if config.raw_partition is None:
+        return prediction_table.window(con, spec, config.window_days)
+    rows = query_features(con, spec, config.raw_partition)
+    frame = rows[[c.name for c in spec.feature_columns]]
+    return frame, config.raw_partition, config.raw_partition
+
+
+def compare_window(spec: DatasetSpec, profile: dict, current):
+    """(feature drift report, prediction drift report or None): the model output is reported on
+    its own line and does not count towards dataset drift."""
+    gates = spec.gates
+    features = [c.name for c in spec.feature_columns]
+    report = drift_lib.compare(
+        profile, current, gates.drift_alpha, gates.max_drift_share, columns=features
+    )
+    if "prediction" not in current.columns:
+        return report, None
+    prediction = drift_lib.compare(
+        profile, current, gates.drift_alpha, gates.max_drift_share, columns=["prediction"]
+    )
+    return report, prediction
+
+
+def record_metrics(con, spec: DatasetSpec, report, prediction, run_id, manifest, window):
+    """Append one row per feature (and one for the prediction) to `<ds>.drift_metrics`."""
+    rows = report.to_frame().assign(role="feature")
+    if prediction is not None:
+        rows = pd.concat([rows, prediction.to_frame().assign(role="prediction")])
+    rows.insert(0, "evaluation_id", run_id)
+    rows.insert(1, "evaluated_at", datetime.now(UTC))
+    rows.insert(2, "window_start", str(window[0]))
+    rows.insert(3, "window_end", str(window[1]))
+    rows["champion_version"] = str(manifest["version"])
+    rows["alpha"] = report.alpha
+    rows["threshold"] = report.threshold
+    rows["dataset_drift"] = report.dataset_drift
+    append_rows(con, spec.name, "drift_metrics", rows)
+
+
+def drift_result(report, prediction, manifest: dict, start, end) -> MaterializeResult:
+    drifted = [f.feature for f in report.features if f.drifted]
+    lines = report.features + (prediction.features if prediction else [])
+    shown = drift_lib.DriftReport(
+        lines, report.alpha, report.threshold, report.drifted_share, report.dataset_drift
+    )
+    table_md = shown.to_frame().to_markdown(index=False, floatfmt=".4g")
+    chart = drift_lib.drift_chart_png(shown)
+    picture = (
+        f"\n\n![reference vs current](data:image/png;base64,{base64.b64encode(chart).decode()})"
+        if chart
+        else ""
+    )
+    severity = AssetCheckSeverity.ERROR if report.dataset_drift else AssetCheckSeverity.WARN
+    return MaterializeResult(
+        metadata={
+            "dataset_drift": report.dataset_drift,
+            "drifted_share": float(report.drifted_share),
+            "drifted_features": drifted,
+            "champion_version": str(manifest["version"]),
+            "window": f"{start} .. {end}",
+            "current_rows": max((f.current_size for f in report.features), default=0),
+            "features": MetadataValue.md(table_md + picture),
+            "prediction_drift": bool(prediction and prediction.features[0].drifted),
+            **{f"p_value/{f.feature}": float(f.p_value) for f in lines},
+            **{f"psi/{f.feature}": float(f.psi) for f in lines},
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=DRIFT_CHECK,
+                passed=not drifted,
+                severity=severity,
+                metadata={"drifted_features": drifted, "drifted_share": report.drifted_share},
+            )
+        ],
+    )

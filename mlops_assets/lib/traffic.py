@@ -1,0 +1,66 @@
+"""Realistic prediction traffic for demos: validated rows, optionally shifted, sent over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections import Counter
+
+import duckdb
+import pandas as pd
+
+from mlops_assets.lib.features import query_features
+from mlops_assets.lib.spec import DatasetSpec
+
+
+def parse_shifts(items: list[str], spec: DatasetSpec) -> dict[str, float]:
+    """`FEATURE=FACTOR` pairs (FEATURE is the API field name of a numeric input)."""
+    numeric = {c.field for c in spec.feature_columns if c.type in ("float", "int")}
+    shifts = {}
+    for item in items:
+        field, _, factor = item.partition("=")
+        if field not in numeric:
+            raise ValueError(f"--shift {item!r}: {field!r} is not a numeric input of {spec.name}")
+        try:
+            shifts[field] = float(factor)
+        except ValueError:
+            raise ValueError(f"--shift {item!r}: {factor!r} is not a number") from None
+    return shifts
+
+
+def sample_records(
+    con: duckdb.DuckDBPyConnection,
+    spec: DatasetSpec,
+    rows: int,
+    shifts: dict[str, float],
+    seed: int = 0,
+) -> list[dict]:
+    """`rows` request records drawn (with replacement) from the validated data."""
+    frame = query_features(con, spec)
+    if frame.empty:
+        raise ValueError(f"{spec.name}: no validated rows to sample; build the data set first")
+    picked = frame.sample(n=rows, replace=True, random_state=seed)
+    records = pd.DataFrame({c.field: picked[c.name].to_numpy() for c in spec.feature_columns})
+    for field, factor in shifts.items():
+        records[field] = records[field] * factor
+    return json.loads(records.to_json(orient="records"))
+
+
+def send(url: str, dataset: str, records: list[dict], batch: int = 50) -> Counter:
+    """POST the records in lists of `batch`; the count of responses by status code."""
+    statuses: Counter = Counter()
+    endpoint = f"{url.rstrip('/')}/models/{dataset}/predict"
+    headers = {"Content-Type": "application/json"}
+    if os.environ.get("MLOPS_API_KEY"):
+        headers["X-API-Key"] = os.environ["MLOPS_API_KEY"]
+    for start in range(0, len(records), batch):
+        body = json.dumps(records[start : start + batch]).encode()
+        request = urllib.request.Request(endpoint, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                statuses[response.status] += 1
+        except urllib.error.HTTPError as error:
+            statuses[error.code] += 1
+    return statuses
