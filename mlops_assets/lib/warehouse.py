@@ -42,12 +42,17 @@ def replace_table(con: duckdb.DuckDBPyConnection, dataset: str, name: str, frame
         con.unregister("_replacement")
 
 
-def append_rows(con: duckdb.DuckDBPyConnection, dataset: str, name: str, frame) -> None:
-    """Append a pandas frame to a history table, creating it from the frame's columns first."""
+def append_rows(
+    con: duckdb.DuckDBPyConnection, dataset: str, name: str, frame, ddl: str | None = None
+) -> None:
+    """Append a pandas frame to a history table, creating it first (from `ddl`, or else from
+    the frame's columns)."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(dataset)}")
     con.register("_rows", frame)
     try:
         target = table(dataset, name)
+        if ddl:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {target} ({ddl})")
         con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM _rows LIMIT 0")
         con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _rows")
     finally:

@@ -18,6 +18,12 @@ from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import append_rows
 
 
+HISTORY_COLUMNS = (
+    "version VARCHAR, promoted_at TIMESTAMPTZ, previous_version VARCHAR, reason VARCHAR, "
+    "trigger VARCHAR, dagster_run_id VARCHAR, metrics JSON, previous_metrics JSON"
+)
+
+
 def best_candidate(candidates: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
     metric = f"test_{spec.selection_metric}"
     ordered = candidates.sort_values(metric, ascending=not spec.higher_is_better, kind="stable")
@@ -131,7 +137,9 @@ def promote_best(
             history = promotion_row(context, spec, decision, version, previous_version)
             history.update(metrics=json.dumps(challenger), previous_metrics=json.dumps(previous))
             with warehouse.connect() as con:
-                append_rows(con, spec.name, "champion_history", pd.DataFrame([history]))
+                append_rows(
+                    con, spec.name, "champion_history", pd.DataFrame([history]), HISTORY_COLUMNS
+                )
     return MaterializeResult(
         metadata=_metadata(
             spec, best, decision, version, previous_version, challenger, previous, bundle_path

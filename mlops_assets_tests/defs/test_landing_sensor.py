@@ -1,0 +1,91 @@
+"""The landing sensor: each file version is ingested once, a changed one again, bad ones alone."""
+
+import json
+import os
+
+import pytest
+from dagster import DagsterInstance, build_sensor_context, materialize
+
+from mlops_assets.build import failures_of
+from mlops_assets.definitions import dataset_assets
+from mlops_assets.defs.ingestion.sensors import landing_sensor
+from mlops_assets.defs.resources import SourceFiles, resources_for
+
+HEADER = "sepal_length,sepal_width,petal_length,petal_width,species"
+
+
+@pytest.fixture
+def iris(builtin_specs):
+    return builtin_specs["iris"]
+
+
+@pytest.fixture
+def landing(settings, iris):
+    folder = settings.landing_dir / "iris"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def tick(sensor, instance, settings, cursor=None):
+    context = build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={
+            "source_files": SourceFiles(
+                sources_dir=str(settings.sources_dir), landing_dir=str(settings.landing_dir)
+            )
+        },
+    )
+    result = sensor(context)
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def test_new_same_and_changed_files(settings, iris, landing):
+    sensor = landing_sensor(iris)
+    with DagsterInstance.ephemeral() as instance:
+        (landing / "day1.csv").write_text(f"{HEADER}\n5.1,3.5,1.4,0.2,setosa\n")
+        (landing / ".hidden.csv").write_text("ignored")
+        (landing / "day2.csv.part").write_text("still being copied")
+        first = tick(sensor, instance, settings)
+        assert [r.partition_key for r in first.run_requests] == ["day1.csv"]
+        assert instance.get_dynamic_partitions("iris_files") == ["day1.csv"]
+
+        again = tick(sensor, instance, settings, first.cursor)
+        assert again.run_requests == []  # same file, nothing to do
+
+        (landing / "day1.csv").write_text(f"{HEADER}\n6.1,2.8,4.7,1.2,versicolor\n")
+        os.utime(landing / "day1.csv", ns=(1, 1))  # a new mtime even on coarse clocks
+        changed = tick(sensor, instance, settings, again.cursor)
+        [request] = changed.run_requests
+        assert request.partition_key == "day1.csv"
+        assert request.run_key != first.run_requests[0].run_key  # a new version, not a skip
+        assert instance.get_dynamic_partitions("iris_files") == ["day1.csv"]
+
+        os.utime(landing / "day1.csv", ns=(2, 2))  # touched, same bytes: not a new version
+        touched = tick(sensor, instance, settings, changed.cursor)
+        assert touched.run_requests == []
+        assert set(json.loads(touched.cursor)) == {"day1.csv"}
+
+
+def test_a_bad_file_fails_alone_and_names_itself(settings, iris, landing):
+    rows = [f"{4 + i / 100:.2f},3.5,1.4,0.2,setosa" for i in range(120)]  # enough for the gate
+    (landing / "good.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+    (landing / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    with DagsterInstance.ephemeral() as instance:
+        result = tick(landing_sensor(iris), instance, settings)
+        assert {r.partition_key for r in result.run_requests} == {"good.csv", "photo.png"}
+        outcomes = {
+            request.partition_key: materialize(
+                dataset_assets(iris)[:2],
+                instance=instance,
+                resources=resources_for(settings),
+                partition_key=request.partition_key,
+                raise_on_error=False,
+            )
+            for request in result.run_requests
+        }
+    assert outcomes["good.csv"].success
+    assert not outcomes["photo.png"].success
+    assert "photo.png" in " ".join(failures_of(outcomes["photo.png"]))
