@@ -6,6 +6,8 @@ from dagster import Definitions
 
 from mlops_assets.defs.automation.sensors import (
     automation_sensor,
+    monitoring_job,
+    monitoring_schedule,
     retrain_job,
     retrain_on_drift_sensor,
     weekly_retrain_schedule,
@@ -25,16 +27,16 @@ def dataset_assets(spec: DatasetSpec) -> list:
 
 
 def dataset_definitions(spec: DatasetSpec) -> Definitions:
-    job = retrain_job(spec)
+    job, monitoring = retrain_job(spec), monitoring_job(spec)
     return Definitions(
         assets=dataset_assets(spec) + monitoring_assets(spec),
-        jobs=[job],
+        jobs=[job, monitoring],
         sensors=[
             automation_sensor(spec),
             landing_sensor(spec),
             retrain_on_drift_sensor(spec, job),
         ],
-        schedules=[weekly_retrain_schedule(spec, job)],
+        schedules=[weekly_retrain_schedule(spec, job), monitoring_schedule(spec, monitoring)],
     )
 
 

@@ -9,7 +9,7 @@ import duckdb
 
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.validation import SQL_TYPES
-from mlops_assets.lib.warehouse import quote, scalar, table
+from mlops_assets.lib.warehouse import quote, scalar, table, table_exists
 
 RECORD_COLUMNS = (
     "{'request_id': 'VARCHAR', 'timestamp': 'VARCHAR', 'model': 'VARCHAR', 'version': 'VARCHAR',"
@@ -114,6 +114,8 @@ def window(
 ) -> tuple[object, object, object]:
     """(frame of feature columns + prediction, window start, window end) of the last `days` days."""
     target = table(spec.name, "prediction_log")
+    if not table_exists(con, spec.name, "prediction_log"):
+        return None, None, None
     end = scalar(con, f"SELECT max(timestamp) FROM {target}")
     if end is None:
         return None, None, None

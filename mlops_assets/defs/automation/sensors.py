@@ -9,12 +9,15 @@ from dagster import (
     EventLogEntry,
     RunRequest,
     ScheduleDefinition,
+    ScheduleEvaluationContext,
     SensorEvaluationContext,
     SkipReason,
     asset_sensor,
     define_asset_job,
+    schedule,
 )
 
+from mlops_assets.defs.monitoring.assets import PREDICTION_DAYS
 from mlops_assets.lib.spec import DatasetSpec
 
 RETRAINED = ("features", "candidates", "champion_model")
@@ -61,6 +64,33 @@ def retrain_on_drift_sensor(spec: DatasetSpec, job):
         )
 
     return retrain_on_drift
+
+
+def monitoring_job(spec: DatasetSpec):
+    """Load one day of served predictions and measure drift on the recent window."""
+    keys = [AssetKey([spec.name, "prediction_log"]), AssetKey([spec.name, "drift"])]
+    return define_asset_job(
+        f"{spec.name}_monitoring",
+        selection=AssetSelection.assets(*keys),
+        partitions_def=PREDICTION_DAYS,
+        description=f"Ingest today's {spec.name} prediction log, then measure drift.",
+    )
+
+
+def monitoring_schedule(spec: DatasetSpec, job):
+    @schedule(
+        name=f"{spec.name}_monitoring_every_15_minutes",
+        cron_schedule="*/15 * * * *",
+        execution_timezone="UTC",
+        job=job,
+        default_status=DefaultScheduleStatus.RUNNING,
+        description=f"Refreshes today's {spec.name} prediction_log partition and the drift.",
+    )
+    def monitoring(context: ScheduleEvaluationContext) -> RunRequest:
+        day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+        return RunRequest(partition_key=day, tags={"mlops/trigger": "schedule"})
+
+    return monitoring
 
 
 def weekly_retrain_schedule(spec: DatasetSpec, job):

@@ -17,7 +17,6 @@ from mlops_assets.lib.promotion import Decision, decide
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import append_rows
 
-
 HISTORY_COLUMNS = (
     "version VARCHAR, promoted_at TIMESTAMPTZ, previous_version VARCHAR, reason VARCHAR, "
     "trigger VARCHAR, dagster_run_id VARCHAR, metrics JSON, previous_metrics JSON"
