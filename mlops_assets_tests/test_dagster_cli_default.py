@@ -78,8 +78,17 @@ def test_dagster_dev_serves_the_ui_from_the_repo_root(settings, tmp_path):
     try:
         assert wait_for_asset_graph(port, deadline=time.monotonic() + 240)
     finally:
-        os.killpg(process.pid, signal.SIGINT)
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Ctrl-C, as a person would; the daemon may be finishing a run, so force it after a while."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
         process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
 
 def wait_for_asset_graph(port: int, deadline: float) -> bool:
