@@ -100,7 +100,7 @@ def command_traffic(args: argparse.Namespace) -> int:
     try:
         shifts = traffic.parse_shifts(args.shift, spec)
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-            records = traffic.sample_records(con, spec, args.rows, shifts, args.seed)
+            records, clipped = traffic.sample_records(con, spec, args.rows, shifts, args.seed)
     except (ValueError, duckdb.Error) as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -109,6 +109,8 @@ def command_traffic(args: argparse.Namespace) -> int:
         f"sent {len(records)} {spec.name} records to {args.url}: "
         + ", ".join(f"{count} x HTTP {status}" for status, count in sorted(statuses.items()))
     )
+    if clipped:
+        print(f"{clipped} shifted value(s) were clipped to the spec's min/max")
     return 0 if set(statuses) == {200} else 1
 
 

@@ -52,7 +52,7 @@ def test_shifted_traffic_drifts_retrains_and_the_server_swaps(
 
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         shifted = {"petal_length": 1.6, "petal_width": 1.5, "sepal_length": 1.3}
-        records = traffic.sample_records(con, spec, 600, shifted, seed=3)
+        records, _ = traffic.sample_records(con, spec, 600, shifted, seed=3)
     assert traffic.send(server.url, "iris", records) == {200: 12}
 
     today = datetime.now(UTC).strftime("%Y-%m-%d")

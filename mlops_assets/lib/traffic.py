@@ -36,16 +36,21 @@ def sample_records(
     rows: int,
     shifts: dict[str, float],
     seed: int = 0,
-) -> list[dict]:
-    """`rows` request records drawn (with replacement) from the validated data."""
+) -> tuple[list[dict], int]:
+    """`rows` request records drawn (with replacement) from the validated data, and how many
+    shifted values were clipped to the spec's min/max (the server rejects values outside it)."""
     frame = query_features(con, spec)
     if frame.empty:
         raise ValueError(f"{spec.name}: no validated rows to sample; build the data set first")
     picked = frame.sample(n=rows, replace=True, random_state=seed)
     records = pd.DataFrame({c.field: picked[c.name].to_numpy() for c in spec.feature_columns})
-    for field, factor in shifts.items():
-        records[field] = records[field] * factor
-    return json.loads(records.to_json(orient="records"))
+    clipped = 0
+    for column in spec.feature_columns:
+        if column.field in shifts:
+            shifted = records[column.field] * shifts[column.field]
+            records[column.field] = shifted.clip(column.min, column.max)
+            clipped += int((records[column.field] != shifted).sum())
+    return json.loads(records.to_json(orient="records")), clipped
 
 
 def send(url: str, dataset: str, records: list[dict], batch: int = 50) -> Counter:

@@ -24,9 +24,13 @@ def test_records_are_sampled_from_validated_rows_and_shifted(tmp_path, builtin_s
     con = duckdb.connect()
     load_raw(con, iris, fetch_source(iris, tmp_path), "iris.csv")
     validate_partition(con, iris, "iris.csv")
-    plain = sample_records(con, iris, 50, {}, seed=1)
-    shifted = sample_records(con, iris, 50, {"petal_length": 2.0}, seed=1)
+    plain, _ = sample_records(con, iris, 50, {}, seed=1)
+    shifted, clipped = sample_records(con, iris, 50, {"petal_length": 2.0}, seed=1)
     assert set(plain[0]) == {"sepal_length", "sepal_width", "petal_length", "petal_width"}
+    assert clipped == 0
     assert [r["petal_length"] * 2 for r in plain] == pytest.approx(
         [r["petal_length"] for r in shifted]
     )
+    too_far, clipped = sample_records(con, iris, 50, {"petal_length": 3.0}, seed=1)
+    assert max(r["petal_length"] for r in too_far) == 15  # the spec's max: still a valid request
+    assert clipped == sum(r["petal_length"] * 3 > 15 for r in plain) > 0
