@@ -16,6 +16,7 @@ from mlops_assets.defs.ingestion.assets import ingestion_assets
 from mlops_assets.defs.ingestion.sensors import landing_sensor
 from mlops_assets.defs.monitoring.assets import monitoring_assets
 from mlops_assets.defs.resources import resources_for
+from mlops_assets.defs.scoring.assets import scoring_assets
 from mlops_assets.defs.training.assets import training_assets
 from mlops_assets.lib.spec import DatasetSpec, load_specs
 from mlops_assets.settings import Settings, load_settings
@@ -29,7 +30,7 @@ def dataset_assets(spec: DatasetSpec) -> list:
 def dataset_definitions(spec: DatasetSpec) -> Definitions:
     job, monitoring = retrain_job(spec), monitoring_job(spec)
     return Definitions(
-        assets=dataset_assets(spec) + monitoring_assets(spec),
+        assets=dataset_assets(spec) + monitoring_assets(spec) + scoring_assets(spec),
         jobs=[job, monitoring],
         sensors=[
             automation_sensor(spec),
