@@ -79,22 +79,59 @@ def _typed_expression(column: Column, spec: DatasetSpec) -> str:
     return text
 
 
-def _chunk_query(spec: DatasetSpec) -> str:
+CHUNK_FILTER = "_partition = $p AND _row_number > $lo AND _row_number <= $hi"
+
+
+def _typed_columns(spec: DatasetSpec) -> list[tuple[str, str]]:
+    """Per spec column: (typed value SQL, 'has a value that does not parse' SQL)."""
     na_list = ", ".join(_literal(v) for v in spec.read.na_values) or "NULL"
-    selects = list(KEY_COLUMNS) + ["_error", "_line"]
-    for position, column in enumerate(spec.columns):
+    columns = []
+    for column in spec.columns:
         name = quote(column.name)
         is_na = f"({name} IS NULL OR trim({name}) IN ({na_list}))"
         typed = _typed_expression(column, spec)
+        columns.append(
+            (
+                f"CASE WHEN {is_na} THEN NULL ELSE {typed} END",
+                f"(NOT {is_na} AND ({typed}) IS NULL)",
+            )
+        )
+    return columns
+
+
+def _chunk_query(spec: DatasetSpec) -> str:
+    """What pandera needs to judge a chunk: raw text, typed values, parse failures."""
+    selects = list(KEY_COLUMNS) + ["_error"]
+    for position, (column, (typed, unparsable)) in enumerate(
+        zip(spec.columns, _typed_columns(spec), strict=True)
+    ):
         selects += [
-            f"{name} AS __raw_{position}",
-            f"CASE WHEN {is_na} THEN NULL ELSE {typed} END AS __typed_{position}",
-            f"(NOT {is_na} AND ({typed}) IS NULL) AS __unparsable_{position}",
+            f"{quote(column.name)} AS __raw_{position}",
+            f"{typed} AS __typed_{position}",
+            f"{unparsable} AS __unparsable_{position}",
         ]
-    return (
-        f"SELECT {', '.join(selects)} FROM {table(spec.name, 'raw')} "
-        "WHERE _partition = $p AND _row_number > $lo AND _row_number <= $hi"
+    return f"SELECT {', '.join(selects)} FROM {table(spec.name, 'raw')} WHERE {CHUNK_FILTER}"
+
+
+def _insert_queries(spec: DatasetSpec) -> tuple[str, str]:
+    """SQL moving a judged chunk from raw into validated (typed) and quarantine (as read, with
+    the reasons from `_bad`): the rows never travel through pandas on the way back."""
+    raw, keys = table(spec.name, "raw"), ", ".join(KEY_COLUMNS)
+    typed = ", ".join(
+        f"{sql} AS {quote(column.name)}"
+        for column, (sql, _) in zip(spec.columns, _typed_columns(spec), strict=True)
     )
+    text = ", ".join(f"r.{quote(c.name)}" for c in spec.columns)
+    valid = (
+        f"INSERT INTO {table(spec.name, 'validated')} BY NAME SELECT {keys}, {typed} FROM {raw} "
+        f"WHERE {CHUNK_FILTER} AND _row_number NOT IN (SELECT _row_number FROM _bad)"
+    )
+    quarantine = (
+        f"INSERT INTO {table(spec.name, 'quarantine')} BY NAME SELECT r._partition, "
+        f"r._source_file, r._row_number, {text}, r._line, b._reasons FROM {raw} r "
+        f"JOIN _bad b USING (_row_number) WHERE {CHUNK_FILTER}"
+    )
+    return valid, quarantine
 
 
 def pandera_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
@@ -182,19 +219,17 @@ def create_tables(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
     )
 
 
-def _write_chunk(con, spec: DatasetSpec, chunk: pd.DataFrame, reasons: pd.Series) -> int:
+def _write_chunk(con, queries: tuple[str, str], chunk, reasons: pd.Series, params) -> int:
     bad = reasons != ""
-    good = chunk.loc[~bad]
-    valid = pd.concat([good[KEY_COLUMNS], _typed_frame(good, spec)], axis=1)
-    quarantined = chunk.loc[bad, KEY_COLUMNS + ["_line"]].copy()
-    for position, column in enumerate(spec.columns):
-        quarantined[column.name] = chunk.loc[bad, f"__raw_{position}"]
-    quarantined["_reasons"] = reasons[bad]
-    for name, frame in (("validated", valid), ("quarantine", quarantined)):
-        if len(frame):
-            con.register("_chunk", frame)
-            con.execute(f"INSERT INTO {table(spec.name, name)} BY NAME SELECT * FROM _chunk")
-            con.unregister("_chunk")
+    verdicts = pd.DataFrame(
+        {"_row_number": chunk.loc[bad, "_row_number"].astype("int64"), "_reasons": reasons[bad]}
+    )
+    con.register("_bad", verdicts)
+    try:
+        for query in queries:
+            con.execute(query, params)
+    finally:
+        con.unregister("_bad")
     return int(bad.sum())
 
 
@@ -211,7 +246,7 @@ def validate_partition(
     create_tables(con, spec)
     summary = ValidationSummary()
     schema = pandera_schema(spec)
-    query = _chunk_query(spec)
+    query, inserts = _chunk_query(spec), _insert_queries(spec)
     params = {"p": partition}
     last = (
         scalar(
@@ -226,9 +261,10 @@ def validate_partition(
         for name in ("validated", "quarantine"):
             con.execute(f"DELETE FROM {table(spec.name, name)} WHERE _partition = $p", params)
         for low in range(0, last, chunk_rows):
-            chunk = con.execute(query, {**params, "lo": low, "hi": low + chunk_rows}).df()
+            bounds = {**params, "lo": low, "hi": low + chunk_rows}
+            chunk = con.execute(query, bounds).df()
             reasons = row_reasons(chunk, spec, schema)
-            quarantined = _write_chunk(con, spec, chunk, reasons)
+            quarantined = _write_chunk(con, inserts, chunk, reasons, bounds)
             summary.rows += len(chunk)
             summary.quarantined += quarantined
             for text in reasons[reasons != ""]:

@@ -1,0 +1,215 @@
+"""Data path benchmark: `raw` + `validated` against pandas `read_csv` + pandera on the whole frame.
+
+    uv run python -m bench.data_path            # 1M and 10M rows, writes docs/benchmarks.md
+    uv run python -m bench.data_path --smoke    # 50k rows, one round, for CI
+
+Each measurement runs in a fresh Python process, which reports its own wall time and peak RSS
+(the high-water mark of the whole process, DuckDB's native memory included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.report import machine_description, write_section
+
+HEADER = "Sex,Length,Diameter,Height,Whole weight,Shucked weight,Viscera weight,Shell weight,Rings"
+BAD_SHARE = 0.01
+CHUNK = 500_000
+
+
+def generate(path: Path, rows: int, seed: int = 0) -> None:
+    """An abalone-shaped CSV with ~1% bad rows: bad numbers, unknown sex, missing target and
+    out-of-range values."""
+    rng = np.random.default_rng(seed)
+    with path.open("w") as handle:
+        handle.write(HEADER + "\n")
+        for start in range(0, rows, CHUNK):
+            handle.write(_chunk(rng, min(CHUNK, rows - start)))
+
+
+def _chunk(rng: np.random.Generator, rows: int) -> str:
+    length = rng.uniform(0.1, 0.8, rows)
+    frame = pd.DataFrame(
+        {
+            "Sex": rng.choice(np.array(["M", "F", "I"]), rows),
+            "Length": length.round(3),
+            "Diameter": (length * 0.8).round(3),
+            "Height": (length * 0.25).round(3),
+            "Whole weight": (length**3 * 3).round(4),
+            "Shucked weight": (length**3 * 1.3).round(4),
+            "Viscera weight": (length**3 * 0.6).round(4),
+            "Shell weight": (length**3 * 0.9).round(4),
+            "Rings": (length * 20 + rng.normal(0, 1, rows)).round().clip(1, 29).astype(int),
+        }
+    ).astype(str)
+    bad = rng.random(rows) < BAD_SHARE
+    kinds = rng.integers(0, 4, rows)
+    frame.loc[bad & (kinds == 0), "Length"] = "abc"
+    frame.loc[bad & (kinds == 1), "Sex"] = "X"
+    frame.loc[bad & (kinds == 2), "Rings"] = ""
+    frame.loc[bad & (kinds == 3), "Diameter"] = "7.5"
+    lines = frame.to_csv(header=False, index=False)
+    return lines
+
+
+def run_ours(path: str, data_dir: str) -> dict:
+    import duckdb
+
+    from mlops_assets.lib.ingest import load_raw
+    from mlops_assets.lib.spec import load_spec
+    from mlops_assets.lib.validation import validate_partition
+    from mlops_assets.settings import BUILTIN_SPECS_DIR
+
+    spec = load_spec(BUILTIN_SPECS_DIR / "abalone.yaml")
+    started = time.perf_counter()
+    database = str(Path(data_dir) / "warehouse.duckdb")
+    with duckdb.connect(database, config={"memory_limit": "1GB"}) as con:
+        loaded = load_raw(con, spec, Path(path), "bench.csv")
+        summary = validate_partition(con, spec, "bench.csv")
+    return {
+        "seconds": time.perf_counter() - started,
+        "rows": loaded.rows,
+        "valid": summary.valid,
+        "quarantined": summary.quarantined,
+    }
+
+
+def run_usual(path: str, data_dir: str) -> dict:
+    """What such projects usually do: the whole file in pandas, then pandera on the whole frame."""
+    import pandera.pandas as pa
+
+    started = time.perf_counter()
+    frame = pd.read_csv(path)
+    schema = pa.DataFrameSchema(
+        {
+            "Sex": pa.Column(str, pa.Check.isin(["M", "F", "I"])),
+            "Length": pa.Column(float, pa.Check.in_range(0, 1), coerce=True),
+            "Diameter": pa.Column(float, pa.Check.in_range(0, 1), coerce=True),
+            "Height": pa.Column(float, pa.Check.in_range(0, 1.5), coerce=True),
+            "Whole weight": pa.Column(float, pa.Check.in_range(0, 3), coerce=True),
+            "Shucked weight": pa.Column(float, pa.Check.in_range(0, 2), coerce=True),
+            "Viscera weight": pa.Column(float, pa.Check.in_range(0, 1), coerce=True),
+            "Shell weight": pa.Column(float, pa.Check.in_range(0, 1.5), coerce=True),
+            "Rings": pa.Column(float, pa.Check.in_range(0, 40), coerce=True),
+        }
+    )
+    try:
+        schema.validate(frame, lazy=True)
+        bad = 0
+    except pa.errors.SchemaErrors as errors:
+        bad = errors.failure_cases["index"].dropna().nunique()
+    return {"seconds": time.perf_counter() - started, "rows": len(frame), "quarantined": int(bad)}
+
+
+def measure(subject: str, path: Path) -> dict:
+    """One measurement in a fresh process; its wall time, rows and peak RSS."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        output = subprocess.run(
+            [sys.executable, "-m", "bench.data_path", "--run", subject, str(path), data_dir],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def child(subject: str, path: str, data_dir: str) -> None:
+    result = {"ours": run_ours, "usual": run_usual}[subject](path, data_dir)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def benchmark(sizes: list[int], rounds: int, folder: Path) -> list[dict]:
+    rows = []
+    for size in sizes:
+        path = folder / f"abalone_{size}.csv"
+        generate(path, size)
+        for subject in ("ours", "usual"):
+            runs = [measure(subject, path) for _ in range(rounds)]
+            seconds = statistics.median(r["seconds"] for r in runs)
+            rows.append(
+                {
+                    "rows": size,
+                    "subject": subject,
+                    "file_mb": path.stat().st_size / 2**20,
+                    "seconds": seconds,
+                    "rows_per_s": size / seconds,
+                    "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+                    "quarantined": runs[0]["quarantined"],
+                    "rounds": rounds,
+                }
+            )
+            print(_line(rows[-1]), flush=True)
+        path.unlink()
+    return rows
+
+
+def _line(row: dict) -> str:
+    return (
+        f"{row['rows']:>10,} rows  {row['subject']:<6} {row['seconds']:8.1f} s  "
+        f"{row['rows_per_s']:>12,.0f} rows/s  peak RSS {row['peak_rss_mb']:8.0f} MB  "
+        f"quarantined {row['quarantined']:,}"
+    )
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| rows | file | approach | time (s) | rows/s | peak RSS (MB) | bad rows found "
+        "| speed-up |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for size in sorted({r["rows"] for r in rows}):
+        ours, usual = (next(r for r in rows if r["rows"] == size and r["subject"] == s)
+                       for s in ("ours", "usual"))  # fmt: skip
+        for row, name in ((ours, "`raw` + `validated` (DuckDB + chunked pandera)"),
+                          (usual, "pandas `read_csv` + pandera, whole frame")):  # fmt: skip
+            ratio = f"{usual['seconds'] / ours['seconds']:.1f}x" if row is ours else "1x"
+            lines.append(
+                f"| {size:,} | {row['file_mb']:.0f} MB | {name} | {row['seconds']:.1f} | "
+                f"{row['rows_per_s']:,.0f} | {row['peak_rss_mb']:,.0f} | {row['quarantined']:,} | "
+                f"{ratio} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="50k rows, one round")
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--run", nargs=3, metavar=("SUBJECT", "FILE", "DATA_DIR"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.run:
+        child(*args.run)
+        return 0
+    sizes, rounds = ([50_000], 1) if args.smoke else ([1_000_000, 10_000_000], 3)
+    with tempfile.TemporaryDirectory() as folder:
+        rows = benchmark(sizes, rounds, Path(folder))
+    if not args.no_docs:
+        body = (
+            f"{machine_description()}\n\nCommand: `uv run python -m bench.data_path`. "
+            f"Median of {rounds} rounds, each in a fresh process; peak RSS is the process "
+            "high-water mark. About 1% of the generated rows are bad (bad numbers, unknown "
+            "categories, missing targets, out-of-range values).\n\n" + markdown(rows)
+        )
+        write_section(Path("docs/benchmarks.md"), "Data path", body)
+    print(f"python {platform.python_version()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
