@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,6 @@ from bench.report import machine_description, write_section
 
 SHARED_ABALONE = Path(__file__).resolve().parents[2] / "shared" / "data" / "abalone.csv"
 PROJECT = Path(__file__).resolve().parents[1]
-PORT = 8199
 REQUESTS = {
     "iris": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2},
     "diabetes": {"age": 50, "sex": 1, "bmi": 25.0, "bp": 90.0, "s1": 180.0, "s2": 100.0,
@@ -80,15 +80,18 @@ def step_seconds(env: dict) -> dict[str, float]:
 
 def first_prediction(dataset: str, env: dict) -> float:
     """Seconds from starting `mlops serve` to the first 200 from /models/<ds>/predict."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     started = time.perf_counter()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlops_assets.cli", "serve", "--port", str(PORT)],
+        [sys.executable, "-m", "mlops_assets.cli", "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     body = json.dumps(REQUESTS[dataset]).encode()
-    url = f"http://127.0.0.1:{PORT}/models/{dataset}/predict"
+    url = f"http://127.0.0.1:{port}/models/{dataset}/predict"
     try:
         while time.perf_counter() - started < 120:
             request = urllib.request.Request(url, data=body, method="POST")
