@@ -66,8 +66,7 @@ def _chunk(rng: np.random.Generator, rows: int) -> str:
 
 
 def run_ours(path: str, data_dir: str) -> dict:
-    import duckdb
-
+    from mlops_assets.defs.resources import Warehouse
     from mlops_assets.lib.ingest import load_raw
     from mlops_assets.lib.spec import load_spec
     from mlops_assets.lib.validation import validate_partition
@@ -75,8 +74,8 @@ def run_ours(path: str, data_dir: str) -> dict:
 
     spec = load_spec(BUILTIN_SPECS_DIR / "abalone.yaml")
     started = time.perf_counter()
-    database = str(Path(data_dir) / "warehouse.duckdb")
-    with duckdb.connect(database, config={"memory_limit": "1GB"}) as con:
+    warehouse = Warehouse(path=str(Path(data_dir) / "warehouse.duckdb"))  # as the assets use it
+    with warehouse.connect() as con:
         loaded = load_raw(con, spec, Path(path), "bench.csv")
         summary = validate_partition(con, spec, "bench.csv")
     return {

@@ -12,6 +12,7 @@ from dagster import ConfigurableResource, Failure, resource
 from dagster._utils.backoff import backoff
 from dagster_mlflow import mlflow_tracking
 from dagster_mlflow.resources import CONFIG_SCHEMA
+from pydantic import Field
 
 from mlops_assets.lib.sources import SourceUnavailable, fetch_source, initial_partition
 from mlops_assets.lib.spec import DatasetSpec
@@ -24,6 +25,9 @@ class Warehouse(ConfigurableResource):
     """The DuckDB file. One writing process at a time: the assets share the `duckdb` pool."""
 
     path: str
+    memory_limit: str = Field(
+        "1GB", description="DuckDB's buffer limit; beyond it DuckDB spills to disk"
+    )
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -31,7 +35,7 @@ class Warehouse(ConfigurableResource):
         con = backoff(
             duckdb.connect,
             retry_on=(duckdb.IOException,),
-            kwargs={"database": self.path},
+            kwargs={"database": self.path, "config": {"memory_limit": self.memory_limit}},
             max_retries=8,
         )
         try:
