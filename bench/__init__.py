@@ -1,0 +1,1 @@
+"""Benchmarks of this project; each module is runnable with `python -m bench.<name>`."""

@@ -1,0 +1,1 @@
+"""Servers the serving benchmark compares ours with; started by `bench.serving` as subprocesses."""
