@@ -1,23 +1,11 @@
 """The pipeline benchmark at smoke size (iris), so it cannot rot."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_pipeline_benchmark_runs_at_smoke_size():
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.pipeline", "--smoke", "--no-docs"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def test_pipeline_benchmark_runs_at_smoke_size(smoke_run):
+    result = smoke_run("bench.pipeline")
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if line.startswith("| iris"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]

@@ -6,13 +6,10 @@ connections for 2 s per point); the abalone data is generated when the shared co
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 WRK = Path("/usr/bin/wrk")
 SUBJECTS = (
     "ours (mlops serve)",
@@ -34,16 +31,10 @@ def load_rows(stdout: str) -> dict[str, dict[str, str]]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(420)
-def test_serving_benchmark_smoke():
+def test_serving_benchmark_smoke(smoke_run):
     if not WRK.is_file():
         pytest.skip(f"{WRK} is absent (apt-get install wrk)")
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.serving", "--smoke", "--no-docs"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=360,
-    )
+    completed = smoke_run("bench.serving", timeout=360)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-4000:]
     rows = load_rows(completed.stdout)
