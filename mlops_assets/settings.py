@@ -44,6 +44,14 @@ class Settings:
         return self.data_dir / "landing"
 
     @property
+    def predictions_dir(self) -> Path:
+        return self.data_dir / "predictions"
+
+    @property
+    def score_dir(self) -> Path:
+        return self.data_dir / "score"
+
+    @property
     def artifacts_dir(self) -> Path:
         return self.data_dir / "mlartifacts"
 

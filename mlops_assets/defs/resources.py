@@ -45,10 +45,16 @@ class Warehouse(ConfigurableResource):
 
 
 class SourceFiles(ConfigurableResource):
-    """Where each raw partition's file comes from: the spec's source, or the landing folder."""
+    """Files that come in: sources and landed files (raw partitions), the server's prediction
+    logs, and batches to score."""
 
     sources_dir: str
     landing_dir: str
+    predictions_dir: str
+    score_dir: str
+
+    def prediction_log(self, dataset: str, day: str) -> Path:
+        return Path(self.predictions_dir) / dataset / f"{day}.jsonl"
 
     def path_for(self, spec: DatasetSpec, partition: str) -> Path:
         if partition == initial_partition(spec):
@@ -108,7 +114,10 @@ def resources_for(settings: Settings) -> dict:
     return {
         "warehouse": Warehouse(path=str(settings.warehouse_path)),
         "source_files": SourceFiles(
-            sources_dir=str(settings.sources_dir), landing_dir=str(settings.landing_dir)
+            sources_dir=str(settings.sources_dir),
+            landing_dir=str(settings.landing_dir),
+            predictions_dir=str(settings.predictions_dir),
+            score_dir=str(settings.score_dir),
         ),
         "model_store": ModelStore(root=str(settings.models_dir)),
         "mlflow": mlflow_run.configured(

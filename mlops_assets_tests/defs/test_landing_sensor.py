@@ -9,7 +9,7 @@ from dagster import DagsterInstance, build_sensor_context, materialize
 from mlops_assets.build import failures_of
 from mlops_assets.definitions import dataset_assets
 from mlops_assets.defs.ingestion.sensors import landing_sensor
-from mlops_assets.defs.resources import SourceFiles, resources_for
+from mlops_assets.defs.resources import resources_for
 
 HEADER = "sepal_length,sepal_width,petal_length,petal_width,species"
 
@@ -30,11 +30,7 @@ def tick(sensor, instance, settings, cursor=None):
     context = build_sensor_context(
         instance=instance,
         cursor=cursor,
-        resources={
-            "source_files": SourceFiles(
-                sources_dir=str(settings.sources_dir), landing_dir=str(settings.landing_dir)
-            )
-        },
+        resources={"source_files": resources_for(settings)["source_files"]},
     )
     result = sensor(context)
     for request in result.dynamic_partitions_requests:

@@ -3,7 +3,6 @@
 import base64
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -21,7 +20,7 @@ from dagster import (
 )
 
 from mlops_assets.defs.ingestion.assets import POOL
-from mlops_assets.defs.resources import ModelStore, Warehouse
+from mlops_assets.defs.resources import ModelStore, SourceFiles, Warehouse
 from mlops_assets.lib import drift as drift_lib
 from mlops_assets.lib import prediction_table
 from mlops_assets.lib.bundle import REFERENCE_FILE, BundleError, read_current_file
@@ -52,10 +51,10 @@ def monitoring_assets(spec: DatasetSpec) -> list:
         description=f"Predictions served for {ds} on one UTC day, in `{ds}.prediction_log`.",
     )
     def prediction_log(
-        context: AssetExecutionContext, warehouse: Warehouse, model_store: ModelStore
+        context: AssetExecutionContext, warehouse: Warehouse, source_files: SourceFiles
     ) -> MaterializeResult:
         day = context.partition_key
-        path = Path(model_store.root).parent / "predictions" / ds / f"{day}.jsonl"
+        path = source_files.prediction_log(ds, day)
         with warehouse.connect() as con:
             loaded = prediction_table.load_day(con, spec, path, day)
         if loaded.torn_lines:

@@ -14,7 +14,7 @@ from dagster import (
 )
 
 from mlops_assets.defs.ingestion.assets import POOL
-from mlops_assets.defs.resources import ModelStore, Warehouse
+from mlops_assets.defs.resources import ModelStore, SourceFiles, Warehouse
 from mlops_assets.lib import batch
 from mlops_assets.lib.bundle import BundleError, load_bundle
 from mlops_assets.lib.features import query_features
@@ -23,9 +23,9 @@ from mlops_assets.lib.warehouse import replace_table, table
 from serving.model import from_bundle
 
 
-def score_inputs(spec: DatasetSpec, data_dir: Path, con) -> list[tuple[str, pd.DataFrame]]:
+def score_inputs(spec: DatasetSpec, score_dir: Path, con) -> list[tuple[str, pd.DataFrame]]:
     """Files in `score/<ds>/`, or else the most recently loaded validated partition."""
-    folder = data_dir / "score" / spec.name
+    folder = score_dir / spec.name
     files = sorted(p for p in folder.glob("*.csv")) if folder.is_dir() else []
     if files:
         return [(path.name, pd.read_csv(path)) for path in files]
@@ -51,7 +51,10 @@ def scoring_assets(spec: DatasetSpec) -> list:
         f"validation in `{ds}.batch_rejections` with the reasons.",
     )
     def batch_predictions(
-        context: AssetExecutionContext, warehouse: Warehouse, model_store: ModelStore
+        context: AssetExecutionContext,
+        warehouse: Warehouse,
+        model_store: ModelStore,
+        source_files: SourceFiles,
     ) -> MaterializeResult:
         try:
             model = from_bundle(ds, load_bundle(model_store.dataset_dir(ds)))
@@ -60,7 +63,7 @@ def scoring_assets(spec: DatasetSpec) -> list:
         stamp = {"model_version": model.version, "dagster_run_id": context.run_id,
                  "scored_at": datetime.now(UTC)}  # fmt: skip
         with warehouse.connect() as con:
-            inputs = score_inputs(spec, Path(model_store.root).parent, con)
+            inputs = score_inputs(spec, Path(source_files.score_dir), con)
             if not inputs:
                 raise Failure(description=f"{ds}: nothing to score: no files, no validated data")
             scored = [(source, batch.score(frame, model)) for source, frame in inputs]
