@@ -6,28 +6,47 @@ import os
 import platform
 import re
 from datetime import UTC, datetime
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+DATA_PACKAGES = ("duckdb", "pandas", "pandera", "scikit-learn")
 INTRO = (
     "# Benchmarks\n\nProduced by the commands in `bench/` (see `bench/README.md`); each section "
     "is rewritten by its own benchmark. CI runs every benchmark at a smoke size only.\n"
 )
 
 
-def machine_description() -> str:
+def machine_facts(packages: list[str]) -> dict:
+    """What a result depends on: cores, CPU, memory, kernel, Python, package versions, date."""
     cpu = next(
         (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
         platform.processor() or "unknown CPU",
     )
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    packages = ", ".join(
-        f"{name} {version(name)}" for name in ("duckdb", "pandas", "pandera", "scikit-learn")
-    )
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "ram_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "packages": {name: _version(name) for name in packages},
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def machine_description(packages: tuple[str, ...] = DATA_PACKAGES) -> str:
+    facts = machine_facts(list(packages))
+    versions = ", ".join(f"{name} {version}" for name, version in facts["packages"].items())
     return (
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu}), "
-        f"{memory:.0f} GiB RAM, Python {platform.python_version()}; {packages}."
+        f"Measured {facts['date'][:16].replace('T', ' ')} UTC on {facts['nproc']} cores "
+        f"({facts['cpu']}), {facts['ram_gib']:.0f} GiB RAM, Python {facts['python']}; {versions}."
     )
+
+
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "absent"
 
 
 def _cpuinfo() -> list[str]:

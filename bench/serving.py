@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -26,14 +25,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
 
-from bench.report import write_section
+from bench.report import machine_facts, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -914,45 +912,13 @@ def report_lines(
 
 
 def machine_description(load_before: str) -> dict:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown",
-    )
-    mem_kib = int(
-        next(
-            line.split()[1]
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        )
-    )
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "ram_gib": round(mem_kib / 2**20, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "packages": {name: package_version(name) for name in PACKAGES},
-        "wrk": wrk_version(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "load_average_before": load_before,
-    }
+    return {**machine_facts(PACKAGES), "wrk": wrk_version(), "load_average_before": load_before}
 
 
 def wrk_version() -> str:
     completed = subprocess.run([str(WRK), "-v"], capture_output=True, text=True)
     first = (completed.stdout or completed.stderr or "wrk ?").splitlines()[0]
     return first.split(" Copyright")[0]
-
-
-def package_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "absent"
 
 
 def docs_section(results: dict, lines: list[str]) -> str:
