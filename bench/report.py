@@ -56,15 +56,18 @@ def _cpuinfo() -> list[str]:
         return []
 
 
-def write_section(path: Path, title: str, body: str) -> None:
-    """Replace (or append) the `## title` section of a Markdown file."""
+def write_section(path: Path, title: str, body: str, before: str | None = None) -> None:
+    """Replace (or append) the `## title` section of a Markdown file. A section that is not
+    there yet goes just before the `## before` section when that one exists, else at the end."""
     text = path.read_text() if path.is_file() else INTRO
     section = f"## {title}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = (
-        pattern.sub(lambda _: section + "\n", text)
-        if pattern.search(text)
-        else (text.rstrip() + "\n\n" + section)
-    )
+    anchor = re.search(rf"^## {re.escape(before)}\n", text, re.M) if before else None
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text)
+    elif anchor:
+        text = text[: anchor.start()] + section + "\n" + text[anchor.start() :]
+    else:
+        text = text.rstrip() + "\n\n" + section
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text.rstrip() + "\n")
