@@ -114,17 +114,18 @@ def load_raw(
     """Replace partition `partition` of `<ds>.raw` with the contents of `path`."""
     columns, has_header = file_columns(path, spec)
     raw = table(spec.name, "raw")
+    # outside the transaction, so that the staged rows' rowids are their positions in the file
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _staging AS SELECT * FROM "
+        + _read_csv_sql(spec, columns, has_header),
+        {"path": str(path)},
+    )
     con.execute("BEGIN TRANSACTION")
     try:
         _ensure_raw_tables(con, spec, columns)
         con.execute(f"DELETE FROM {raw} WHERE _partition = $p", {"p": partition})
         con.execute(
             f"DELETE FROM {table(spec.name, 'raw_files')} WHERE _partition = $p", {"p": partition}
-        )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _staging AS SELECT * FROM "
-            + _read_csv_sql(spec, columns, has_header),
-            {"path": str(path)},
         )
         malformed = _insert_rows(con, spec, raw, columns, has_header, path, partition)
         rows = scalar(con, f"SELECT count(*) FROM {raw} WHERE _partition = $p", {"p": partition})
@@ -157,40 +158,47 @@ def load_raw(
 
 
 def _insert_rows(con, spec, raw, columns, has_header, path, partition) -> int:
-    """Insert accepted and rejected lines with row numbers in file order; returns rejected count."""
+    """Insert accepted and rejected lines with row numbers in file order; returns rejected count.
+
+    `_staging` holds the accepted lines in file order (its rowid); each takes the next row number
+    the rejected lines leave free: its position plus the rejected lines before it."""
     offset = 1 if has_header else 0
     rejected = con.execute(
         "SELECT DISTINCT ON (line) line - $o AS row_number, error_message, csv_line FROM _rejects "
         "ORDER BY line",
         {"o": offset},
     ).df()
-    good = scalar(con, "SELECT count(*) FROM _staging")
     selected = ", ".join(f"s.{quote(c)}" for c in columns)
     names = ", ".join(quote(c) for c in columns)
-    # accepted rows take, in order, the row numbers the rejected lines leave free
+    params = {"p": partition, "f": path.name}
     con.register("_rejected", rejected)
     try:
         con.execute(
-            f"""
-            INSERT INTO {raw} (_partition, _source_file, _row_number, {names})
-            WITH slots AS (
-                SELECT i AS row_number, row_number() OVER (ORDER BY i) - 1 AS k
-                FROM range(1, $limit) t(i)
-                WHERE i NOT IN (SELECT row_number FROM _rejected)
-            ),
-            accepted AS (SELECT row_number() OVER (ORDER BY rowid) - 1 AS k, * FROM _staging)
-            SELECT $p, $f, slots.row_number, {selected}
-            FROM accepted s JOIN slots USING (k)
-            ORDER BY slots.row_number
-            """,
-            {"p": partition, "f": path.name, "limit": good + len(rejected) + 1},
+            f"INSERT INTO {raw} (_partition, _source_file, _row_number, {names}) "
+            f"SELECT $p, $f, {_numbered_staging(shifted=bool(len(rejected)), selected=selected)}",
+            params,
         )
         con.execute(
             f"INSERT INTO {raw} (_partition, _source_file, _row_number, _error, _line) "
             "SELECT $p, $f, row_number, error_message, csv_line FROM _rejected",
-            {"p": partition, "f": path.name},
+            params,
         )
     finally:
         con.unregister("_rejected")
         con.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _rejects_scan")
     return len(rejected)
+
+
+def _numbered_staging(shifted: bool, selected: str) -> str:
+    """Row number, `selected` and the FROM clause for the staged lines. With rejected lines, an
+    ASOF join counts those before each accepted line (it sorts, so it is only paid then)."""
+    if not shifted:
+        return f"rowid + 1, {selected} FROM _staging s"
+    shifts = (
+        "SELECT row_number - rank AS k, max(rank) AS shift FROM (SELECT row_number, "
+        "row_number() OVER (ORDER BY row_number) AS rank FROM _rejected) GROUP BY ALL"
+    )
+    return (
+        f"s.k + 1 + coalesce(t.shift, 0), {selected} FROM (SELECT rowid AS k, * FROM _staging) s "
+        f"ASOF LEFT JOIN ({shifts}) t ON s.k >= t.k"
+    )

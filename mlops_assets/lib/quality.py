@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
+import pandera.pandas as pa
 
 from mlops_assets.lib.spec import DatasetSpec
+from mlops_assets.lib.validation import pandera_schema, typed_frame
 from mlops_assets.lib.warehouse import quote, scalar, table
 
 
@@ -71,3 +73,26 @@ def duplicate_sample(
         f"GROUP BY ALL HAVING count(*) > 1 ORDER BY copies DESC LIMIT $n",
         {"n": limit},
     ).df()
+
+
+FAILURE_COLUMNS = ["_row_number", "column", "check", "failure_case"]
+
+
+def contract_failures(
+    con: duckdb.DuckDBPyConnection, spec: DatasetSpec, partition: str, sample_rows: int = 100_000
+) -> tuple[int, pd.DataFrame]:
+    """Pandera's verdict on a seeded sample of the partition's validated rows, independent of
+    the SQL that chose them: (rows checked, failure cases; empty when they all conform)."""
+    columns = ", ".join(quote(c.name) for c in spec.columns)
+    sample = con.execute(
+        f"SELECT * FROM (SELECT _row_number, {columns} FROM {table(spec.name, 'validated')} "
+        f"WHERE _partition = $p) USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE (0)",
+        {"p": partition},
+    ).df()
+    try:
+        pandera_schema(spec).validate(typed_frame(sample, spec), lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases
+        rows = cases["index"].map(sample["_row_number"])
+        return len(sample), cases.assign(_row_number=rows)[FAILURE_COLUMNS]
+    return len(sample), pd.DataFrame(columns=FAILURE_COLUMNS)

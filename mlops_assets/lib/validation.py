@@ -1,13 +1,17 @@
-"""Split one raw partition into `<ds>.validated` and `<ds>.quarantine`, chunk by chunk.
+"""Split one raw partition into `<ds>.validated` and `<ds>.quarantine`, in SQL.
 
-DuckDB parses the text values into the spec's types (a value that does not parse is a reason);
-a pandera schema built from the spec applies the row rules (nullability, ranges, allowed values,
-target present). Every raw row lands in exactly one of the two tables.
+The spec compiles to SQL: per column, its typed value (NULL for NA or text that does not parse)
+and the reason the value breaks a rule (unparsable, missing, not finite, out of range, not an
+allowed value), or NULL. DuckDB evaluates that over the whole partition in parallel and spills past
+its memory limit, so a file of any size is split in bounded memory, without a trip through pandas.
+Every raw row lands in exactly one of the two tables.
+
+`pandera_schema` states the same rules over a typed frame: the `validated_conforms_to_spec` gate
+runs it on a sample of the result, an independent check on the SQL.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import duckdb
@@ -18,7 +22,6 @@ import pandera.pandas as pa
 from mlops_assets.lib.spec import Column, DatasetSpec
 from mlops_assets.lib.warehouse import quote, scalar, table
 
-CHUNK_ROWS = 250_000
 SQL_TYPES = {
     "float": "DOUBLE",
     "int": "BIGINT",
@@ -47,15 +50,19 @@ class ValidationSummary:
     rows: int = 0
     valid: int = 0
     quarantined: int = 0
-    reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def _literal(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _typed_expression(column: Column, spec: DatasetSpec) -> str:
-    """SQL turning the raw text of `column` into its spec type; NULL for NA or unparsable."""
+    """SQL turning the raw text of `column` into its spec type; NULL when it does not parse."""
     text = f"trim({quote(column.name)})"
     if spec.read.thousands:
         text = f"replace({text}, {_literal(spec.read.thousands)}, '')"
@@ -79,133 +86,83 @@ def _typed_expression(column: Column, spec: DatasetSpec) -> str:
     return text
 
 
-CHUNK_FILTER = "_partition = $p AND _row_number > $lo AND _row_number <= $hi"
-
-
-def _typed_columns(spec: DatasetSpec) -> list[tuple[str, str]]:
-    """Per spec column: (typed value SQL, 'has a value that does not parse' SQL)."""
+def _typed_sql(column: Column, spec: DatasetSpec) -> str:
+    """The typed value, NULL for a missing value (empty, NA text) or one that does not parse."""
+    name = quote(column.name)
     na_list = ", ".join(_literal(v) for v in spec.read.na_values) or "NULL"
-    columns = []
-    for column in spec.columns:
-        name = quote(column.name)
-        is_na = f"({name} IS NULL OR trim({name}) IN ({na_list}))"
-        typed = _typed_expression(column, spec)
-        columns.append(
-            (
-                f"CASE WHEN {is_na} THEN NULL ELSE {typed} END",
-                f"(NOT {is_na} AND ({typed}) IS NULL)",
-            )
+    is_na = f"({name} IS NULL OR trim({name}) IN ({na_list}))"
+    return f"CASE WHEN {is_na} THEN NULL ELSE {_typed_expression(column, spec)} END"
+
+
+def _reason_sql(column: Column, spec: DatasetSpec, position: int) -> str:
+    """The first rule the value breaks, as '<column>: <reason>', or NULL. Reads the typed value
+    `__typed_<position>` and the text as read `__raw_<position>`."""
+    typed, raw = f"__typed_{position}", f"__raw_{position}"
+    na_list = ", ".join(_literal(v) for v in spec.read.na_values) or "NULL"
+    shown = f"'''' || {raw} || ''''" if column.type != "float" else f"CAST({typed} AS VARCHAR)"
+    value = f"'''' || {typed} || ''''" if column.type == "category" else f"CAST({typed} AS VARCHAR)"
+    required = not column.nullable or column.name == spec.target
+    cases = [
+        f"WHEN {typed} IS NULL AND {raw} IS NOT NULL AND trim({raw}) NOT IN ({na_list}) "
+        f"THEN '''' || {raw} || ''' is not a valid {column.type}'",
+        f"WHEN {typed} IS NULL THEN {_literal('missing value') if required else 'NULL'}",
+    ]
+    if column.type == "float":
+        cases.append(f"WHEN NOT isfinite({typed}) THEN {shown} || ' is not a finite number'")
+    if column.min is not None:
+        cases.append(
+            f"WHEN {typed} < {column.min!r} "
+            f"THEN {value} || ' is below the spec minimum ({column.min!r})'"
         )
-    return columns
+    if column.max is not None:
+        cases.append(
+            f"WHEN {typed} > {column.max!r} "
+            f"THEN {value} || ' is above the spec maximum ({column.max!r})'"
+        )
+    if column.allowed is not None:
+        allowed = ", ".join(_literal(v) for v in column.allowed)
+        listed = _literal(", ".join(map(repr, column.allowed)))
+        cases.append(
+            f"WHEN {typed} NOT IN ({allowed}) "
+            f"THEN {value} || ' is not an allowed value (one of ' || {listed} || ')'"
+        )
+    label = _literal(f"{column.name}: ")
+    return f"{label} || (CASE {' '.join(cases)} END)"
 
 
-def _chunk_query(spec: DatasetSpec) -> str:
-    """What pandera needs to judge a chunk: raw text, typed values, parse failures."""
-    selects = list(KEY_COLUMNS) + ["_error"]
-    for position, (column, (typed, unparsable)) in enumerate(
-        zip(spec.columns, _typed_columns(spec), strict=True)
-    ):
-        selects += [
+def _judged_sql(spec: DatasetSpec) -> str:
+    """One row per raw row of partition $p: its key and the list of its reasons (empty: valid)."""
+    inner = ["_row_number", "_error"]
+    for position, column in enumerate(spec.columns):
+        inner += [
             f"{quote(column.name)} AS __raw_{position}",
-            f"{typed} AS __typed_{position}",
-            f"{unparsable} AS __unparsable_{position}",
+            f"{_typed_sql(column, spec)} AS __typed_{position}",
         ]
-    return f"SELECT {', '.join(selects)} FROM {table(spec.name, 'raw')} WHERE {CHUNK_FILTER}"
-
-
-def _insert_queries(spec: DatasetSpec) -> tuple[str, str]:
-    """SQL moving a judged chunk from raw into validated (typed) and quarantine (as read, with
-    the reasons from `_bad`): the rows never travel through pandas on the way back."""
-    raw, keys = table(spec.name, "raw"), ", ".join(KEY_COLUMNS)
-    typed = ", ".join(
-        f"{sql} AS {quote(column.name)}"
-        for column, (sql, _) in zip(spec.columns, _typed_columns(spec), strict=True)
+    reasons = ", ".join(_reason_sql(c, spec, i) for i, c in enumerate(spec.columns))
+    return (
+        "SELECT _row_number, CASE WHEN _error IS NOT NULL THEN ['malformed line: ' || _error] "
+        f"ELSE list_filter([{reasons}], lambda reason: reason IS NOT NULL) END AS _reasons "
+        f"FROM (SELECT {', '.join(inner)} FROM {table(spec.name, 'raw')} "
+        "WHERE _partition = $p)"
     )
+
+
+def _move_sql(spec: DatasetSpec) -> tuple[str, str]:
+    """SQL moving the partition's rows from raw into validated (typed) and quarantine (as read,
+    with the reasons from `_bad`)."""
+    raw, keys = table(spec.name, "raw"), ", ".join(f"r.{c}" for c in KEY_COLUMNS)
+    typed = ", ".join(f"{_typed_sql(c, spec)} AS {quote(c.name)}" for c in spec.columns)
     text = ", ".join(f"r.{quote(c.name)}" for c in spec.columns)
     valid = (
-        f"INSERT INTO {table(spec.name, 'validated')} BY NAME SELECT {keys}, {typed} FROM {raw} "
-        f"WHERE {CHUNK_FILTER} AND _row_number NOT IN (SELECT _row_number FROM _bad)"
+        f"INSERT INTO {table(spec.name, 'validated')} BY NAME SELECT {keys}, {typed} "
+        f"FROM {raw} r ANTI JOIN _bad b USING (_row_number) WHERE r._partition = $p"
     )
     quarantine = (
-        f"INSERT INTO {table(spec.name, 'quarantine')} BY NAME SELECT r._partition, "
-        f"r._source_file, r._row_number, {text}, r._line, b._reasons FROM {raw} r "
-        f"JOIN _bad b USING (_row_number) WHERE {CHUNK_FILTER}"
+        f"INSERT INTO {table(spec.name, 'quarantine')} BY NAME SELECT {keys}, {text}, r._line, "
+        f"array_to_string(b._reasons, '; ') AS _reasons FROM {raw} r "
+        "JOIN _bad b USING (_row_number) WHERE r._partition = $p"
     )
     return valid, quarantine
-
-
-def pandera_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
-    """The row rules of a spec as a pandera schema over the typed columns."""
-    columns = {}
-    for column in spec.columns:
-        checks = []
-        if column.min is not None:
-            checks.append(pa.Check.ge(column.min, name=f"at least {column.min}"))
-        if column.max is not None:
-            checks.append(pa.Check.le(column.max, name=f"at most {column.max}"))
-        if column.type == "float":
-            checks.append(pa.Check(np.isfinite, element_wise=False, name="finite"))
-        if column.allowed is not None:
-            checks.append(pa.Check.isin(column.allowed, name=f"one of {column.allowed}"))
-        nullable = column.nullable and column.name != spec.target
-        columns[column.name] = pa.Column(
-            PANDAS_TYPES[column.type] if column.type != "category" else None,
-            checks=checks,
-            nullable=nullable,
-        )
-    return pa.DataFrameSchema(columns, strict=False)
-
-
-def _typed_frame(chunk: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    typed = pd.DataFrame(index=chunk.index)
-    for position, column in enumerate(spec.columns):
-        typed[column.name] = chunk[f"__typed_{position}"].astype(PANDAS_TYPES[column.type])
-    return typed
-
-
-def row_reasons(chunk: pd.DataFrame, spec: DatasetSpec, schema: pa.DataFrameSchema) -> pd.Series:
-    """For each row of a chunk, '; '-joined reasons it is quarantined ('' when it is valid)."""
-    reasons: dict[int, list[str]] = defaultdict(list)
-    unparsable: set[tuple[int, str]] = set()
-    for index, error in chunk["_error"].dropna().items():
-        reasons[index].append(f"malformed line: {error}")
-    for position, column in enumerate(spec.columns):
-        bad = chunk.index[chunk[f"__unparsable_{position}"].fillna(False).astype(bool)]
-        for index in bad:
-            value = chunk.at[index, f"__raw_{position}"]
-            reasons[index].append(f"{column.name}: {value!r} is not a valid {column.type}")
-            unparsable.add((index, column.name))
-    typed = _typed_frame(chunk, spec)
-    try:
-        schema.validate(typed, lazy=True)
-    except pa.errors.SchemaErrors as errors:
-        for case in errors.failure_cases.itertuples():
-            _add_failure(case, chunk, reasons, unparsable)
-    joined = {index: "; ".join(dict.fromkeys(texts)) for index, texts in reasons.items()}
-    return pd.Series(joined, dtype="object").reindex(chunk.index, fill_value="")
-
-
-def _add_failure(case, chunk: pd.DataFrame, reasons: dict, unparsable: set) -> None:
-    if case.index is None or pd.isna(case.index):
-        return  # schema-level failure (e.g. a dtype); row-level cases carry the detail
-    index = int(case.index)
-    if chunk.at[index, "_error"] is not None or (index, case.column) in unparsable:
-        return  # already explained by a malformed line or an unparsable value
-    reasons[index].append(f"{case.column}: {_describe(case.check, case.failure_case)}")
-
-
-def _describe(check: str, value) -> str:
-    if check == "not_nullable":
-        return "missing value"
-    for prefix, text in (
-        ("isin", "is not an allowed value"),
-        ("greater_than_or_equal_to", "is below the spec minimum"),
-        ("less_than_or_equal_to", "is above the spec maximum"),
-        ("finite", "is not a finite number"),
-    ):
-        if check.startswith(prefix):
-            return f"{value!r} {text} ({check})"
-    return f"{value!r} fails {check}"
 
 
 def create_tables(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
@@ -219,20 +176,6 @@ def create_tables(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
     )
 
 
-def _write_chunk(con, queries: tuple[str, str], chunk, reasons: pd.Series, params) -> int:
-    bad = reasons != ""
-    verdicts = pd.DataFrame(
-        {"_row_number": chunk.loc[bad, "_row_number"].astype("int64"), "_reasons": reasons[bad]}
-    )
-    con.register("_bad", verdicts)
-    try:
-        for query in queries:
-            con.execute(query, params)
-    finally:
-        con.unregister("_bad")
-    return int(bad.sum())
-
-
 def check_columns(file_columns: list[str], spec: DatasetSpec, file_name: str) -> None:
     missing = [c.name for c in spec.columns if c.name not in file_columns]
     if missing:
@@ -240,39 +183,67 @@ def check_columns(file_columns: list[str], spec: DatasetSpec, file_name: str) ->
 
 
 def validate_partition(
-    con: duckdb.DuckDBPyConnection, spec: DatasetSpec, partition: str, chunk_rows: int = CHUNK_ROWS
+    con: duckdb.DuckDBPyConnection, spec: DatasetSpec, partition: str
 ) -> ValidationSummary:
     """Replace `partition` in validated and quarantine with the verdict on its raw rows."""
     create_tables(con, spec)
-    summary = ValidationSummary()
-    schema = pandera_schema(spec)
-    query, inserts = _chunk_query(spec), _insert_queries(spec)
     params = {"p": partition}
-    last = (
-        scalar(
-            con,
-            f"SELECT max(_row_number) FROM {table(spec.name, 'raw')} WHERE _partition = $p",
-            params,
-        )
-        or 0
-    )
     con.execute("BEGIN TRANSACTION")
     try:
         for name in ("validated", "quarantine"):
             con.execute(f"DELETE FROM {table(spec.name, name)} WHERE _partition = $p", params)
-        for low in range(0, last, chunk_rows):
-            bounds = {**params, "lo": low, "hi": low + chunk_rows}
-            chunk = con.execute(query, bounds).df()
-            reasons = row_reasons(chunk, spec, schema)
-            quarantined = _write_chunk(con, inserts, chunk, reasons, bounds)
-            summary.rows += len(chunk)
-            summary.quarantined += quarantined
-            for text in reasons[reasons != ""]:
-                for reason in text.split("; "):
-                    summary.reasons[reason.split(":", 1)[0]] += 1
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _bad AS SELECT * FROM "
+            f"({_judged_sql(spec)}) WHERE len(_reasons) > 0",
+            params,
+        )
+        for query in _move_sql(spec):
+            con.execute(query, params)
+        summary = _summary(con, spec, partition)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    summary.valid = summary.rows - summary.quarantined
+    finally:
+        con.execute("DROP TABLE IF EXISTS _bad")
     return summary
+
+
+def _summary(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, partition: str):
+    rows = scalar(
+        con,
+        f"SELECT count(*) FROM {table(spec.name, 'raw')} WHERE _partition = $p",
+        {"p": partition},
+    )
+    quarantined = scalar(con, "SELECT count(*) FROM _bad")
+    by_column = con.execute(
+        "SELECT split_part(reason, ':', 1), count(*) FROM "
+        "(SELECT unnest(_reasons) AS reason FROM _bad) GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    return ValidationSummary(rows, rows - quarantined, quarantined, dict(by_column))
+
+
+def pandera_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
+    """The row rules of a spec as a pandera schema over the typed columns."""
+    columns = {}
+    for column in spec.columns:
+        checks = []
+        if column.min is not None:
+            checks.append(pa.Check.ge(column.min))
+        if column.max is not None:
+            checks.append(pa.Check.le(column.max))
+        if column.type == "float":
+            checks.append(pa.Check(np.isfinite, element_wise=False, name="finite"))
+        if column.allowed is not None:
+            checks.append(pa.Check.isin(column.allowed))
+        columns[column.name] = pa.Column(
+            PANDAS_TYPES[column.type] if column.type != "category" else None,
+            checks=checks,
+            nullable=column.nullable and column.name != spec.target,
+        )
+    return pa.DataFrameSchema(columns, strict=False)
+
+
+def typed_frame(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """The spec columns of rows read from `<ds>.validated`, in `pandera_schema`'s dtypes."""
+    return frame.astype({c.name: PANDAS_TYPES[c.type] for c in spec.columns})

@@ -52,10 +52,9 @@ def reasons(con, partition) -> list[str]:
     return [row[0] for row in rows]
 
 
-def ingest(con, spec, path, partition="p1", chunk_rows=2):
-    """Load and validate; tiny chunks so that the chunk boundaries are exercised too."""
+def ingest(con, spec, path, partition="p1"):
     load_raw(con, spec, path, partition)
-    return validate_partition(con, spec, partition, chunk_rows=chunk_rows)
+    return validate_partition(con, spec, partition)
 
 
 def test_clean_file_keeps_values_and_row_numbers(con, abalone, tmp_path):
@@ -95,6 +94,21 @@ def test_row_level_faults_are_quarantined_with_a_reason(con, abalone, tmp_path, 
     assert counts(con, "p1") == (3, 2, 1)
     assert summary.quarantined == 1
     assert expected in reasons(con, "p1")[0]
+
+
+def test_row_numbers_are_file_positions_around_malformed_lines(con, abalone, tmp_path):
+    short, long = "M,0.4,0.3", ROWS[0] + ",3"
+    lines = [HEADER, ROWS[0], short, long, ROWS[1], short, ROWS[2], ROWS[3]]
+    ingest(con, abalone, write(tmp_path, "m.csv", lines))
+    numbers = {
+        name: [
+            r[0]
+            for r in con.execute(f"SELECT _row_number FROM abalone.{name} ORDER BY 1").fetchall()
+        ]
+        for name in ("validated", "quarantine")
+    }
+    assert numbers == {"validated": [1, 4, 6, 7], "quarantine": [2, 3, 5]}
+    assert scalar(con, "SELECT Sex FROM abalone.validated WHERE _row_number = 6") == "F"
 
 
 def test_every_reason_of_a_row_is_listed(con, abalone, tmp_path):
@@ -170,6 +184,24 @@ def test_header_names_match_spec_columns_in_any_order(con, abalone, tmp_path):
 
 
 def test_shared_abalone_file_accounts_for_every_row(con, abalone, shared_abalone):
-    summary = ingest(con, abalone, shared_abalone, "abalone.csv", chunk_rows=1000)
+    summary = ingest(con, abalone, shared_abalone, "abalone.csv")
     raw, valid, quarantined = counts(con, "abalone.csv")
     assert raw == 4177 == valid + quarantined == summary.rows
+
+
+def test_pandera_confirms_validated_rows_and_catches_a_row_the_sql_let_through(
+    con, abalone, tmp_path
+):
+    ingest(
+        con, abalone, write(tmp_path, "j.csv", [HEADER, *ROWS, "X,abc,0.3,0.1,0.5,0.2,0.1,0.1,"])
+    )
+    checked, failures = quality.contract_failures(con, abalone, "p1")
+    assert (checked, len(failures)) == (4, 0)
+    con.execute(
+        "INSERT INTO abalone.validated VALUES ('p1', 'j.csv', 99, 'X', 7.5, 0.3, 0.1, 0.5, 0.2, "
+        "0.1, 0.1, 9)"
+    )
+    checked, failures = quality.contract_failures(con, abalone, "p1")
+    assert checked == 5
+    assert set(failures["column"]) == {"Sex", "Length"}
+    assert set(failures["_row_number"]) == {99}

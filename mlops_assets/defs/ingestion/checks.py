@@ -14,6 +14,10 @@ CHECKS = {
     "quarantine_share_within_threshold": "Quarantined share of the partition <= the spec's gate.",
     "enough_rows": "The validated table holds at least the spec's minimum rows.",
     "duplicate_share_within_threshold": "Share of exact duplicate rows <= the spec's gate.",
+    "validated_conforms_to_spec": (
+        "pandera, from the spec, finds no failure in a sample of the partition's validated rows "
+        "(an independent check on the SQL that split the partition)."
+    ),
 }
 
 
@@ -39,6 +43,7 @@ def evaluate_validated_checks(
     share = summary.quarantined / summary.rows if summary.rows else 1.0
     duplicates, total = quality.duplicate_share(con, spec)
     duplicate_share = duplicates / total if total else 0.0
+    checked, failures = quality.contract_failures(con, spec, partition)
     return [
         _result(
             "schema_matches_spec",
@@ -75,6 +80,11 @@ def evaluate_validated_checks(
                 "threshold": gates.max_duplicate_share,
                 "sample": _markdown(quality.duplicate_sample(con, spec)),
             },
+        ),
+        _result(
+            "validated_conforms_to_spec",
+            failures.empty,
+            {"rows_checked": checked, "failures": len(failures), "sample": _markdown(failures[:5])},
         ),
     ]
 
