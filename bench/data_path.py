@@ -173,7 +173,7 @@ def markdown(rows: list[dict]) -> str:
     for size in sorted({r["rows"] for r in rows}):
         ours, usual = (next(r for r in rows if r["rows"] == size and r["subject"] == s)
                        for s in ("ours", "usual"))  # fmt: skip
-        for row, name in ((ours, "`raw` + `validated` (DuckDB + chunked pandera)"),
+        for row, name in ((ours, "`raw` + `validated` (DuckDB, spec rules in SQL)"),
                           (usual, "pandas `read_csv` + pandera, whole frame")):  # fmt: skip
             ratio = f"{usual['seconds'] / ours['seconds']:.1f}x" if row is ours else "1x"
             lines.append(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mlops_assets.lib.bundle import Bundle, BundleError
+from serving.inference import Predictor, compile_predictor
 from serving.validation import Field, compile_fields
 
 TASKS = ("classification", "regression")
@@ -32,6 +34,10 @@ class LoadedModel:
     labels: tuple | None
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
+    @cached_property
+    def predictor(self) -> Predictor:
+        return compile_predictor(self.estimator)
+
     @property
     def name(self) -> str:
         return self.dataset
@@ -49,27 +55,16 @@ class LoadedModel:
         return self.manifest.get("bundle_id", "")
 
     def predict(self, rows: list[list]) -> Prediction:
-        frame = to_frame(rows, self.fields)
+        features = self.predictor.prepare(to_frame(rows, self.fields))
+        values = _plain(self.predictor.predict(features))
         if self.labels is None:
-            return Prediction(_plain(self.estimator.predict(frame)), None)
-        values, matrix = _predict_with_proba(self.estimator, frame)
-        return Prediction(
-            _plain(values), [dict(zip(self.labels, row, strict=True)) for row in matrix.tolist()]
-        )
+            return Prediction(values, None)
+        matrix = self.predictor.predict_proba(features).tolist()
+        return Prediction(values, [dict(zip(self.labels, row, strict=True)) for row in matrix])
 
 
 def _plain(values: np.ndarray) -> list:
     return np.asarray(values).tolist()
-
-
-def _predict_with_proba(estimator: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """predict and predict_proba, running a Pipeline's preprocessing once instead of twice."""
-    steps = getattr(estimator, "steps", None)
-    if not steps or len(steps) < 2:
-        return estimator.predict(frame), estimator.predict_proba(frame)
-    features = estimator[:-1].transform(frame)
-    final = estimator[-1]
-    return final.predict(features), final.predict_proba(features)
 
 
 def _column(values: tuple, type_: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -98,6 +99,9 @@ class PredictionService:
         self.access_log.start()
         self.prediction_log.start()
         self.refresh()
+        # the libraries and models loaded so far live as long as the process; leaving them to
+        # the cyclic GC made every full collection an ~80 ms pause in the middle of requests
+        gc.freeze()
         self._reloader = asyncio.create_task(self._reload_forever())
 
     async def stop(self) -> None:

@@ -1,0 +1,77 @@
+"""The compiled predictor gives exactly the numbers of the fitted pipeline, for every model family
+training builds, including rows that take its fallbacks (missing values, unknown categories)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from mlops_assets.lib.training import families, preprocessor
+from serving.inference import compile_predictor
+
+
+def abalone_frame(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    length = rng.uniform(0.1, 0.8, rows)
+    return pd.DataFrame(
+        {
+            "Sex": rng.choice(np.array(["M", "F", "I"], dtype=object), rows),
+            "Length": length,
+            "Diameter": length * 0.8 + rng.normal(0, 0.02, rows),
+            "Height": length * 0.25,
+            "Whole weight": length**3 * 3,
+            "Shucked weight": length**3 * 1.3,
+            "Viscera weight": length**3 * 0.6,
+            "Shell weight": length**3 * 0.9 + rng.normal(0, 0.01, rows),
+        }
+    )
+
+
+def scoring_rows() -> pd.DataFrame:
+    frame = abalone_frame(40, seed=1)
+    frame.loc[3, "Sex"] = "X"  # unknown category: a row of zeros
+    return frame
+
+
+def rows_with_missing_values() -> pd.DataFrame:
+    frame = scoring_rows()
+    frame.loc[5, "Length"] = np.nan
+    frame.loc[7, "Sex"] = None
+    return frame
+
+
+def fitted(spec, family, task: str) -> Pipeline:
+    train = abalone_frame(300, seed=0)
+    rings = train["Length"] * 20 + np.random.default_rng(2).normal(0, 1, len(train))
+    target = rings if task == "regression" else pd.cut(rings, 3, labels=["young", "adult", "old"])
+    estimator = clone(family.estimator)
+    if "n_estimators" in estimator.get_params():
+        estimator.set_params(n_estimators=12)
+    pipeline = Pipeline([("prepare", preprocessor(spec)), ("model", estimator)])
+    return pipeline.fit(train, np.asarray(target))
+
+
+CASES = [(task, family) for task in ("regression", "classification") for family in families(task)]
+
+
+@pytest.mark.parametrize(("task", "family"), CASES, ids=[f"{t}-{f.name}" for t, f in CASES])
+@pytest.mark.parametrize("rows", [scoring_rows, rows_with_missing_values])
+def test_compiled_predictor_matches_the_pipeline_exactly(builtin_specs, task, family, rows):
+    pipeline = fitted(builtin_specs["abalone"], family, task)
+    predictor = compile_predictor(pipeline)
+    frame = rows()
+    features = predictor.prepare(frame)
+    assert predictor.compiled
+    assert np.array_equal(predictor.predict(features), pipeline.predict(frame))
+    if task == "classification":
+        assert np.array_equal(predictor.predict_proba(features), pipeline.predict_proba(frame))
+
+
+def test_an_unknown_pipeline_shape_is_called_as_it_is(builtin_specs):
+    pipeline = fitted(builtin_specs["abalone"], families("regression")[0], "regression")
+    wrapped = Pipeline([("inner", pipeline)])
+    predictor = compile_predictor(wrapped)
+    frame = scoring_rows()
+    assert not predictor.compiled
+    assert np.array_equal(predictor.predict(predictor.prepare(frame)), pipeline.predict(frame))

@@ -1,0 +1,162 @@
+"""The fitted pipelines this project trains, called without scikit-learn's per-call dispatch.
+
+On a micro-batch of a few dozen rows the dispatch costs more than the arithmetic: a forest sends
+every tree through joblib (re-applying the config and the warning filters each time), and a
+ColumnTransformer sends each column group the same way. For the shapes `mlops_assets.lib.training`
+builds (ColumnTransformer of fitted transformers -> final estimator), `compile_predictor` calls the
+fitted parts directly, in the same order and dtypes, so the numbers are identical (tested per
+model family). Any other estimator is called as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+Transform = Callable[[pd.DataFrame], np.ndarray]
+FOREST_REGRESSORS = (RandomForestRegressor, ExtraTreesRegressor)
+FOREST_CLASSIFIERS = (RandomForestClassifier, ExtraTreesClassifier)
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """`prepare` turns input rows into the final estimator's features once; `predict` and
+    `predict_proba` (None for regressors) take those features."""
+
+    prepare: Callable[[pd.DataFrame], object]
+    predict: Callable[[object], np.ndarray]
+    predict_proba: Callable[[object], np.ndarray] | None
+    compiled: bool = False  # preprocessing runs as direct calls
+
+
+def compile_predictor(estimator) -> Predictor:
+    if not isinstance(estimator, Pipeline) or len(estimator.steps) < 2:
+        return Predictor(lambda frame: frame, *_final_calls(estimator))
+    compiled = _compiled_prepare(estimator)
+    prepare = compiled or estimator[:-1].transform
+    return Predictor(prepare, *_final_calls(estimator[-1]), compiled=compiled is not None)
+
+
+def _compiled_prepare(pipeline: Pipeline) -> Transform | None:
+    """A two-step pipeline's ColumnTransformer as direct calls, or None when some part is not
+    one `_compiled_step` knows."""
+    prepare = pipeline[0]
+    if len(pipeline.steps) != 2 or not isinstance(prepare, ColumnTransformer):
+        return None
+    groups = []
+    for _, transformer, columns in prepare.transformers_:
+        if isinstance(transformer, str) and transformer == "drop" or len(columns) == 0:
+            continue
+        steps = transformer.steps if isinstance(transformer, Pipeline) else [(None, transformer)]
+        calls = [_compiled_step(step) for _, step in steps]
+        if any(call is None for call in calls):
+            return None
+        groups.append((list(columns), calls))
+
+    def transform(frame: pd.DataFrame) -> np.ndarray:
+        blocks = []
+        for columns, calls in groups:
+            data = frame[columns].to_numpy()
+            for call in calls:
+                data = call(data)
+            blocks.append(data)
+        return np.hstack(blocks)
+
+    return transform
+
+
+def _compiled_step(step) -> Callable[[np.ndarray], np.ndarray] | None:
+    if isinstance(step, SimpleImputer):
+        return _imputer(step)
+    if isinstance(step, StandardScaler):
+        return _scaler(step)
+    if isinstance(step, OneHotEncoder):
+        return _one_hot(step)
+    return None
+
+
+def _imputer(imputer: SimpleImputer):
+    """Rows without missing values pass unchanged (as scikit-learn returns them); a batch with
+    any missing value goes through the imputer itself."""
+    statistics = imputer.statistics_
+    numeric = statistics.dtype.kind == "f"
+    if imputer.add_indicator or (numeric and np.isnan(statistics).any()):
+        return None
+    if not (isinstance(imputer.missing_values, float) and np.isnan(imputer.missing_values)):
+        return None
+    names = getattr(imputer, "feature_names_in_", None)
+
+    def impute(data: np.ndarray) -> np.ndarray:
+        data = np.asarray(data, dtype=np.float64 if numeric else object)
+        missing = np.isnan(data).any() if numeric else any(v is None or v != v for v in data.flat)
+        if not missing:
+            return data.copy() if numeric else data
+        return imputer.transform(pd.DataFrame(data, columns=names) if names is not None else data)
+
+    return impute
+
+
+def _scaler(scaler: StandardScaler):
+    def scale(data: np.ndarray) -> np.ndarray:
+        data = np.array(data, dtype=np.float64)
+        if scaler.with_mean:
+            data -= scaler.mean_
+        if scaler.with_std:
+            data /= scaler.scale_
+        return data
+
+    return scale
+
+
+def _one_hot(encoder: OneHotEncoder):
+    """Dense one-hot of known categories; an unknown value is a row of zeros ('ignore')."""
+    plain = (
+        encoder.drop is None
+        and encoder.handle_unknown == "ignore"
+        and not encoder.sparse_output
+        and not getattr(encoder, "_infrequent_enabled", False)
+        and not any(pd.isna(c).any() for c in encoder.categories_)
+    )
+    if not plain:
+        return None
+    categories = [np.asarray(c)[None, :] for c in encoder.categories_]
+
+    def encode(data: np.ndarray) -> np.ndarray:
+        blocks = [(data[:, [j]] == known) for j, known in enumerate(categories)]
+        return np.hstack(blocks).astype(encoder.dtype)
+
+    return encode
+
+
+def _final_calls(final) -> tuple[Callable, Callable | None]:
+    """(predict, predict_proba or None) of the final estimator over prepared features."""
+    if isinstance(final, FOREST_REGRESSORS) and final.n_outputs_ == 1:
+        return (lambda x: _forest_mean(final, x, "predict")), None
+    if isinstance(final, FOREST_CLASSIFIERS) and final.n_outputs_ == 1:
+        return (
+            lambda x: final.classes_.take(np.argmax(_forest_mean(final, x, "predict_proba"), 1)),
+            lambda x: _forest_mean(final, x, "predict_proba"),
+        )
+    return final.predict, getattr(final, "predict_proba", None)
+
+
+def _forest_mean(forest, features, method: str) -> np.ndarray:
+    """The trees' mean output, summed tree by tree in order as the forest's own method does."""
+    x = np.ascontiguousarray(features, dtype=np.float32)  # the trees' input dtype
+    total = 0.0
+    for tree in forest.estimators_:
+        total = total + getattr(tree, method)(x, check_input=False)
+    return total / len(forest.estimators_)
