@@ -58,7 +58,7 @@ def _compiled_prepare(pipeline: Pipeline) -> Transform | None:
         return None
     groups = []
     for _, transformer, columns in prepare.transformers_:
-        if isinstance(transformer, str) and transformer == "drop" or len(columns) == 0:
+        if (isinstance(transformer, str) and transformer == "drop") or len(columns) == 0:
             continue
         steps = transformer.steps if isinstance(transformer, Pipeline) else [(None, transformer)]
         calls = [_compiled_step(step) for _, step in steps]
@@ -101,8 +101,7 @@ def _imputer(imputer: SimpleImputer):
 
     def impute(data: np.ndarray) -> np.ndarray:
         data = np.asarray(data, dtype=np.float64 if numeric else object)
-        missing = np.isnan(data).any() if numeric else any(v is None or v != v for v in data.flat)
-        if not missing:
+        if not pd.isna(data).any():
             return data.copy() if numeric else data
         return imputer.transform(pd.DataFrame(data, columns=names) if names is not None else data)
 
