@@ -17,7 +17,7 @@ import duckdb
 
 from mlops_assets.lib.checksums import sha256_of
 from mlops_assets.lib.spec import DatasetSpec, api_name_for
-from mlops_assets.lib.warehouse import quote, scalar, table
+from mlops_assets.lib.warehouse import quote, scalar, table, transaction
 
 META_COLUMNS = ["_partition", "_source_file", "_row_number", "_error", "_line"]
 
@@ -120,41 +120,42 @@ def load_raw(
         + _read_csv_sql(spec, columns, has_header),
         {"path": str(path)},
     )
-    con.execute("BEGIN TRANSACTION")
     try:
-        _ensure_raw_tables(con, spec, columns)
-        con.execute(f"DELETE FROM {raw} WHERE _partition = $p", {"p": partition})
-        con.execute(
-            f"DELETE FROM {table(spec.name, 'raw_files')} WHERE _partition = $p", {"p": partition}
-        )
-        malformed = _insert_rows(con, spec, raw, columns, has_header, path, partition)
-        rows = scalar(con, f"SELECT count(*) FROM {raw} WHERE _partition = $p", {"p": partition})
-        if rows == 0:
-            problem = "the header has no data rows below it" if has_header else "no data rows"
-            raise FileRejected(f"{path.name}: {problem}")
-        sha = sha256_of(path)
-        con.execute(
-            f"INSERT INTO {table(spec.name, 'raw_files')} "
-            "VALUES ($p, $f, $s, $b, $c, $h, $r, $m, $t)",
-            {
-                "p": partition,
-                "f": str(path),
-                "s": sha,
-                "b": path.stat().st_size,
-                "c": json.dumps(columns),
-                "h": has_header,
-                "r": rows,
-                "m": malformed,
-                "t": datetime.now(UTC).replace(tzinfo=None),
-            },
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            _ensure_raw_tables(con, spec, columns)
+            for name in ("raw", "raw_files"):
+                con.execute(
+                    f"DELETE FROM {table(spec.name, name)} WHERE _partition = $p", {"p": partition}
+                )
+            malformed = _insert_rows(con, spec, raw, columns, has_header, path, partition)
+            rows = scalar(
+                con, f"SELECT count(*) FROM {raw} WHERE _partition = $p", {"p": partition}
+            )
+            if rows == 0:
+                problem = "the header has no data rows below it" if has_header else "no data rows"
+                raise FileRejected(f"{path.name}: {problem}")
+            result = LoadResult(rows, malformed, columns, has_header, sha256_of(path))
+            _record_file(con, spec, path, partition, result)
     finally:
         con.execute("DROP TABLE IF EXISTS _staging")
-    return LoadResult(rows, malformed, columns, has_header, sha)
+    return result
+
+
+def _record_file(con, spec: DatasetSpec, path: Path, partition: str, result: LoadResult) -> None:
+    con.execute(
+        f"INSERT INTO {table(spec.name, 'raw_files')} VALUES ($p, $f, $s, $b, $c, $h, $r, $m, $t)",
+        {
+            "p": partition,
+            "f": str(path),
+            "s": result.sha256,
+            "b": path.stat().st_size,
+            "c": json.dumps(result.columns),
+            "h": result.has_header,
+            "r": result.rows,
+            "m": result.malformed_lines,
+            "t": datetime.now(UTC).replace(tzinfo=None),
+        },
+    )
 
 
 def _insert_rows(con, spec, raw, columns, has_header, path, partition) -> int:

@@ -9,7 +9,7 @@ import duckdb
 
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.validation import SQL_TYPES
-from mlops_assets.lib.warehouse import quote, scalar, table, table_exists
+from mlops_assets.lib.warehouse import quote, scalar, table, table_exists, transaction
 
 RECORD_COLUMNS = (
     "{'request_id': 'VARCHAR', 'timestamp': 'VARCHAR', 'model': 'VARCHAR', 'version': 'VARCHAR',"
@@ -70,8 +70,7 @@ def load_day(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, path: Path, day:
     Lines that do not parse (a torn last line after a crash) are skipped and counted."""
     create_table(con, spec)
     target = table(spec.name, "prediction_log")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM {target} WHERE _day = CAST($d AS DATE)", {"d": day})
         if path.is_file() and path.stat().st_size:
             con.execute(
@@ -83,10 +82,6 @@ def load_day(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, path: Path, day:
                 "ignore_errors=true) WHERE request_id IS NOT NULL",
                 {"d": day, "path": str(path)},
             )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return _summary(con, target, day, count_lines(path) if path.is_file() else 0)
 
 

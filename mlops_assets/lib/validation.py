@@ -20,7 +20,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from mlops_assets.lib.spec import Column, DatasetSpec
-from mlops_assets.lib.warehouse import quote, scalar, table
+from mlops_assets.lib.warehouse import quote, scalar, table, transaction
 
 SQL_TYPES = {
     "float": "DOUBLE",
@@ -188,22 +188,18 @@ def validate_partition(
     """Replace `partition` in validated and quarantine with the verdict on its raw rows."""
     create_tables(con, spec)
     params = {"p": partition}
-    con.execute("BEGIN TRANSACTION")
     try:
-        for name in ("validated", "quarantine"):
-            con.execute(f"DELETE FROM {table(spec.name, name)} WHERE _partition = $p", params)
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _bad AS SELECT * FROM "
-            f"({_judged_sql(spec)}) WHERE len(_reasons) > 0",
-            params,
-        )
-        for query in _move_sql(spec):
-            con.execute(query, params)
-        summary = _summary(con, spec, partition)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            for name in ("validated", "quarantine"):
+                con.execute(f"DELETE FROM {table(spec.name, name)} WHERE _partition = $p", params)
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _bad AS SELECT * FROM "
+                f"({_judged_sql(spec)}) WHERE len(_reasons) > 0",
+                params,
+            )
+            for query in _move_sql(spec):
+                con.execute(query, params)
+            summary = _summary(con, spec, partition)
     finally:
         con.execute("DROP TABLE IF EXISTS _bad")
     return summary

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import duckdb
 
 
@@ -16,6 +19,18 @@ def table(dataset: str, name: str) -> str:
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params=None):
     """The single value a query returns (fetching all, so the connection is free again)."""
     return con.execute(sql, params or []).fetchall()[0][0]
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All of the block's writes or none of them."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, dataset: str, name: str) -> bool:

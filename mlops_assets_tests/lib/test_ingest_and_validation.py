@@ -205,3 +205,11 @@ def test_pandera_confirms_validated_rows_and_catches_a_row_the_sql_let_through(
     assert checked == 5
     assert set(failures["column"]) == {"Sex", "Length"}
     assert set(failures["_row_number"]) == {99}
+
+
+def test_a_rejected_reload_keeps_the_partition_as_it_was(con, abalone, tmp_path):
+    ingest(con, abalone, write(tmp_path, "k.csv", [HEADER, *ROWS]))
+    with pytest.raises(FileRejected):
+        load_raw(con, abalone, write(tmp_path, "k2.csv", [HEADER]), "p1")
+    assert counts(con, "p1") == (4, 4, 0)
+    assert quality.file_columns(con, "abalone", "p1") == HEADER.split(",")
