@@ -156,6 +156,7 @@ def train_candidates(context, spec: DatasetSpec, frame: pd.DataFrame) -> pd.Data
                 "family": family.name,
                 "params": json.dumps(candidate.params, default=str),
                 cv_metric: candidate.cv_score,
+                "searched_rows": candidate.searched_rows,
                 **metrics,
                 "run_id": logged.run_id,
                 "model_uri": logged.model_uri,

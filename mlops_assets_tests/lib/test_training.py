@@ -1,0 +1,54 @@
+"""The candidate search: settings compared on a sample of a large table, the model fit on all."""
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+from mlops_assets.lib.training import SCORERS, _cv, families, fit_candidate, preprocessor
+
+
+def abalone_like(rows: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(seed)
+    length = rng.uniform(0.1, 0.8, rows)
+    x = pd.DataFrame(
+        {
+            "Sex": rng.choice(np.array(["M", "F", "I"], dtype=object), rows),
+            "Length": length,
+            "Diameter": length * 0.8 + rng.normal(0, 0.02, rows),
+            "Height": length * 0.25,
+            "Whole weight": length**3 * 3,
+            "Shucked weight": length**3 * 1.3,
+            "Viscera weight": length**3 * 0.6,
+            "Shell weight": length**3 * 0.9 + rng.normal(0, 0.01, rows),
+        }
+    )
+    return x, pd.Series(length * 20 + rng.normal(0, 1, rows), name="Rings")
+
+
+def ridge():
+    return next(f for f in families("regression") if f.name == "ridge")
+
+
+def test_a_small_table_is_searched_whole_as_a_plain_grid_search(builtin_specs):
+    spec = builtin_specs["abalone"]
+    x, y = abalone_like(400)
+    candidate = fit_candidate(ridge(), spec, x, y)
+    pipeline = Pipeline([("prepare", preprocessor(spec)), ("model", ridge().estimator)])
+    grid = {f"model__{k}": v for k, v in ridge().grid.items()}
+    plain = GridSearchCV(pipeline, grid, scoring=SCORERS["r2"], cv=_cv(spec)).fit(x, y)
+    assert candidate.searched_rows == 400
+    assert candidate.params == {k.removeprefix("model__"): v for k, v in plain.best_params_.items()}
+    assert candidate.cv_score == plain.best_score_
+    assert np.array_equal(candidate.model.predict(x), plain.best_estimator_.predict(x))
+
+
+def test_a_large_table_is_searched_on_a_sample_and_refit_on_every_row(builtin_specs):
+    spec = builtin_specs["abalone"]
+    x, y = abalone_like(3000)
+    candidate = fit_candidate(ridge(), spec, x, y, search_rows=500)
+    assert candidate.searched_rows == 500
+    on_all_rows = Pipeline([("prepare", preprocessor(spec)), ("model", clone(ridge().estimator))])
+    on_all_rows.set_params(**{f"model__{k}": v for k, v in candidate.params.items()}).fit(x, y)
+    assert np.allclose(candidate.model.predict(x), on_all_rows.predict(x), rtol=0, atol=1e-12)
