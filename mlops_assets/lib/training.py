@@ -32,6 +32,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils import resample
 
 from mlops_assets.lib.spec import METRICS, DatasetSpec
 
@@ -138,8 +139,7 @@ def fit_candidate(
 def _search_sample(x, y, rows: int):
     if len(x) <= rows:
         return x, y
-    chosen = np.sort(np.random.default_rng(SEED).choice(len(x), size=rows, replace=False))
-    return x.iloc[chosen], y.iloc[chosen]
+    return resample(x, y, n_samples=rows, replace=False, random_state=SEED)
 
 
 def holdout_metrics(task: str, model, x, y) -> dict[str, float]:

@@ -47,6 +47,7 @@ def test_a_small_table_is_searched_whole_as_a_plain_grid_search(builtin_specs):
 def test_a_large_table_is_searched_on_a_sample_and_refit_on_every_row(builtin_specs):
     spec = builtin_specs["abalone"]
     x, y = abalone_like(3000)
+    y = y.to_numpy()  # as features.model_inputs gives it
     candidate = fit_candidate(ridge(), spec, x, y, search_rows=500)
     assert candidate.searched_rows == 500
     on_all_rows = Pipeline([("prepare", preprocessor(spec)), ("model", clone(ridge().estimator))])
