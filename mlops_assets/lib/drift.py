@@ -5,6 +5,8 @@ The reference is summarised once, when the champion is built, into a JSON-serial
 
 - numeric: two-sample Kolmogorov-Smirnov test against a seeded random sample of the reference,
   PSI on reference-quantile bins, Wasserstein distance in reference standard deviations;
+- discrete numeric (at most MAX_DISCRETE_LEVELS distinct reference values: ratings, small counts):
+  tested like a categorical feature on its values (test "chi2_discrete"), reported as numeric;
 - categorical: chi-squared test of homogeneity on the 2 x k contingency table (both the reference
   and the current window are samples), PSI and Jensen-Shannon distance on category proportions.
 
@@ -17,8 +19,8 @@ drifted features reaches the threshold. Caveats the numbers cannot show by thems
   sampling error is shared by every window.
 - With large windows the tests detect tiny, harmless shifts; read the distances (PSI, Wasserstein,
   Jensen-Shannon) for the size of a shift, the p-value only for whether it is noise.
-- KS p-values assume continuous data; with many tied values (coarse integers) they are
-  conservative.
+- KS p-values assume continuous data; with many tied values they are conservative, which is why
+  features with few distinct values take the chi-squared path.
 
 Pure functions over numpy/pandas/scipy; the caller stores the profile and the report.
 """
@@ -34,13 +36,21 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import distance as scipy_distance
 
-PROFILE_VERSION = 1
+# Version 2 added discrete numeric features ("levels"); version 1 profiles still compare (KS).
+PROFILE_VERSION = 2
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 KINDS = (NUMERIC, CATEGORICAL)
 # Cochran's rule: the chi-squared approximation needs expected cell counts of about 5 or more.
 MIN_EXPECTED_COUNT = 5.0
+# KS p-values on heavily tied values are far too large (no alarm in 200 no-drift pairs on a 1-5
+# rating at alpha 0.05). Up to 20 distinct values (ratings, small counts, flags) chi-squared on
+# the value counts keeps its size, and the table stays small for windows of a few hundred rows.
+MAX_DISCRETE_LEVELS = 20
+# scipy's ks_2samp computes exact p-values up to this many values per sample ('auto').
+KS_EXACT_MAX_SIZE = 10_000
 OTHER_CATEGORY = "(other)"
+UNSEEN_LEVEL = "(not in reference)"
 CHART_MAX_CATEGORIES = 12
 
 
@@ -56,11 +66,13 @@ def build_profile(
 ) -> dict:
     """JSON-serialisable reference profile. kinds maps column -> 'numeric' | 'categorical'.
 
-    numeric: a seeded random sample of at most sample_size non-null values (sorted), n, mean,
-    std, PSI bin edges from reference quantiles (at most `bins` bins, unique, with -inf/+inf
-    outer edges; `json.dumps` writes those as -Infinity/Infinity, which `json.loads` reads back),
-    and reference bin proportions; categorical: counts per category (str keys), n.
-    Non-finite numeric values count as missing. A column with no values raises ValueError.
+    numeric: n, mean, std, and either (discrete: at most MAX_DISCRETE_LEVELS distinct values in
+    more rows than that) the distinct values ("levels", sorted) and their counts, or a seeded
+    random sample of at most sample_size values (sorted), PSI bin edges from reference quantiles
+    (at most `bins` bins, unique, with -inf/+inf outer edges; `json.dumps` writes those as
+    -Infinity/Infinity, which `json.loads` reads back), and reference bin proportions;
+    categorical: counts per category (str keys), n. Non-finite numeric values count as missing.
+    A column with no values raises ValueError.
     """
     features = {}
     for column, kind in kinds.items():
@@ -81,19 +93,31 @@ def _numeric_profile(
 ) -> dict:
     if values.size == 0:
         raise ValueError("cannot profile a numeric column with no finite values")
-    sample = values
-    if values.size > sample_size:
-        sample = values[rng.choice(values.size, size=sample_size, replace=False)]
-    edges = _quantile_edges(values, bins)
-    return {
+    summary = {
         "kind": NUMERIC,
         "n": int(values.size),
         "mean": float(values.mean()),
         "std": float(values.std(ddof=1)) if values.size > 1 else 0.0,
+    }
+    sample = values
+    if values.size > sample_size:
+        sample = values[rng.choice(values.size, size=sample_size, replace=False)]
+    values = np.sort(values)
+    levels, counts = _distinct_values(values)
+    if levels.size <= MAX_DISCRETE_LEVELS < values.size:  # more rows than levels: ties
+        return summary | {"levels": levels.tolist(), "level_counts": counts.tolist()}
+    edges = _quantile_edges(values, bins)
+    return summary | {
         "sample": np.sort(sample).tolist(),
         "bin_edges": edges,
         "bin_proportions": _bin_proportions(values, edges).tolist(),
     }
+
+
+def _distinct_values(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values, their counts) of sorted values: np.unique without sorting again."""
+    starts = np.flatnonzero(np.diff(sorted_values, prepend=-np.inf))
+    return sorted_values[starts], np.diff(starts, append=sorted_values.size)
 
 
 def _quantile_edges(values: np.ndarray, bins: int) -> list[float]:
@@ -101,11 +125,11 @@ def _quantile_edges(values: np.ndarray, bins: int) -> list[float]:
     return [-math.inf, *inner.tolist(), math.inf]
 
 
-def _bin_proportions(values: np.ndarray, edges: list[float]) -> np.ndarray:
-    """Proportions of values in [edge_i, edge_i+1); all zeros when there are no values."""
-    inner = np.asarray(edges[1:-1], dtype=float)
-    counts = np.bincount(np.searchsorted(inner, values, side="right"), minlength=inner.size + 1)
-    return counts / values.size if values.size else counts.astype(float)
+def _bin_proportions(sorted_values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Proportions of the (sorted) values in [edge_i, edge_i+1); all zeros when there are none."""
+    below_edges = np.searchsorted(sorted_values, np.asarray(edges[1:-1], dtype=float), "left")
+    counts = np.diff(below_edges, prepend=0, append=sorted_values.size)
+    return counts / sorted_values.size if sorted_values.size else counts.astype(float)
 
 
 def _categorical_profile(counts: dict[str, int]) -> dict:
@@ -136,8 +160,45 @@ def _category_counts(column: pd.Series) -> dict[str, int]:
 def ks_test(reference_sample: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """(statistic, p-value) of scipy.stats.ks_2samp(reference_sample, current), method 'auto'
     (exact when both samples have at most 10,000 values, asymptotic otherwise)."""
-    result = stats.ks_2samp(reference_sample, current, method="auto")
-    return float(result.statistic), float(result.pvalue)
+    reference_sorted, current_sorted = np.sort(reference_sample), np.sort(current)
+    return _ks_sorted(
+        reference_sorted, current_sorted, *_ecdf_gaps(reference_sorted, current_sorted)
+    )
+
+
+def _ks_sorted(
+    reference: np.ndarray, current: np.ndarray, gaps: np.ndarray, steps: np.ndarray
+) -> tuple[float, float]:
+    """ks_2samp on sorted samples, given their _ecdf_gaps. Above KS_EXACT_MAX_SIZE the statistic
+    comes from the gaps and the p-value from scipy's asymptotic formula, which saves ks_2samp's
+    sorting and searching of the large sample."""
+    if max(reference.size, current.size) <= KS_EXACT_MAX_SIZE:
+        result = stats.ks_2samp(reference, current, method="auto")
+        return float(result.statistic), float(result.pvalue)
+    # The ECDFs only change where the merged values step up; ties in between are not points.
+    statistic = float(gaps[steps > 0].max(initial=0.0))
+    larger, smaller = max(reference.size, current.size), min(reference.size, current.size)
+    effective_size = np.round(larger * smaller / (larger + smaller))
+    p_value = np.clip(stats.kstwo.sf(statistic, effective_size), 0.0, 1.0)
+    return statistic, float(p_value)
+
+
+def _ecdf_gaps(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(|F_reference - F_current| at each merged value but the last, the step to the next merged
+    value) for two sorted samples. The reference (the smaller, a profile sample) is placed into
+    the current values with one search per reference value, so nothing is sorted again."""
+    size = reference.size + current.size
+    reference_positions = np.searchsorted(current, reference, "left") + np.arange(reference.size)
+    from_reference = np.zeros(size, dtype=bool)
+    from_reference[reference_positions] = True
+    merged = np.empty(size)
+    merged[from_reference], merged[~from_reference] = reference, current
+    # Counts up to position i are the ECDFs at merged[i] wherever the next value is larger; at
+    # ties the step is 0, so the miscount there never contributes.
+    reference_counts = np.cumsum(from_reference[:-1])
+    current_counts = np.arange(1, size) - reference_counts
+    gaps = np.abs(reference_counts / reference.size - current_counts / current.size)
+    return gaps, np.diff(merged)
 
 
 def chi2_test(
@@ -212,9 +273,14 @@ def psi(
 def wasserstein_std(
     reference_sample: np.ndarray, current: np.ndarray, reference_std: float
 ) -> float:
-    """Wasserstein (earth mover's) distance in reference standard deviations. With a constant
+    """Wasserstein (earth mover's) distance in reference standard deviations, as
+    scipy.stats.wasserstein_distance: the integral of |F_reference - F_current|. With a constant
     reference (std 0): 0.0 if the distance is 0, else inf."""
-    raw = float(stats.wasserstein_distance(reference_sample, current))
+    gaps, steps = _ecdf_gaps(np.sort(reference_sample), np.sort(current))
+    return _in_std_units(float(gaps @ steps), reference_std)
+
+
+def _in_std_units(raw: float, reference_std: float) -> float:
     if reference_std > 0:
         return raw / reference_std
     return 0.0 if raw == 0 else math.inf
@@ -244,14 +310,15 @@ class FeatureDrift:
     kind: str
     reference_size: int
     current_size: int
-    test: str  # "ks" | "chi2"
+    test: str  # "ks" | "chi2" | "chi2_discrete" (a numeric feature with few distinct values)
     statistic: float
     p_value: float
     psi: float
     distance_name: str  # "wasserstein_std" | "jensen_shannon"
     distance: float
     drifted: bool
-    # For charts: proportions per profile bin (numeric) or per category (categorical).
+    # For charts: proportions per profile bin (numeric), per category (categorical) or per value
+    # (discrete numeric, in increasing order, then UNSEEN_LEVEL).
     reference_histogram: list[float] = field(default_factory=list)
     current_histogram: list[float] = field(default_factory=list)
     bin_labels: list[str] = field(default_factory=list)
@@ -287,7 +354,12 @@ def compare(
     """Compare current data (only columns present in both; nulls dropped per feature) to the
     profile. A feature with no current values is reported with p_value=nan, drifted=False, and
     does not count towards drifted_share. Dataset drift: drifted_share >= threshold (and at
-    least one feature tested)."""
+    least one feature tested). Profiles of an older version compare as they were built; a
+    newer version raises ValueError."""
+    if profile.get("version", 1) > PROFILE_VERSION:
+        raise ValueError(
+            f"profile version {profile['version']} is newer than this library's {PROFILE_VERSION}"
+        )
     wanted = columns if columns is not None else list(profile["features"])
     names = [c for c in wanted if c in profile["features"] and c in current.columns]
     features = [
@@ -305,20 +377,31 @@ def compare(
 
 
 def _compare_feature(name: str, reference: dict, column: pd.Series, alpha: float) -> FeatureDrift:
-    if reference["kind"] == NUMERIC:
-        return _compare_numeric(name, reference, _numeric_values(column), alpha)
-    return _compare_categorical(name, reference, _category_counts(column), alpha)
+    if reference["kind"] == CATEGORICAL:
+        counts = _category_counts(column)
+        return _compare_counts(name, CATEGORICAL, "chi2", reference, counts, alpha)
+    values = _numeric_values(column)
+    if "levels" in reference:  # discrete (profiles of version 1 have none: KS)
+        counts = _level_counts(values, reference["levels"])
+        return _compare_counts(
+            name, NUMERIC, "chi2_discrete", _level_table(reference), counts, alpha
+        )
+    return _compare_continuous(name, reference, np.sort(values), alpha)
 
 
-def _compare_numeric(name: str, reference: dict, values: np.ndarray, alpha: float) -> FeatureDrift:
+def _compare_continuous(
+    name: str, reference: dict, values: np.ndarray, alpha: float
+) -> FeatureDrift:
+    """KS, PSI and Wasserstein of sorted current values against the profile's sorted sample."""
     edges = reference["bin_edges"]
     reference_histogram = np.asarray(reference["bin_proportions"], dtype=float)
     current_histogram = _bin_proportions(values, edges)
-    sample = np.asarray(reference["sample"], dtype=float)
+    sample = np.sort(np.asarray(reference["sample"], dtype=float))
     if values.size:
-        statistic, p_value = ks_test(sample, values)
+        gaps, steps = _ecdf_gaps(sample, values)
+        statistic, p_value = _ks_sorted(sample, values, gaps, steps)
         psi_value = psi(reference_histogram, current_histogram)
-        distance = wasserstein_std(sample, values, reference["std"])
+        distance = _in_std_units(float(gaps @ steps), reference["std"])
     else:
         statistic = p_value = psi_value = distance = math.nan
     return FeatureDrift(
@@ -343,9 +426,37 @@ def _bin_labels(edges: list[float]) -> list[str]:
     return [f"[{low:.3g}, {high:.3g})" for low, high in zip(edges[:-1], edges[1:], strict=True)]
 
 
-def _compare_categorical(
-    name: str, reference: dict, current_counts: dict[str, int], alpha: float
+def _level_label(value: float) -> str:
+    """'3' for 3.0, else the shortest text that reads back as the same float: labels are
+    unique, so they can key the counts."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _level_table(reference: dict) -> dict:
+    """A discrete numeric profile as _compare_counts reads a categorical one."""
+    labels = [_level_label(v) for v in reference["levels"]]
+    return {
+        "n": reference["n"],
+        "counts": dict(zip(labels, reference["level_counts"], strict=True)),
+    }
+
+
+def _level_counts(values: np.ndarray, levels: list[float]) -> dict[str, int]:
+    """Counts per reference level (zeros left out); values the reference never had are counted
+    together as UNSEEN_LEVEL, so a window of continuous values cannot make thousands of bins."""
+    levels_array = np.asarray(levels, dtype=float)
+    index = np.searchsorted(levels_array, values).clip(max=levels_array.size - 1)
+    known = levels_array[index] == values
+    counts = np.bincount(index[known], minlength=levels_array.size)
+    result = {_level_label(v): int(c) for v, c in zip(levels, counts, strict=True) if c}
+    unseen = int(values.size - np.count_nonzero(known))
+    return result | ({UNSEEN_LEVEL: unseen} if unseen else {})
+
+
+def _compare_counts(
+    name: str, kind: str, test: str, reference: dict, current_counts: dict[str, int], alpha: float
 ) -> FeatureDrift:
+    """Chi-squared, PSI and Jensen-Shannon on counts per category (or per discrete value)."""
     reference_counts = reference["counts"]
     categories = _union_categories(reference_counts, current_counts)
     reference_histogram = _proportions(reference_counts, categories)
@@ -359,10 +470,10 @@ def _compare_categorical(
         statistic = p_value = psi_value = distance = math.nan
     return FeatureDrift(
         feature=name,
-        kind=CATEGORICAL,
+        kind=kind,
         reference_size=reference["n"],
         current_size=current_size,
-        test="chi2",
+        test=test,
         statistic=statistic,
         p_value=p_value,
         psi=psi_value,

@@ -12,6 +12,9 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from mlops_assets.lib.drift import (
+    MAX_DISCRETE_LEVELS,
+    PROFILE_VERSION,
+    UNSEEN_LEVEL,
     build_profile,
     chi2_test,
     compare,
@@ -66,9 +69,12 @@ def profile() -> dict:
 
 
 @pytest.mark.parametrize("sizes", [(300, 200), (10_000, 50_000)])  # exact and asymptotic KS
-def test_ks_test_is_scipy_ks_2samp(sizes):
+@pytest.mark.parametrize("decimals", [None, 1])  # continuous, and rounded: many ties
+def test_ks_test_is_scipy_ks_2samp(sizes, decimals):
     rng = np.random.default_rng(2)
     reference, current = rng.normal(size=sizes[0]), rng.normal(0.05, 1, size=sizes[1])
+    if decimals is not None:
+        reference, current = reference.round(decimals), current.round(decimals)
     expected = stats.ks_2samp(reference, current)
     assert ks_test(reference, current) == (expected.statistic, expected.pvalue)
 
@@ -127,9 +133,12 @@ def test_pooling_keeps_the_false_alarm_rate_with_a_long_tail_of_categories():
     assert unpooled > 0.12
 
 
-def test_wasserstein_std_is_scipy_distance_over_reference_std():
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_wasserstein_std_is_scipy_distance_over_reference_std(decimals):
     rng = np.random.default_rng(3)
     reference, current = rng.normal(size=2_000), rng.normal(0.3, 1.5, size=5_000)
+    if decimals is not None:
+        reference, current = reference.round(decimals), current.round(decimals)
     expected = stats.wasserstein_distance(reference, current) / 2.5
     assert wasserstein_std(reference, current, 2.5) == pytest.approx(expected, rel=1e-12)
 
@@ -172,11 +181,31 @@ def test_profile_summarises_numeric_and_categorical_columns(profile):
 
 
 def test_profile_is_seeded_and_handles_ties():
-    frame = pd.DataFrame({"x": np.random.default_rng(4).integers(0, 3, 50_000)})
+    rng = np.random.default_rng(4)
+    mostly_zeros = np.where(rng.random(50_000) < 0.65, 0.0, rng.exponential(1.0, 50_000))
+    frame = pd.DataFrame({"x": mostly_zeros})
     first = build_profile(frame, {"x": "numeric"}, sample_size=100, seed=7)
     assert first == build_profile(frame, {"x": "numeric"}, sample_size=100, seed=7)
     assert first != build_profile(frame, {"x": "numeric"}, sample_size=100, seed=8)
-    assert first["features"]["x"]["bin_edges"] == [-math.inf, 0.0, 1.0, 2.0, math.inf]
+    edges = first["features"]["x"]["bin_edges"]
+    assert edges[:2] == [-math.inf, 0.0] and len(edges) == 6  # deciles 1-6 are all 0
+    assert first["features"]["x"]["bin_proportions"][:2] == pytest.approx([0.0, 0.7], abs=0.01)
+
+
+def test_profile_of_a_feature_with_few_values_counts_them():
+    frame = pd.DataFrame({"x": np.random.default_rng(4).integers(0, 3, 50_000)})
+    x = build_profile(frame, {"x": "numeric"})["features"]["x"]
+    assert x["kind"] == "numeric" and x["levels"] == [0.0, 1.0, 2.0]
+    assert x["level_counts"] == np.bincount(frame["x"]).tolist()
+    assert "sample" not in x and x["mean"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_many_values_or_too_few_rows_to_tell_stay_continuous():
+    rng = np.random.default_rng(4)
+    many_levels = pd.DataFrame({"x": rng.integers(0, MAX_DISCRETE_LEVELS + 1, 50_000)})
+    few_rows = pd.DataFrame({"x": rng.normal(size=MAX_DISCRETE_LEVELS)})
+    for frame in (many_levels, few_rows):
+        assert "sample" in build_profile(frame, {"x": "numeric"})["features"]["x"]
 
 
 def test_profile_rejects_unknown_kinds_and_empty_columns():
@@ -287,6 +316,107 @@ def test_a_million_row_window_takes_seconds():
     print(f"compare: 1,000,000 rows x 10 features in {elapsed:.2f} s")
     assert len(report.features) == 10 and all(f.current_size == 1_000_000 for f in report.features)
     assert elapsed < 20
+
+
+# --- Discrete numeric features ----------------------------------------------------------------
+
+RATINGS = np.arange(1, 6)
+RATING_SHARES = np.array([0.05, 0.10, 0.20, 0.35, 0.30])
+# The same mean (3.75) with more of both ends: the cumulative curves KS compares stay close.
+POLARISED_SHARES = np.array([0.10, 0.10, 0.10, 0.35, 0.35])
+PAIRS = 200
+# Binomial(200, 0.05): P(rate < 0.02) = 0.9% and P(rate > 0.09) = 0.6%.
+PAIRS_BAND = (0.02, 0.09)
+
+
+def ratings(rng: np.random.Generator, size: int, shares: np.ndarray = RATING_SHARES):
+    return pd.DataFrame({"rating": rng.choice(RATINGS, size=size, p=shares)})
+
+
+def alarm_rates(current_shares: np.ndarray, seed: int) -> tuple[float, float]:
+    """(ours, KS) alarm rates over PAIRS fresh pairs of a 500-row reference and window: as a
+    small champion's training data and one day of traffic, the reference as noisy as the window."""
+    rng = np.random.default_rng(seed)
+    ours = ks = 0
+    for _ in range(PAIRS):
+        reference, current = ratings(rng, 500), ratings(rng, 500, current_shares)
+        feature = compare(build_profile(reference, {"rating": "numeric"}), current).features[0]
+        ours += feature.drifted
+        ks += ks_test(reference["rating"], current["rating"])[1] < ALPHA
+    return ours / PAIRS, ks / PAIRS
+
+
+def test_a_discrete_feature_alarms_near_alpha_when_nothing_changed():
+    """KS p-values on five tied values are far too large; chi-squared on the counts is not."""
+    ours, ks = alarm_rates(RATING_SHARES, seed=21)
+    print(f"false alarms on a 1-5 rating: chi-squared {ours:.3f}, KS {ks:.3f}")
+    assert PAIRS_BAND[0] <= ours <= PAIRS_BAND[1]
+    assert ks < PAIRS_BAND[0]
+
+
+def test_a_change_in_the_proportions_of_a_discrete_feature_is_detected():
+    ours, ks = alarm_rates(POLARISED_SHARES, seed=22)
+    print(f"power against a polarised rating: chi-squared {ours:.3f}, KS {ks:.3f}")
+    assert ours > 0.95 and ks < 0.5
+
+
+def test_a_discrete_feature_is_reported_as_numeric_with_a_bar_per_value():
+    profile = build_profile(ratings(np.random.default_rng(23), 10_000), {"rating": "numeric"})
+    current = ratings(np.random.default_rng(24), 1_000, POLARISED_SHARES)
+    rating = compare(profile, current).features[0]
+    assert (rating.kind, rating.test, rating.distance_name) == (
+        "numeric",
+        "chi2_discrete",
+        "jensen_shannon",
+    )
+    assert rating.bin_labels == ["1", "2", "3", "4", "5"]
+    assert rating.current_histogram == pytest.approx(POLARISED_SHARES, abs=0.03)
+    table = [profile["features"]["rating"]["level_counts"], np.bincount(current["rating"])[1:]]
+    expected = stats.chi2_contingency(table, correction=False)
+    assert (rating.statistic, rating.p_value) == pytest.approx(
+        (expected.statistic, expected.pvalue)
+    )
+    assert rating.drifted and rating.p_value < 1e-6
+
+
+def test_values_the_reference_never_had_share_one_bin():
+    profile = build_profile(ratings(np.random.default_rng(25), 10_000), {"rating": "numeric"})
+    exact_shares = np.repeat(RATINGS, (RATING_SHARES * 1_000).astype(int)).astype(float)
+    one_new_value = pd.DataFrame({"rating": np.r_[exact_shares[1:], 6.0]})
+    rating = compare(profile, one_new_value).features[0]
+    assert rating.bin_labels == ["1", "2", "3", "4", "5", UNSEEN_LEVEL]
+    assert not rating.drifted  # pooled with the rarest value, as a rare new category is
+    continuous_tail = np.r_[exact_shares[100:], np.random.default_rng(26).normal(8, 1, 100)]
+    rating = compare(profile, pd.DataFrame({"rating": continuous_tail})).features[0]
+    assert len(rating.bin_labels) == 6 and rating.current_histogram[-1] == pytest.approx(0.1)
+    assert rating.drifted and rating.p_value < 1e-10
+
+
+def test_a_version_1_profile_still_compares_with_ks():
+    """Profiles stored with champion bundles before discrete features: KS on the sample."""
+    sample = np.sort(ratings(np.random.default_rng(27), 2_000)["rating"].to_numpy(float))
+    rating = {
+        "kind": "numeric",
+        "n": 2_000,
+        "mean": float(sample.mean()),
+        "std": float(sample.std(ddof=1)),
+        "sample": sample.tolist(),
+        "bin_edges": [-math.inf, 2.0, 3.0, 4.0, 5.0, math.inf],
+        "bin_proportions": (np.bincount(sample.astype(int) - 1) / sample.size).tolist(),
+    }
+    stored = json.dumps({"version": 1, "sample_size": 10_000, "features": {"rating": rating}})
+    current = ratings(np.random.default_rng(28), 1_000, POLARISED_SHARES)
+    old = compare(json.loads(stored), current).features[0]
+    assert old.test == "ks" and old.distance_name == "wasserstein_std"
+    assert (old.statistic, old.p_value) == ks_test(sample, current["rating"].to_numpy(float))
+    assert old.current_histogram == pytest.approx(np.bincount(current["rating"])[1:] / 1_000)
+
+
+def test_a_profile_newer_than_the_library_is_refused(profile):
+    with pytest.raises(ValueError, match="newer"):
+        compare(
+            profile | {"version": PROFILE_VERSION + 1}, sample_frame(np.random.default_rng(29), 10)
+        )
 
 
 # --- Missing data ------------------------------------------------------------------------------
