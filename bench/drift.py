@@ -84,6 +84,9 @@ def _refusing_ip(original):
     return refuse
 
 
+OUR_TESTS = {"ks": "KS", "chi2": "chi-squared", "chi2_discrete": "chi-squared (discrete)"}
+
+
 def run_ours(reference: pd.DataFrame, current: pd.DataFrame) -> dict:
     from mlops_assets.lib import drift
 
@@ -92,7 +95,7 @@ def run_ours(reference: pd.DataFrame, current: pd.DataFrame) -> dict:
     features = {
         f.feature: {
             "drifted": f.drifted,
-            "method": {"ks": "KS", "chi2": "chi-squared"}[f.test],
+            "method": OUR_TESTS[f.test],
             "score": f.p_value,
             "score_kind": "p-value",
             "threshold": ALPHA,

@@ -359,9 +359,11 @@ def _ours_note(results: dict) -> str:
     )
     tested = sum(not changed for s in SCENARIOS for changed in truth(s).values())
     size, measured = _by_size(results)[-1]
+    discrete = ", ".join(f"`{name}`" for name in _discrete_features(results)) or "none here"
     return (
         "- **Ours tests at every size.** Kolmogorov-Smirnov against a 10,000-value reference "
-        "sample (numeric) and chi-squared on the reference-vs-current table (categorical) ask "
+        "sample (numeric) and chi-squared on the reference-vs-current table (categorical, and "
+        f"numeric features with at most {_max_discrete_levels()} distinct values: {discrete}) ask "
         f"whether a difference is more than noise; at {rows:,} rows almost every real shift is, "
         f"small ones included, and at alpha {alpha} about one unchanged feature in 20 is flagged "
         f"by chance (here {unchanged} of the {tested} unchanged features of the two scenarios). "
@@ -372,6 +374,19 @@ def _ours_note(results: dict) -> str:
         "distances Evidently thresholds are in ours' report too (Wasserstein/std, Jensen-Shannon, "
         "PSI, kept in `<ds>.drift_metrics`): read them to judge whether a flagged shift matters."
     )
+
+
+def _max_discrete_levels() -> int:
+    # Imported here: the timed child processes import the drift library themselves.
+    from mlops_assets.lib.drift import MAX_DISCRETE_LEVELS
+
+    return MAX_DISCRETE_LEVELS
+
+
+def _discrete_features(results: dict) -> list[str]:
+    """Numeric features ours tested with chi-squared on their values in the speed runs."""
+    ours = results["scenarios"]["no drift"]["ours"]["features"]
+    return [name for name, kind, _ in FEATURES if "discrete" in ours[name]["method"]]
 
 
 def _small_data_note(results: dict) -> str:
@@ -434,11 +449,17 @@ def _coarse_note(results: dict) -> str:
         for name, rates in measured["features"].items()
         if rates["ours"] < low
     ]
+    discrete = (
+        f"Numeric features with at most {_max_discrete_levels()} distinct values are tested with "
+        "chi-squared on their value counts: KS p-values assume continuous data and on heavy ties "
+        "are far too large (before this path, KS alarmed on `rating` in 0 of 200 no-drift pairs "
+        "at 500 rows)."
+    )
     if not conservative:
-        return "- Ours' alarm rate is not below the band on any feature."
+        return f"- **Ours is not below the band on any feature.** {discrete}"
     return (
-        "- **Ours is conservative on tied values.** KS p-values assume continuous data; on "
-        "coarse integers and point masses they are too large, so ours alarms less often than "
-        f"alpha there: {', '.join(conservative)}. Fewer false alarms, but less power on those "
-        "features."
+        f"- **Ours is conservative where KS meets ties.** {discrete} Features with more values "
+        "but a point mass stay on KS, where the p-values are still somewhat too large, so ours "
+        f"alarms less often than alpha there: {', '.join(conservative)}. Fewer false alarms, but "
+        "less power on those features."
     )
