@@ -335,6 +335,20 @@ class DriftReport:
     drifted_share: float  # among features with a p-value (those with current values)
     dataset_drift: bool
 
+    def significant_features(self) -> list[str]:
+        """Drifted features that stay significant after Holm's correction across the tested
+        features: with k undrifted features the chance that any shows up here stays at alpha,
+        where per-feature tests alone flag one in 1 - (1 - alpha)^k windows (40% for k = 10)."""
+        tested = sorted(
+            (f for f in self.features if not math.isnan(f.p_value)), key=lambda f: f.p_value
+        )
+        significant = []
+        for rank, feature in enumerate(tested):
+            if feature.p_value >= self.alpha / (len(tested) - rank):
+                break
+            significant.append(feature.feature)
+        return significant
+
     def to_frame(self) -> pd.DataFrame:
         """One row per feature, without the histogram lists."""
         rows = [

@@ -466,3 +466,20 @@ def test_drift_chart_is_none_without_matplotlib(profile, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     current = sample_frame(np.random.default_rng(16), 100)
     assert drift_chart_png(compare(profile, current)) is None
+
+
+def test_holm_keeps_any_feature_alarms_near_alpha_across_ten_features():
+    rng = np.random.default_rng(7)
+    names = [f"f{i}" for i in range(10)]
+
+    def frame(size: int, shifted: str | None = None) -> pd.DataFrame:
+        return pd.DataFrame({n: rng.normal(0.6 if n == shifted else 0.0, 1.0, size) for n in names})
+
+    reference = build_profile(frame(20_000), dict.fromkeys(names, "numeric"))
+    reports = [compare(reference, frame(QUIET_WINDOW_SIZE), ALPHA, 0.5) for _ in range(200)]
+    any_drifted = np.mean([any(f.drifted for f in r.features) for r in reports])
+    any_significant = np.mean([bool(r.significant_features()) for r in reports])
+    assert any_drifted > 0.25  # 1 - 0.95**10 = 0.40 without a correction
+    assert FALSE_ALARM_BAND[0] <= any_significant <= FALSE_ALARM_BAND[1]
+    shifted = compare(reference, frame(QUIET_WINDOW_SIZE, shifted="f3"), ALPHA, 0.5)
+    assert shifted.significant_features() == ["f3"]
