@@ -130,10 +130,19 @@ def fit_candidate(
     )
     x_search, y_search = _search_sample(x, y, search_rows)
     search.fit(x_search, y_search)
-    model = clone(pipeline).set_params(**search.best_params_).fit(x, y)
+    model = _refit_on_all_cores(clone(pipeline).set_params(**search.best_params_), x, y)
     sign = 1.0 if spec.higher_is_better else -1.0
     params = {key.removeprefix("model__"): value for key, value in search.best_params_.items()}
     return Candidate(family.name, model, params, sign * float(search.best_score_), len(x_search))
+
+
+def _refit_on_all_cores(pipeline: Pipeline, x, y) -> Pipeline:
+    """Fit with every core when the estimator can use them, then back to one job: a served
+    model scores small batches, where a thread team per call costs more than it saves."""
+    if "n_jobs" not in pipeline[-1].get_params():
+        return pipeline.fit(x, y)
+    pipeline.set_params(model__n_jobs=-1).fit(x, y)
+    return pipeline.set_params(model__n_jobs=1)
 
 
 def _search_sample(x, y, rows: int):

@@ -53,3 +53,16 @@ def test_a_large_table_is_searched_on_a_sample_and_refit_on_every_row(builtin_sp
     on_all_rows = Pipeline([("prepare", preprocessor(spec)), ("model", clone(ridge().estimator))])
     on_all_rows.set_params(**{f"model__{k}": v for k, v in candidate.params.items()}).fit(x, y)
     assert np.allclose(candidate.model.predict(x), on_all_rows.predict(x), rtol=0, atol=1e-12)
+
+
+def test_the_refit_model_is_saved_with_one_job_and_the_same_trees(builtin_specs):
+    spec = builtin_specs["abalone"]
+    x, y = abalone_like(300)
+    forest = next(f for f in families("regression") if f.name == "random_forest")
+    candidate = fit_candidate(forest, spec, x, y.to_numpy())
+    single = clone(forest.estimator).set_params(
+        **candidate.params, n_jobs=1
+    )  # same seed, one job: the trees do not depend on the number of jobs
+    reference = Pipeline([("prepare", preprocessor(spec)), ("model", single)]).fit(x, y)
+    assert candidate.model[-1].n_jobs == 1
+    assert np.array_equal(candidate.model.predict(x), reference.predict(x))
