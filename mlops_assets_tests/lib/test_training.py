@@ -7,24 +7,13 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from mlops_assets.lib.training import SCORERS, _cv, families, fit_candidate, preprocessor
+from mlops_assets_tests.synthetic import abalone_features
 
 
 def abalone_like(rows: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
-    rng = np.random.default_rng(seed)
-    length = rng.uniform(0.1, 0.8, rows)
-    x = pd.DataFrame(
-        {
-            "Sex": rng.choice(np.array(["M", "F", "I"], dtype=object), rows),
-            "Length": length,
-            "Diameter": length * 0.8 + rng.normal(0, 0.02, rows),
-            "Height": length * 0.25,
-            "Whole weight": length**3 * 3,
-            "Shucked weight": length**3 * 1.3,
-            "Viscera weight": length**3 * 0.6,
-            "Shell weight": length**3 * 0.9 + rng.normal(0, 0.01, rows),
-        }
-    )
-    return x, pd.Series(length * 20 + rng.normal(0, 1, rows), name="Rings")
+    x = abalone_features(rows, seed)
+    noise = np.random.default_rng(seed + 1).normal(0, 1, rows)
+    return x, pd.Series(x["Length"] * 20 + noise, name="Rings")
 
 
 def ridge():

@@ -8,28 +8,12 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from mlops_assets.lib.training import families, preprocessor
+from mlops_assets_tests.synthetic import abalone_features
 from serving.inference import compile_predictor
 
 
-def abalone_frame(rows: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    length = rng.uniform(0.1, 0.8, rows)
-    return pd.DataFrame(
-        {
-            "Sex": rng.choice(np.array(["M", "F", "I"], dtype=object), rows),
-            "Length": length,
-            "Diameter": length * 0.8 + rng.normal(0, 0.02, rows),
-            "Height": length * 0.25,
-            "Whole weight": length**3 * 3,
-            "Shucked weight": length**3 * 1.3,
-            "Viscera weight": length**3 * 0.6,
-            "Shell weight": length**3 * 0.9 + rng.normal(0, 0.01, rows),
-        }
-    )
-
-
 def scoring_rows() -> pd.DataFrame:
-    frame = abalone_frame(40, seed=1)
+    frame = abalone_features(40, seed=1)
     frame.loc[3, "Sex"] = "X"  # unknown category: a row of zeros
     return frame
 
@@ -42,7 +26,7 @@ def rows_with_missing_values() -> pd.DataFrame:
 
 
 def fitted(spec, family, task: str) -> Pipeline:
-    train = abalone_frame(300, seed=0)
+    train = abalone_features(300, seed=0)
     rings = train["Length"] * 20 + np.random.default_rng(2).normal(0, 1, len(train))
     target = rings if task == "regression" else pd.cut(rings, 3, labels=["young", "adult", "old"])
     estimator = clone(family.estimator)
