@@ -137,9 +137,10 @@ def fit_candidate(
 
 
 def _refit_on_all_cores(pipeline: Pipeline, x, y) -> Pipeline:
-    """Fit with every core when the estimator can use them, then back to one job: a served
-    model scores small batches, where a thread team per call costs more than it saves."""
-    if "n_jobs" not in pipeline[-1].get_params():
+    """Fit a forest's trees on every core, then back to one job: a served model scores small
+    batches, where a thread team per call costs more than it saves. (Histogram gradient
+    boosting already uses every core; other families' `n_jobs` does nothing.)"""
+    if not isinstance(pipeline[-1], RandomForestRegressor | RandomForestClassifier):
         return pipeline.fit(x, y)
     pipeline.set_params(model__n_jobs=-1).fit(x, y)
     return pipeline.set_params(model__n_jobs=1)
