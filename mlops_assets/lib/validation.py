@@ -86,11 +86,15 @@ def _typed_expression(column: Column, spec: DatasetSpec) -> str:
     return text
 
 
+def _na_list(spec: DatasetSpec) -> str:
+    """The texts that mean 'no value', as a SQL list."""
+    return ", ".join(_literal(v) for v in spec.read.na_values) or "NULL"
+
+
 def _typed_sql(column: Column, spec: DatasetSpec) -> str:
     """The typed value, NULL for a missing value (empty, NA text) or one that does not parse."""
     name = quote(column.name)
-    na_list = ", ".join(_literal(v) for v in spec.read.na_values) or "NULL"
-    is_na = f"({name} IS NULL OR trim({name}) IN ({na_list}))"
+    is_na = f"({name} IS NULL OR trim({name}) IN ({_na_list(spec)}))"
     return f"CASE WHEN {is_na} THEN NULL ELSE {_typed_expression(column, spec)} END"
 
 
@@ -98,17 +102,15 @@ def _reason_sql(column: Column, spec: DatasetSpec, position: int) -> str:
     """The first rule the value breaks, as '<column>: <reason>', or NULL. Reads the typed value
     `__typed_<position>` and the text as read `__raw_<position>`."""
     typed, raw = f"__typed_{position}", f"__raw_{position}"
-    na_list = ", ".join(_literal(v) for v in spec.read.na_values) or "NULL"
-    shown = f"'''' || {raw} || ''''" if column.type != "float" else f"CAST({typed} AS VARCHAR)"
     value = f"'''' || {typed} || ''''" if column.type == "category" else f"CAST({typed} AS VARCHAR)"
     required = not column.nullable or column.name == spec.target
     cases = [
-        f"WHEN {typed} IS NULL AND {raw} IS NOT NULL AND trim({raw}) NOT IN ({na_list}) "
+        f"WHEN {typed} IS NULL AND {raw} IS NOT NULL AND trim({raw}) NOT IN ({_na_list(spec)}) "
         f"THEN '''' || {raw} || ''' is not a valid {column.type}'",
         f"WHEN {typed} IS NULL THEN {_literal('missing value') if required else 'NULL'}",
     ]
     if column.type == "float":
-        cases.append(f"WHEN NOT isfinite({typed}) THEN {shown} || ' is not a finite number'")
+        cases.append(f"WHEN NOT isfinite({typed}) THEN {value} || ' is not a finite number'")
     if column.min is not None:
         cases.append(
             f"WHEN {typed} < {column.min!r} "

@@ -83,6 +83,7 @@ def test_headerless_uci_layout_is_read_by_position(con, abalone, tmp_path):
         ("X,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15", "Sex: 'X' is not an allowed value"),
         ("M,7.5,0.365,0.095,0.514,0.2245,0.101,0.15,15", "Length: 7.5 is above the spec maximum"),
         ("M,-1,0.365,0.095,0.514,0.2245,0.101,0.15,15", "Length: -1.0 is below the spec minimum"),
+        ("M,inf,0.365,0.095,0.514,0.2245,0.101,0.15,15", "Length: inf is not a finite number"),
         ("M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15.5", "Rings: '15.5' is not a valid int"),
         ("M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15", "malformed line: Expected Number"),
         ("M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15,3", "malformed line: Expected Number"),
