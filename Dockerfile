@@ -11,10 +11,10 @@ RUN pip install --no-cache-dir uv==0.13.9
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --locked --no-default-groups --no-install-project
+RUN uv sync --locked --no-default-groups --extra pipeline --no-install-project
 COPY mlops_assets ./mlops_assets
 COPY serving ./serving
-RUN uv sync --locked --no-default-groups --no-editable
+RUN uv sync --locked --no-default-groups --extra pipeline --no-editable
 
 FROM python:3.11-slim AS runtime
 RUN useradd --create-home --uid 1000 mlops
