@@ -1,10 +1,11 @@
 # Two commands do everything on a fresh machine with Python 3.11:
 #   make demo   build every data set, then serve predictions and open the Dagster UI
-#   make test   the whole test suite (fast and slow tests), as CI runs it
+#   make test   the whole test suite (fast and slow tests), as CI runs it; the benchmark smoke
+#               tests (they need the `bench` dependency group) run apart: make test-bench
 PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: setup demo test test-fast lint format build serve clean
+.PHONY: setup setup-bench demo test test-bench test-fast lint format build serve clean
 
 # bootstrap uv into .tools/ when it is not installed (PyPI only, no installer script)
 .tools/bin/uv:
@@ -24,7 +25,13 @@ serve: setup
 	$(UV) run mlops serve
 
 test: setup
-	$(UV) run pytest -m "slow or not slow"
+	$(UV) run pytest -m "slow or not slow" --ignore=mlops_assets_tests/bench
+
+setup-bench: $(UV)
+	$(UV) sync --locked --group bench
+
+test-bench: setup-bench
+	$(UV) run --group bench pytest -m "slow or not slow" mlops_assets_tests/bench
 
 test-fast: setup
 	$(UV) run pytest
