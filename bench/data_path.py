@@ -1,6 +1,6 @@
 """Data path benchmark: `raw` + `validated` against pandas `read_csv` + pandera on the whole frame.
 
-    uv run python -m bench.data_path            # 1M and 10M rows, writes docs/benchmarks.md
+    uv run python -m bench.data_path            # 1M and 10M rows; its block of docs/benchmarks.md
     uv run python -m bench.data_path --smoke    # 50k rows, one round, for CI
 
 Each measurement runs in a fresh Python process, which reports its own wall time and peak RSS
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -23,7 +22,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.report import machine_description, write_section
+from bench.report import (
+    DATA_PACKAGES,
+    DOCS_FILE,
+    facts_block,
+    machine_facts,
+    write_block,
+    write_results,
+)
 
 HEADER = "Sex,Length,Diameter,Height,Whole weight,Shucked weight,Viscera weight,Shell weight,Rings"
 BAD_SHARE = 0.01
@@ -61,8 +67,7 @@ def _chunk(rng: np.random.Generator, rows: int) -> str:
     frame.loc[bad & (kinds == 1), "Sex"] = "X"
     frame.loc[bad & (kinds == 2), "Rings"] = ""
     frame.loc[bad & (kinds == 3), "Diameter"] = "7.5"
-    lines = frame.to_csv(header=False, index=False)
-    return lines
+    return frame.to_csv(header=False, index=False)
 
 
 def run_ours(path: str, data_dir: str) -> dict:
@@ -184,17 +189,21 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def verdict(rows: list[dict]) -> str:
-    """The issue's targets against what was measured, in words."""
+def targets_table(rows: list[dict]) -> str:
+    """The issue's targets at the largest size, against what was measured."""
     largest = max(r["rows"] for r in rows)
     ours, usual = (next(r for r in rows if r["rows"] == largest and r["subject"] == s)
                    for s in ("ours", "usual"))  # fmt: skip
     speed = usual["seconds"] / ours["seconds"]
     peak = max(r["peak_rss_mb"] for r in rows if r["subject"] == "ours")
-    return (
-        f"Targets at {largest:,} rows: at least 3x the usual approach's rows/s -> "
-        f"{speed:.2f}x ({'met' if speed >= 3 else 'not met'}); peak RSS under 1.5 GB -> "
-        f"{peak:,.0f} MB ({'met' if peak < 1536 else 'not met'})."
+    return "\n".join(
+        [
+            "| target | measured | met |",
+            "|---|---:|---|",
+            f"| at least 3x the usual approach's rows/s at {largest:,} rows | {speed:.2f}x | "
+            f"{'yes' if speed >= 3 else 'NO'} |",
+            f"| peak RSS under 1.5 GB | {peak:,.0f} MB | {'yes' if peak < 1536 else 'NO'} |",
+        ]
     )
 
 
@@ -212,18 +221,17 @@ def main(argv: list[str] | None = None) -> int:
     sizes, rounds = ([50_000], 1) if args.smoke else ([1_000_000, 10_000_000], 2)
     with tempfile.TemporaryDirectory() as folder:
         rows = benchmark(sizes, rounds, Path(folder))
+    results = {
+        "machine": machine_facts(DATA_PACKAGES),
+        "plan": {"sizes": sizes, "rounds": rounds, "bad_share": BAD_SHARE},
+        "rows": rows,
+    }
+    print(f"results: {write_results('data-path', results)}")
+    tables = markdown(rows) + "\n\n" + targets_table(rows)
+    print("\n" + tables)
     if not args.no_docs:
-        body = (
-            f"{machine_description()}\n\nCommand: `uv run python -m bench.data_path`. "
-            f"Median of {rounds} rounds, each in a fresh process; peak RSS is the process "
-            "high-water mark. About 1% of the generated rows are bad (bad numbers, unknown "
-            "categories, missing targets, out-of-range values).\n\n"
-            + markdown(rows)
-            + "\n\n"
-            + verdict(rows)
-        )
-        write_section(Path("docs/benchmarks.md"), "Data path", body)
-    print(f"python {platform.python_version()}")
+        write_block("data_path", facts_block("bench.data_path", results) + "\n\n" + tables)
+        print(f"docs: {DOCS_FILE} (data_path results block)")
     return 0
 
 

@@ -1,6 +1,6 @@
 """Drift benchmark: ours (`build_profile` + `compare`) against Evidently's DataDriftPreset.
 
-    uv run python -m bench.drift            # 1M x 1M rows, 3 rounds, 200 repetitions; docs
+    uv run python -m bench.drift            # 1M x 1M rows, 3 rounds, 200 repetitions; docs block
     uv run python -m bench.drift --smoke    # 20k x 20k rows, 1 round, 10 repetitions, for CI
 
 Three parts, all on the seeded frames of bench/drift_data.py (10 features, 6 numeric, 4
@@ -39,19 +39,15 @@ import time
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench import drift_report
 from bench.drift_data import CATEGORICAL, KINDS, NUMERIC, SCENARIOS, frame, scenario_frames
-from bench.report import machine_facts, write_section
+from bench.drift_tables import tables
+from bench.report import DOCS_FILE, REPO, facts_block, machine_facts, write_block, write_results
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS_DIR = REPO / "bench" / "results"
-DOCS_FILE = REPO / "docs" / "benchmarks.md"
 TOOLS = ("ours", "evidently")
 PACKAGES = ["evidently", "scipy", "numpy", "pandas"]
 
@@ -323,15 +319,6 @@ def benchmark(plan: Plan) -> dict:
     }
 
 
-def write_results(results: dict) -> Path:
-    """Raw results to bench/results/ (git-ignored); the file's name goes into the results."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    results["results_file"] = f"drift-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path = RESULTS_DIR / results["results_file"]
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="20k x 20k rows, 1 round, 10 pairs")
@@ -347,12 +334,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds:
         plan = Plan(plan.rows, args.rounds, plan.repetitions, plan.sizes)
     results = benchmark(plan)
-    print(f"results: {write_results(results)}")
-    print("\n" + drift_report.tables(results))
+    print(f"results: {write_results('drift', results)}")
+    printed = tables(results)
+    print("\n" + printed)
     print(f"\nnetwork connection attempts: {results['network_attempts']}")
     if not args.no_docs:
-        write_section(DOCS_FILE, "Drift", drift_report.docs_section(results), "Where the gaps are")
-        print(f"docs: {DOCS_FILE} (## Drift)")
+        network = {"IP connection attempts (refused)": str(results["network_attempts"])}
+        write_block("drift", facts_block("bench.drift", results, network) + "\n\n" + printed)
+        print(f"docs: {DOCS_FILE} (drift results block)")
     return 0 if results["network_attempts"] == 0 else 1
 
 

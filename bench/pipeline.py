@@ -1,6 +1,6 @@
 """Pipeline benchmark: empty data folder and instance -> served champion, per data set and size.
 
-    uv run python -m bench.pipeline            # iris, diabetes, abalone x1, x10, x100
+    uv run python -m bench.pipeline            # iris, diabetes, abalone x1, x10, x100; docs block
     uv run python -m bench.pipeline --smoke    # iris only, for CI
 
 Each case starts from empty folders: `mlops build <ds>` in a fresh process (Python and Dagster
@@ -24,7 +24,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.report import machine_description, write_section
+from bench.report import (
+    DATA_PACKAGES,
+    DOCS_FILE,
+    facts_block,
+    machine_facts,
+    write_block,
+    write_results,
+)
 
 SHARED_ABALONE = Path(__file__).resolve().parents[2] / "shared" / "data" / "abalone.csv"
 PROJECT = Path(__file__).resolve().parents[1]
@@ -163,18 +170,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        for index, (dataset, label, source) in enumerate(cases(args.smoke, Path(scratch))):
+        chosen = cases(args.smoke, Path(scratch))
+        for index, (dataset, label, source) in enumerate(chosen):
             folder = Path(scratch) / f"case{index}"
             folder.mkdir()
             rows.append(run_case(dataset, label, source, folder))
+    results = {
+        "machine": machine_facts(DATA_PACKAGES),
+        "plan": {"cases": [label for _, label, _ in chosen], "rounds": 1},
+        "rows": rows,
+    }
+    print(f"results: {write_results('pipeline', results)}")
     table = markdown(rows)
-    print(table)
+    print("\n" + table)
     if not args.no_docs:
-        body = (
-            f"{machine_description()}\n\nCommand: `uv run python -m bench.pipeline`. One round "
-            "per case, each from an empty data folder and Dagster instance.\n\n" + table
-        )
-        write_section(PROJECT / "docs" / "benchmarks.md", "Pipeline", body)
+        write_block("pipeline", facts_block("bench.pipeline", results) + "\n\n" + table)
+        print(f"docs: {DOCS_FILE} (pipeline results block)")
     return 0
 
 

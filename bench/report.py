@@ -1,19 +1,22 @@
-"""Shared by the benchmarks: what machine this ran on, and one section of docs/benchmarks.md."""
+"""Shared by the benchmarks: the machine a run measured on, its JSON results file, and the marked
+results block of docs/benchmarks.md a full run replaces (machine, date, versions, tables).
+
+The interpretation around each block is written by hand in the doc; nothing here writes prose.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
-import re
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-DATA_PACKAGES = ("duckdb", "pandas", "pandera", "scikit-learn")
-INTRO = (
-    "# Benchmarks\n\nProduced by the commands in `bench/` (see `bench/README.md`); each section "
-    "is rewritten by its own benchmark. CI runs every benchmark at a smoke size only.\n"
-)
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "bench" / "results"
+DOCS_FILE = REPO / "docs" / "benchmarks.md"
+DATA_PACKAGES = ["duckdb", "pandas", "pandera", "scikit-learn"]
 
 
 def machine_facts(packages: list[str]) -> dict:
@@ -33,15 +36,6 @@ def machine_facts(packages: list[str]) -> dict:
     }
 
 
-def machine_description(packages: tuple[str, ...] = DATA_PACKAGES) -> str:
-    facts = machine_facts(list(packages))
-    versions = ", ".join(f"{name} {version}" for name, version in facts["packages"].items())
-    return (
-        f"Measured {facts['date'][:16].replace('T', ' ')} UTC on {facts['nproc']} cores "
-        f"({facts['cpu']}), {facts['ram_gib']:.0f} GiB RAM, Python {facts['python']}; {versions}."
-    )
-
-
 def _version(name: str) -> str:
     try:
         return version(name)
@@ -56,18 +50,48 @@ def _cpuinfo() -> list[str]:
         return []
 
 
-def write_section(path: Path, title: str, body: str, before: str | None = None) -> None:
-    """Replace (or append) the `## title` section of a Markdown file. A section that is not
-    there yet goes just before the `## before` section when that one exists, else at the end."""
-    text = path.read_text() if path.is_file() else INTRO
-    section = f"## {title}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    anchor = re.search(rf"^## {re.escape(before)}\n", text, re.M) if before else None
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    elif anchor:
-        text = text[: anchor.start()] + section + "\n" + text[anchor.start() :]
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.rstrip() + "\n")
+def write_results(name: str, results: dict) -> Path:
+    """The raw results as `bench/results/<name>-<UTC stamp>.json` (git-ignored); the file name is
+    recorded in the results as `results_file`."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    results["results_file"] = f"{name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path = RESULTS_DIR / results["results_file"]
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+def facts_block(module: str, results: dict, extra: dict[str, str] | None = None) -> str:
+    """The list above a block's tables: command, results file, machine, versions, date, plan."""
+    machine = results["machine"]
+    versions = ", ".join(f"{name} {number}" for name, number in machine["packages"].items())
+    lines = {
+        "Command": f"`uv run python -m {module}`; raw results "
+        f"`bench/results/{results['results_file']}` (git-ignored)",
+        "Machine": f"{machine['nproc']} cores ({machine['cpu']}), {machine['ram_gib']} GiB RAM, "
+        f"Linux {machine['kernel']}",
+        "Versions": f"Python {machine['python']}, {versions}",
+        "Date": machine["date"],
+        "Plan": ", ".join(f"{key} {value}" for key, value in results["plan"].items()),
+        **(extra or {}),
+    }
+    return "\n".join(f"- {label}: {value}." for label, value in lines.items())
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name} results: begin -->", f"<!-- {name} results: end -->"
+
+
+def write_block(name: str, body: str, path: Path = DOCS_FILE) -> None:
+    """Replace what stands between the `name` begin and end markers of the doc with `body`.
+    Without exactly one pair of markers, in order, the doc is left untouched and ValueError
+    says which marker is wrong."""
+    text = path.read_text()
+    begin, end = markers(name)
+    for marker in (begin, end):
+        if text.count(marker) != 1:
+            raise ValueError(f"{path}: expected the marker {marker!r} once, found it "
+                             f"{text.count(marker)} times; the doc is unchanged")  # fmt: skip
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    if stop < start:
+        raise ValueError(f"{path}: {end!r} comes before {begin!r}; the doc is unchanged")
+    path.write_text(text[:start] + "\n" + body.strip() + "\n" + text[stop:])
