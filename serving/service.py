@@ -26,6 +26,8 @@ from serving.store import ModelStore, Slot, champion_asset
 from serving.validation import FieldError, validate_body
 
 log = logging.getLogger("serving.service")
+MAX_LISTED_ERRORS = 100  # a 422 lists this many errors; `error_count` has the total
+MAX_JSON_DEPTH = 32  # valid bodies nest at most 4 deep
 
 
 class ApiError(Exception):
@@ -38,7 +40,9 @@ class ApiError(Exception):
     def body(self) -> dict:
         body: dict[str, Any] = {"detail": self.detail}
         if self.errors is not None:
-            body["errors"] = [{"field": e.field, "message": e.message} for e in self.errors]
+            listed = self.errors[:MAX_LISTED_ERRORS]
+            body["errors"] = [{"field": e.field, "message": e.message} for e in listed]
+            body["error_count"] = len(self.errors)
         return body
 
 
@@ -60,16 +64,48 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, "empty body: send a JSON object or a list of objects")
     try:
         return msgspec.json.decode(raw)
+    except RecursionError:
+        raise _too_deep() from None
     except msgspec.DecodeError as strict_error:
         try:
             return json.loads(raw)
-        except (ValueError, RecursionError):
+        except RecursionError:
+            raise _too_deep() from None
+        except ValueError:
             raise ApiError(400, f"malformed JSON: {strict_error}") from None
 
 
-def _unprocessable(errors: list[FieldError]) -> ApiError:
+def _too_deep() -> ApiError:
+    return ApiError(400, f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def check_depth(body: Any) -> None:
+    """400 when `body` nests deeper than MAX_JSON_DEPTH; O(size), stops at the first too-deep
+    value. Only needed on the error path: a body that validates is at most 4 deep."""
+    level = [body]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            child
+            for value in level
+            if isinstance(value, list | dict)
+            for child in (value.values() if isinstance(value, dict) else value)
+            if isinstance(child, list | dict)
+        ]
+        if not level:
+            return
+    raise _too_deep()
+
+
+def _unprocessable(body: Any, errors: list[FieldError]) -> ApiError:
+    check_depth(body)
     fields = sorted({error.field for error in errors})
-    return ApiError(422, f"invalid input in {len(fields)} field(s): {', '.join(fields)}", errors)
+    names = ", ".join(fields[:MAX_LISTED_ERRORS])
+    if len(fields) > MAX_LISTED_ERRORS:
+        names += f" and {len(fields) - MAX_LISTED_ERRORS} more"
+    detail = f"invalid input in {len(fields)} field(s): {names}"
+    if len(errors) > MAX_LISTED_ERRORS:
+        detail += f"; {len(errors) - MAX_LISTED_ERRORS} of {len(errors)} errors not listed"
+    return ApiError(422, detail, errors)
 
 
 class PredictionService:
@@ -169,7 +205,7 @@ class PredictionService:
         body = parse_json(raw)
         rows, is_batch, errors = validate_body(body, model.fields)
         if errors:
-            raise _unprocessable(errors)
+            raise _unprocessable(body, errors)
         prediction = await self._score(model, rows, body if is_batch else [body], context)
         response: dict[str, Any] = {
             "model": model.name,
@@ -188,15 +224,17 @@ class PredictionService:
 
     async def invocations(self, name: str, raw: bytes, context: dict) -> dict:
         model = self.resolve(name)
+        body = parse_json(raw)
         try:
-            records = records_from(parse_json(raw))
+            records = records_from(body)
         except ScoringFormatError as exc:
+            check_depth(body)
             raise ApiError(422, str(exc), [FieldError("(body)", str(exc))]) from None
         columns = {field.column: field.name for field in model.fields if field.column != field.name}
         records = rename_columns(records, columns) if columns else records
         rows, _, errors = validate_body(records, model.fields)
         if errors:
-            raise _unprocessable(errors)
+            raise _unprocessable(body, errors)
         prediction = await self._score(model, rows, records, context)
         return {"predictions": prediction.values}
 
