@@ -80,6 +80,12 @@ class Metrics:
             ["model"],
             registry=registry,
         )
+        self.bundle_damaged = Gauge(
+            "mlops_model_bundle_damaged",
+            "1 while the bundle on disk of the model being served is damaged or gone",
+            ["model"],
+            registry=registry,
+        )
         registry.register(RejectedBeforeApp())
         self.prediction_log_dropped = Counter(
             "mlops_prediction_log_dropped",
@@ -99,6 +105,10 @@ class Metrics:
     def show_load_errors(self, errors: dict[str, bool]) -> None:
         for model, failing in errors.items():
             self.load_error.labels(model).set(1 if failing else 0)
+
+    def show_damage(self, damaged: dict[str, bool]) -> None:
+        for model, is_damaged in damaged.items():
+            self.bundle_damaged.labels(model).set(1 if is_damaged else 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -169,6 +169,8 @@ COMMON_SCHEMAS = {
             "mlflow_run_id": NULLABLE_STRING,
             "data_version": NULLABLE_STRING,
             "load_error": NULLABLE_STRING,
+            "damage": NULLABLE_STRING,
+            "fallback_from": NULLABLE_STRING,
         },
         "required": ["name", "loaded", "version", "inputs", "load_error"],
     },

@@ -17,6 +17,7 @@ import msgspec
 
 from serving.batcher import MicroBatcher
 from serving.config import ServingConfig
+from serving.integrity import remove_stale_staging
 from serving.logs import AccessLog
 from serving.metrics import Metrics
 from serving.model import LoadedModel, Prediction
@@ -113,7 +114,9 @@ class PredictionService:
         self.config = config
         self.metrics = Metrics()
         self.access_log = AccessLog()
-        self.store = ModelStore(config.models_dir, self._loaded, self._failed)
+        self.store = ModelStore(
+            config.models_dir, self._loaded, self._failed, config.verify_interval
+        )
         self.prediction_log = PredictionLog(
             config.predictions_dir,
             config.log_queue_size,
@@ -134,6 +137,7 @@ class PredictionService:
     async def start(self) -> None:
         self.access_log.start()
         self.prediction_log.start()
+        remove_stale_staging(self.config.models_dir)
         self.refresh()
         # the libraries and models loaded so far live as long as the process; leaving them to
         # the cyclic GC made every full collection an ~80 ms pause in the middle of requests
@@ -152,7 +156,9 @@ class PredictionService:
 
     def refresh(self) -> None:
         self.store.refresh()
-        self.metrics.show_load_errors({s.dataset: s.error is not None for s in self.store.slots()})
+        slots = self.store.slots()
+        self.metrics.show_load_errors({s.dataset: s.error is not None for s in slots})
+        self.metrics.show_damage({s.dataset: s.damage is not None for s in slots})
 
     async def _reload_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -306,21 +312,36 @@ def describe_slot(slot: Slot) -> dict:
     ]
     info["loaded_at"] = slot.model.loaded_at if slot.model else None
     info["load_error"] = slot.error
+    info["damage"] = slot.damage
+    info["fallback_from"] = slot.fallback_from
     return info
 
 
-def readiness(slots: list[Slot]) -> tuple[bool, dict]:
-    """Ready when every data set with a champion pointer has a model loaded (and one exists)."""
-    models = {
-        slot.dataset: {
-            "loaded": slot.model is not None,
-            "version": slot.model.version if slot.model else None,
-            "load_error": slot.error,
-        }
-        for slot in slots
-        if slot.has_pointer or slot.model is not None
+def _ready_state(slot: Slot) -> dict:
+    state = {
+        "loaded": slot.model is not None,
+        "version": slot.model.version if slot.model else None,
+        "load_error": slot.error,
     }
+    # only when set, so the usual answer stays as small as it was
+    extra = {"damage": slot.damage, "fallback_from": slot.fallback_from}
+    state.update({key: value for key, value in extra.items() if value is not None})
+    return state
+
+
+def readiness(slots: list[Slot]) -> tuple[bool, dict]:
+    """Ready when every data set with a champion pointer has a model loaded (and one exists)
+    whose bundle on disk is intact."""
+    models = {slot.dataset: _ready_state(slot) for slot in slots if slot.has_pointer or slot.model}
     missing = [name for name, state in models.items() if not state["loaded"]]
+    damaged = [name for name, state in models.items() if state.get("damage")]
+    if damaged and not missing:
+        reasons = "; ".join(f"{name}: {models[name]['damage']}" for name in damaged)
+        detail = (
+            f"bundle damaged on disk (still serving the model in memory): {reasons}; "
+            f"{_materialize_hint(damaged)} again"
+        )
+        return False, {"status": "not ready", "detail": detail, "models": models}
     if missing:
         reasons = "; ".join(
             f"{name}: {models[name]['load_error'] or 'not loaded'}" for name in missing
