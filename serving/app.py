@@ -10,11 +10,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.exceptions import HTTPException
 
 from serving.config import ServingConfig, config_from_env
+from serving.fastpath import encode_json
 from serving.logs import configure_logging
 from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.middleware import ObservedApp
@@ -45,7 +45,7 @@ def swagger_static_dir() -> Path:
 
 
 def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(msgspec.json.encode(body), status_code=status, media_type=JSON, headers=headers)
+    return Response(encode_json(body), status_code=status, media_type=JSON, headers=headers)
 
 
 def _api_error(_: Request, exc: ApiError) -> Response:

@@ -26,6 +26,7 @@ class ServingConfig:
     api_key: str | None = None
     max_body_bytes: int = 1 << 20
     reload_interval: float = 1.0
+    verify_interval: float = 60.0
     batch_wait_ms: float = 2.0
     batch_max_rows: int = 256
     log_queue_size: int = 100_000
@@ -44,6 +45,7 @@ def config_from_env(models_dir: Path | None = None, **overrides) -> ServingConfi
         "api_key": os.environ.get("MLOPS_API_KEY") or None,
         "max_body_bytes": _env_int("MLOPS_MAX_BODY_BYTES", 1 << 20),
         "reload_interval": _env_float("MLOPS_RELOAD_INTERVAL", 1.0),
+        "verify_interval": _env_float("MLOPS_VERIFY_INTERVAL", 60.0),
         "batch_wait_ms": _env_float("MLOPS_BATCH_WAIT_MS", 2.0),
         "batch_max_rows": _env_int("MLOPS_BATCH_MAX_ROWS", 256),
     }

@@ -8,6 +8,7 @@ answered here. Everything else, including errors on other routes, goes through L
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from typing import Any
 
@@ -21,13 +22,20 @@ SCORING_ROUTES = {"predict": "/models/{name}/predict", "invocations": "/models/{
 
 
 def scoring_route(scope: dict) -> tuple[str, str] | None:
-    """(model name, action) when the request is a POST to a scoring route."""
-    if scope["method"] != "POST":
-        return None
+    """(model name, action) when the request is for a scoring route, whatever its method."""
     parts = scope["path"].split("/")
     if len(parts) == 4 and parts[0] == "" and parts[1] == "models" and parts[3] in SCORING_ROUTES:
         return parts[2], parts[3]
     return None
+
+
+def encode_json(body: Any) -> bytes:
+    """The response body, always encodable: text with lone surrogates is sent \\u-escaped
+    instead of failing after the status line went out."""
+    try:
+        return msgspec.json.encode(body)
+    except UnicodeEncodeError:
+        return json.dumps(body, ensure_ascii=True).encode()
 
 
 async def read_body(receive: Any, limit: int) -> bytes:
@@ -60,15 +68,26 @@ def _authorized(headers: list[tuple[bytes, bytes]], api_key: bytes) -> bool:
     return hmac.compare_digest(sent, api_key)
 
 
-async def _respond(send: Any, status: int, body: Any) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS})
-    await send({"type": "http.response.body", "body": msgspec.json.encode(body)})
+async def _respond(send: Any, status: int, body: Any, headers: list | None = None) -> None:
+    encoded = encode_json(body)  # before the status line, so a failure can still be answered
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers or JSON_HEADERS}
+    )
+    await send({"type": "http.response.body", "body": encoded})
+
+
+async def _not_allowed(scope: dict, send: Any) -> None:
+    detail = f"method {scope['method']} not allowed on {scope['path']}; use POST"
+    await _respond(send, 405, {"detail": detail}, [*JSON_HEADERS, (b"allow", b"POST")])
 
 
 async def serve_scoring(
     service: PredictionService, name: str, action: str, scope: dict, receive: Any, send: Any
 ) -> None:
     scope["path_template"] = SCORING_ROUTES[action]
+    if scope["method"] != "POST":
+        await _not_allowed(scope, send)
+        return
     config = service.config
     try:
         if config.api_key is not None and not _authorized(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (
@@ -13,6 +15,23 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# requests the HTTP protocol rejected before any app saw them (serving.protocol), by status;
+# per process, because the protocol layer is shared by every app in it
+REJECTED_BEFORE_APP: collections.Counter[int] = collections.Counter()
+
+
+class RejectedBeforeApp:
+    """A collector exposing REJECTED_BEFORE_APP as `mlops_http_rejected_before_app_total`."""
+
+    def collect(self):
+        family = CounterMetricFamily(
+            "mlops_http_rejected_before_app",
+            "Requests rejected by the HTTP server before the app (headers too large, malformed)",
+            labels=["status"],
+        )
+        for status, count in sorted(REJECTED_BEFORE_APP.items()):
+            family.add_metric([str(status)], count)
+        yield family
 
 
 class Metrics:
@@ -61,6 +80,13 @@ class Metrics:
             ["model"],
             registry=registry,
         )
+        self.bundle_damaged = Gauge(
+            "mlops_model_bundle_damaged",
+            "1 while the bundle on disk of the model being served is damaged or gone",
+            ["model"],
+            registry=registry,
+        )
+        registry.register(RejectedBeforeApp())
         self.prediction_log_dropped = Counter(
             "mlops_prediction_log_dropped",
             "Prediction records dropped (queue full)",
@@ -79,6 +105,10 @@ class Metrics:
     def show_load_errors(self, errors: dict[str, bool]) -> None:
         for model, failing in errors.items():
             self.load_error.labels(model).set(1 if failing else 0)
+
+    def show_damage(self, damaged: dict[str, bool]) -> None:
+        for model, is_damaged in damaged.items():
+            self.bundle_damaged.labels(model).set(1 if is_damaged else 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -135,7 +135,9 @@ COMMON_SCHEMAS = {
                     "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
                     "required": ["field", "message"],
                 },
+                "maxItems": 100,
             },
+            "error_count": {"type": "integer"},
         },
         "required": ["detail"],
     },
@@ -167,6 +169,8 @@ COMMON_SCHEMAS = {
             "mlflow_run_id": NULLABLE_STRING,
             "data_version": NULLABLE_STRING,
             "load_error": NULLABLE_STRING,
+            "damage": NULLABLE_STRING,
+            "fallback_from": NULLABLE_STRING,
         },
         "required": ["name", "loaded", "version", "inputs", "load_error"],
     },
@@ -184,7 +188,8 @@ def _errors(*statuses: int) -> dict:
         401: "Missing or wrong X-API-Key",
         404: "Unknown model",
         413: "Body larger than MLOPS_MAX_BODY_BYTES",
-        422: "Well-formed but invalid input; `errors` names every bad field",
+        422: "Well-formed but invalid input; `errors` names the bad fields (at most 100; "
+        "`error_count` has the total)",
         500: "The model failed on valid input",
         503: "No model loaded; `detail` names the asset to materialize",
     }

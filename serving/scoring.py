@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from serving.validation import safe_text
+
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+# what MLflow's scoring server accepts in `dataframe_split` (`index` is read and ignored)
+SPLIT_KEYS = ("columns", "data", "index")
 
 
 class ScoringFormatError(ValueError):
@@ -22,6 +26,11 @@ def _columnar_to_records(columns: dict) -> list[dict]:
 def _split_to_records(split: Any) -> list:
     if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
         raise ScoringFormatError("`dataframe_split` needs `columns` (a list) and `data`")
+    unknown = [safe_text(str(key)) for key in split if key not in SPLIT_KEYS]
+    if unknown:
+        raise ScoringFormatError(
+            f"`dataframe_split` has unknown key(s) {unknown}; allowed: {list(SPLIT_KEYS)}"
+        )
     columns, data = split["columns"], split.get("data")
     if not all(isinstance(column, str) for column in columns):
         raise ScoringFormatError("`dataframe_split.columns` must be a list of field names")

@@ -17,6 +17,7 @@ import msgspec
 
 from serving.batcher import MicroBatcher
 from serving.config import ServingConfig
+from serving.integrity import remove_stale_staging
 from serving.logs import AccessLog
 from serving.metrics import Metrics
 from serving.model import LoadedModel, Prediction
@@ -26,6 +27,8 @@ from serving.store import ModelStore, Slot, champion_asset
 from serving.validation import FieldError, validate_body
 
 log = logging.getLogger("serving.service")
+MAX_LISTED_ERRORS = 100  # a 422 lists this many errors; `error_count` has the total
+MAX_JSON_DEPTH = 32  # valid bodies nest at most 4 deep
 
 
 class ApiError(Exception):
@@ -38,7 +41,9 @@ class ApiError(Exception):
     def body(self) -> dict:
         body: dict[str, Any] = {"detail": self.detail}
         if self.errors is not None:
-            body["errors"] = [{"field": e.field, "message": e.message} for e in self.errors]
+            listed = self.errors[:MAX_LISTED_ERRORS]
+            body["errors"] = [{"field": e.field, "message": e.message} for e in listed]
+            body["error_count"] = len(self.errors)
         return body
 
 
@@ -60,16 +65,48 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, "empty body: send a JSON object or a list of objects")
     try:
         return msgspec.json.decode(raw)
+    except RecursionError:
+        raise _too_deep() from None
     except msgspec.DecodeError as strict_error:
         try:
             return json.loads(raw)
-        except (ValueError, RecursionError):
+        except RecursionError:
+            raise _too_deep() from None
+        except ValueError:
             raise ApiError(400, f"malformed JSON: {strict_error}") from None
 
 
-def _unprocessable(errors: list[FieldError]) -> ApiError:
+def _too_deep() -> ApiError:
+    return ApiError(400, f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def check_depth(body: Any) -> None:
+    """400 when `body` nests deeper than MAX_JSON_DEPTH; O(size), stops at the first too-deep
+    value. Only needed on the error path: a body that validates is at most 4 deep."""
+    level = [body]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            child
+            for value in level
+            if isinstance(value, list | dict)
+            for child in (value.values() if isinstance(value, dict) else value)
+            if isinstance(child, list | dict)
+        ]
+        if not level:
+            return
+    raise _too_deep()
+
+
+def _unprocessable(body: Any, errors: list[FieldError]) -> ApiError:
+    check_depth(body)
     fields = sorted({error.field for error in errors})
-    return ApiError(422, f"invalid input in {len(fields)} field(s): {', '.join(fields)}", errors)
+    names = ", ".join(fields[:MAX_LISTED_ERRORS])
+    if len(fields) > MAX_LISTED_ERRORS:
+        names += f" and {len(fields) - MAX_LISTED_ERRORS} more"
+    detail = f"invalid input in {len(fields)} field(s): {names}"
+    if len(errors) > MAX_LISTED_ERRORS:
+        detail += f"; {len(errors) - MAX_LISTED_ERRORS} of {len(errors)} errors not listed"
+    return ApiError(422, detail, errors)
 
 
 class PredictionService:
@@ -77,7 +114,9 @@ class PredictionService:
         self.config = config
         self.metrics = Metrics()
         self.access_log = AccessLog()
-        self.store = ModelStore(config.models_dir, self._loaded, self._failed)
+        self.store = ModelStore(
+            config.models_dir, self._loaded, self._failed, config.verify_interval
+        )
         self.prediction_log = PredictionLog(
             config.predictions_dir,
             config.log_queue_size,
@@ -98,6 +137,7 @@ class PredictionService:
     async def start(self) -> None:
         self.access_log.start()
         self.prediction_log.start()
+        remove_stale_staging(self.config.models_dir)
         self.refresh()
         # the libraries and models loaded so far live as long as the process; leaving them to
         # the cyclic GC made every full collection an ~80 ms pause in the middle of requests
@@ -116,7 +156,9 @@ class PredictionService:
 
     def refresh(self) -> None:
         self.store.refresh()
-        self.metrics.show_load_errors({s.dataset: s.error is not None for s in self.store.slots()})
+        slots = self.store.slots()
+        self.metrics.show_load_errors({s.dataset: s.error is not None for s in slots})
+        self.metrics.show_damage({s.dataset: s.damage is not None for s in slots})
 
     async def _reload_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -169,7 +211,7 @@ class PredictionService:
         body = parse_json(raw)
         rows, is_batch, errors = validate_body(body, model.fields)
         if errors:
-            raise _unprocessable(errors)
+            raise _unprocessable(body, errors)
         prediction = await self._score(model, rows, body if is_batch else [body], context)
         response: dict[str, Any] = {
             "model": model.name,
@@ -188,15 +230,17 @@ class PredictionService:
 
     async def invocations(self, name: str, raw: bytes, context: dict) -> dict:
         model = self.resolve(name)
+        body = parse_json(raw)
         try:
-            records = records_from(parse_json(raw))
+            records = records_from(body)
         except ScoringFormatError as exc:
+            check_depth(body)
             raise ApiError(422, str(exc), [FieldError("(body)", str(exc))]) from None
         columns = {field.column: field.name for field in model.fields if field.column != field.name}
         records = rename_columns(records, columns) if columns else records
         rows, _, errors = validate_body(records, model.fields)
         if errors:
-            raise _unprocessable(errors)
+            raise _unprocessable(body, errors)
         prediction = await self._score(model, rows, records, context)
         return {"predictions": prediction.values}
 
@@ -268,21 +312,36 @@ def describe_slot(slot: Slot) -> dict:
     ]
     info["loaded_at"] = slot.model.loaded_at if slot.model else None
     info["load_error"] = slot.error
+    info["damage"] = slot.damage
+    info["fallback_from"] = slot.fallback_from
     return info
 
 
-def readiness(slots: list[Slot]) -> tuple[bool, dict]:
-    """Ready when every data set with a champion pointer has a model loaded (and one exists)."""
-    models = {
-        slot.dataset: {
-            "loaded": slot.model is not None,
-            "version": slot.model.version if slot.model else None,
-            "load_error": slot.error,
-        }
-        for slot in slots
-        if slot.has_pointer or slot.model is not None
+def _ready_state(slot: Slot) -> dict:
+    state = {
+        "loaded": slot.model is not None,
+        "version": slot.model.version if slot.model else None,
+        "load_error": slot.error,
     }
+    # only when set, so the usual answer stays as small as it was
+    extra = {"damage": slot.damage, "fallback_from": slot.fallback_from}
+    state.update({key: value for key, value in extra.items() if value is not None})
+    return state
+
+
+def readiness(slots: list[Slot]) -> tuple[bool, dict]:
+    """Ready when every data set with a champion pointer has a model loaded (and one exists)
+    whose bundle on disk is intact."""
+    models = {slot.dataset: _ready_state(slot) for slot in slots if slot.has_pointer or slot.model}
     missing = [name for name, state in models.items() if not state["loaded"]]
+    damaged = [name for name, state in models.items() if state.get("damage")]
+    if damaged and not missing:
+        reasons = "; ".join(f"{name}: {models[name]['damage']}" for name in damaged)
+        detail = (
+            f"bundle damaged on disk (still serving the model in memory): {reasons}; "
+            f"{_materialize_hint(damaged)} again"
+        )
+        return False, {"status": "not ready", "detail": detail, "models": models}
     if missing:
         reasons = "; ".join(
             f"{name}: {models[name]['load_error'] or 'not loaded'}" for name in missing

@@ -15,6 +15,15 @@ from typing import Any
 MISSING = object()
 
 
+def safe_text(text: str) -> str:
+    """`text` with lone surrogates escaped (`\\ud800`), so it always encodes as UTF-8 JSON."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 class Invalid(Exception):
     """A value a field does not accept; the message is shown to the client."""
 
@@ -83,6 +92,9 @@ def _as_category(value: Any, spec: dict) -> Any:
     if spec.get("allowed") is None:
         if not isinstance(value, str):
             raise Invalid("must be a string")
+        if not value.isascii() and safe_text(value) is not value:
+            # a lone surrogate could not be written to the prediction log
+            raise Invalid("must be valid Unicode text (no lone surrogates)")
         return value
     _allowed(value, spec)
     return value
@@ -154,7 +166,7 @@ def validate_record(
     if len(record) > len(fields) or not names.issuperset(record):
         for key in record:
             if key not in names:
-                errors.append(FieldError(prefix + str(key), "unknown field"))
+                errors.append(FieldError(prefix + safe_text(str(key)), "unknown field"))
     return (None if errors else row), errors
 
 

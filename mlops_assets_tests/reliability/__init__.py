@@ -1,0 +1,1 @@
+"""Reliability tests: damage, hostile input and crashes against real servers and builds."""

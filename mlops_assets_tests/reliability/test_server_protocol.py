@@ -1,0 +1,141 @@
+"""`mlops serve`'s HTTP layer (serving.server.run in a process of its own): oversized headers
+and malformed requests are answered before the app, as JSON, logged and counted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from mlops_assets_tests.live_server import free_port
+from mlops_assets_tests.serving.conftest import fit_iris, publish
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def exchange(self, request: bytes) -> bytes:
+        """Send raw bytes, return everything the server answers before closing."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            sock.sendall(request)
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        return received
+
+    def stop(self) -> list[dict]:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        stdout, _ = self.process.communicate(timeout=30)
+        return [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp("protocol")
+    publish(data_dir / "models", "iris", fit_iris(), "1")
+    port = free_port()
+    env = {**os.environ, "MLOPS_DATA_DIR": str(data_dir), "MLOPS_API_KEY": "secret"}
+    env.pop("MLOPS_MAX_HEADER_BYTES", None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", f"from serving.server import run; run(port={port})"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    server = ServerProcess(process, port)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{server.url}/ready").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.1)
+    yield server
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def status_and_body(answer: bytes) -> tuple[int, dict]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body)
+
+
+def test_headers_over_16_kib_get_431_before_the_app(served):
+    big = b"k" * (17 * 1024)
+    answer = served.exchange(
+        b"POST /models/iris/predict HTTP/1.1\r\nHost: x\r\nX-API-Key: " + big + b"\r\n\r\n"
+    )
+    status, body = status_and_body(answer)
+    assert status == 431 and "MLOPS_MAX_HEADER_BYTES" in body["detail"]
+    # just under the limit is still an ordinary request (401: wrong key)
+    small = httpx.post(
+        f"{served.url}/models/iris/predict", headers={"X-API-Key": "k" * 15_000}, json={}
+    )
+    assert small.status_code == 401
+
+
+def test_a_huge_header_is_cut_off_early_and_health_stays_fast(served):
+    """The issue's 200 MB header: the server must stop reading long before the client ends."""
+    sent = 0
+    finished = threading.Event()
+
+    def send_huge_header() -> None:
+        nonlocal sent
+        chunk = b"k" * (1 << 20)
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+            try:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-API-Key: ")
+                for _ in range(200):
+                    sock.sendall(chunk)
+                    sent += len(chunk)
+            except OSError:
+                pass  # the server closed the connection: what this test wants
+        finished.set()
+
+    started = time.monotonic()
+    thread = threading.Thread(target=send_huge_header, daemon=True)
+    thread.start()
+    assert httpx.get(f"{served.url}/health", timeout=5).status_code == 200
+    assert finished.wait(10), "the server kept reading the header"
+    assert time.monotonic() - started < 10
+    assert sent < 50 * (1 << 20)  # kernel buffers aside, the server stopped reading early
+
+
+def test_malformed_requests_are_json_logged_and_counted(served):
+    status, body = status_and_body(served.exchange(b"NOT A REQUEST\r\n\r\n"))
+    assert status == 400 and "malformed HTTP request" in body["detail"]
+    status, _ = status_and_body(
+        served.exchange(b"GET /health HTTP/1.1\r\nHost: x\r\nBad\x00: 1\r\n\r\n")
+    )
+    assert status == 400
+    metrics = httpx.get(f"{served.url}/metrics").text
+    assert 'mlops_http_rejected_before_app_total{status="400"} 2.0' in metrics
+    assert 'mlops_http_rejected_before_app_total{status="431"}' in metrics
+
+
+def test_every_server_log_line_is_json(served):
+    served.exchange(b"NOT A REQUEST\r\n\r\n")
+    lines = served.stop()  # raises on any line that is not JSON
+    rejected = [line for line in lines if line.get("logger") == "serving.http"]
+    assert rejected and all(line["status"] in (400, 431) for line in rejected)
+    assert any(line.get("logger", "").startswith("uvicorn") for line in lines)

@@ -1,0 +1,85 @@
+"""Re-checking bundles on disk after they were loaded: files can rot or vanish under a model
+that is still being served, and a damaged current bundle must not stop a restart from serving.
+
+Cheap per reload tick: one stat per bundle file; hashing only when a stat changed, or when the
+slow full-verification interval is due.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from mlops_assets.lib.bundle import MANIFEST_FILE
+from mlops_assets.lib.checksums import sha256_of
+
+log = logging.getLogger("serving.integrity")
+STAGING_MAX_AGE = 300.0  # seconds; a bundle write takes far less, so an older one was abandoned
+
+
+def file_stats(bundle_dir: Path, manifest: dict) -> tuple:
+    """(name, size, mtime) of the manifest and every file it lists; None for a missing file."""
+    stats = []
+    for name in (MANIFEST_FILE, *sorted(manifest.get("files", {}))):
+        try:
+            stat = (bundle_dir / name).stat()
+            stats.append((name, stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            stats.append((name, None))
+    return tuple(stats)
+
+
+def damage_of(bundle_dir: Path, manifest: dict, manifest_sha: str | None) -> str | None:
+    """Why the bundle on disk no longer matches what was loaded from it, or None when intact."""
+    if not bundle_dir.is_dir():
+        return f"{bundle_dir}: bundle folder is gone"
+    expected = {MANIFEST_FILE: manifest_sha, **manifest.get("files", {})}
+    for name, sha in expected.items():
+        path = bundle_dir / name
+        try:
+            actual = sha256_of(path)
+        except OSError:
+            return f"{path}: missing"
+        if sha is not None and actual != sha:
+            return f"{path}: sha256 mismatch (damaged on disk)"
+    return None
+
+
+def remove_stale_staging(models_dir: Path, max_age: float = STAGING_MAX_AGE) -> list[Path]:
+    """Delete `<dataset>/bundles/.<id>-*` folders a crashed writer left behind."""
+    removed = []
+    now = time.time()
+    for staging in models_dir.glob("*/bundles/.*"):
+        try:
+            stale = staging.is_dir() and now - staging.stat().st_mtime > max_age
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(staging, ignore_errors=True)
+            log.warning("removed stale staging folder %s", staging)
+            removed.append(staging)
+    return removed
+
+
+def older_bundles(dataset_dir: Path, exclude: str) -> Iterator[str]:
+    """Bundle ids of a data set other than `exclude`, newest first; staging folders never."""
+
+    def written_at(bundle_dir: Path) -> int:
+        try:
+            return (bundle_dir / MANIFEST_FILE).stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    try:
+        candidates = [
+            entry
+            for entry in (dataset_dir / "bundles").iterdir()
+            if entry.is_dir() and not entry.name.startswith(".") and entry.name != exclude
+        ]
+    except OSError:
+        return
+    for bundle_dir in sorted(candidates, key=written_at, reverse=True):
+        yield bundle_dir.name
