@@ -56,8 +56,8 @@ def command_build(args: argparse.Namespace) -> int:
 
 
 def command_datasets(args: argparse.Namespace) -> int:
-    from mlops_assets.lib.bundle import BundleError, read_manifest, read_pointer
     from mlops_assets.lib.sources import source_of, source_status
+    from serving.bundle import BundleError, read_manifest, read_pointer
 
     settings = load_settings()
     rows = [("NAME", "TASK", "TARGET", "SOURCE", "SOURCE STATUS", "CHAMPION")]

@@ -1,12 +1,14 @@
-"""Serving settings, read from the environment once at app creation."""
+"""Serving settings, read from the environment once at app creation.
+
+The server reads its own variables; the one value it shares with the pipeline, where the model
+bundles live, comes from the same documented variable (`MLOPS_DATA_DIR`, default `data`).
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from mlops_assets.settings import load_settings
 
 
 def _env_float(name: str, default: float) -> float:
@@ -35,7 +37,7 @@ class ServingConfig:
 
 def config_from_env(models_dir: Path | None = None, **overrides) -> ServingConfig:
     """Settings from MLOPS_* variables; explicit arguments win."""
-    data_dir = load_settings().data_dir
+    data_dir = Path(os.environ.get("MLOPS_DATA_DIR") or "data").expanduser().resolve()
     if models_dir is None:
         models_dir = data_dir / "models"
     models_dir = Path(models_dir)

@@ -13,8 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlops_assets.lib.bundle import MANIFEST_FILE
-from mlops_assets.lib.checksums import sha256_of
+from serving.bundle import MANIFEST_FILE, sha256_of
 
 log = logging.getLogger("serving.integrity")
 STAGING_MAX_AGE = 300.0  # seconds; a bundle write takes far less, so an older one was abandoned

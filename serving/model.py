@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_assets.lib.bundle import Bundle, BundleError
+from serving.bundle import Bundle, BundleError
 from serving.inference import Predictor, compile_predictor
 from serving.validation import Field, compile_fields
 

@@ -14,7 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mlops_assets.lib.bundle import BundleError, load_bundle, pointer_for, read_pointer
+from serving.bundle import (
+    PUBLISHER_ASSET,
+    BundleError,
+    load_bundle,
+    pointer_for,
+    read_pointer,
+)
 from serving.integrity import damage_of, file_stats, older_bundles
 from serving.model import LoadedModel, from_bundle
 
@@ -37,7 +43,7 @@ class Slot:
 
 
 def champion_asset(dataset: str) -> str:
-    return f"{dataset}/champion_model"
+    return f"{dataset}/{PUBLISHER_ASSET}"
 
 
 def _fingerprint(dataset_dir: Path, pointer: dict) -> tuple:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import duckdb
 
-from mlops_assets.lib.checksums import sha256_of
 from mlops_assets.lib.spec import DatasetSpec, api_name_for
 from mlops_assets.lib.warehouse import quote, scalar, table, transaction
+from serving.bundle import sha256_of
 
 META_COLUMNS = ["_partition", "_source_file", "_row_number", "_error", "_line"]
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from mlops_assets.build import build_dataset
-from mlops_assets.lib import bundle
 from mlops_assets.lib.spec import load_specs
 from mlops_assets.settings import load_settings
+from serving import bundle
 
 pytestmark = pytest.mark.slow
 

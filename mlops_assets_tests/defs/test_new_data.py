@@ -7,7 +7,7 @@ from mlops_assets.build import build_dataset, failures_of, register_initial_part
 from mlops_assets.definitions import build_definitions, dataset_assets
 from mlops_assets.defs.ingestion.assets import files_partitions
 from mlops_assets.defs.resources import resources_for
-from mlops_assets.lib import bundle
+from serving import bundle
 
 pytestmark = pytest.mark.slow
 

@@ -13,10 +13,11 @@ from sklearn.tree import DecisionTreeRegressor
 from mlops_assets.build import build_dataset
 from mlops_assets.definitions import dataset_assets
 from mlops_assets.defs.resources import EXPERIMENT, resources_for
-from mlops_assets.lib import bundle, registry, training
+from mlops_assets.lib import registry, training
 from mlops_assets.lib.features import model_inputs
 from mlops_assets.lib.spec import load_specs
 from mlops_assets.lib.warehouse import scalar
+from serving import bundle
 
 pytestmark = pytest.mark.slow
 

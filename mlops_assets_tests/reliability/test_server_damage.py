@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from mlops_assets.lib.bundle import MODEL_FILE
 from mlops_assets_tests.serving.conftest import IRIS_RECORD, fit_iris, publish
+from serving.bundle import MODEL_FILE
 
 IRIS = fit_iris()
 

@@ -17,10 +17,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlops_assets.lib.bundle import write_bundle
 from mlops_assets.lib.spec import load_spec
 from mlops_assets.settings import BUILTIN_SPECS_DIR
 from mlops_assets_tests.live_server import LiveServer, start_server
+from serving.bundle import write_bundle
 
 IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]

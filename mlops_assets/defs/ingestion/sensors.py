@@ -15,8 +15,8 @@ from dagster import (
 
 from mlops_assets.defs.ingestion.assets import files_partitions
 from mlops_assets.defs.resources import SourceFiles
-from mlops_assets.lib.checksums import sha256_of
 from mlops_assets.lib.spec import DatasetSpec
+from serving.bundle import sha256_of
 
 
 def landed_files(folder: Path) -> list[Path]:

@@ -23,10 +23,10 @@ from mlops_assets.defs.ingestion.assets import POOL
 from mlops_assets.defs.resources import ModelStore, SourceFiles, Warehouse
 from mlops_assets.lib import drift as drift_lib
 from mlops_assets.lib import prediction_table
-from mlops_assets.lib.bundle import REFERENCE_FILE, BundleError, read_current_file
 from mlops_assets.lib.features import query_features
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import append_rows
+from serving.bundle import REFERENCE_FILE, BundleError, read_current_file
 
 PREDICTION_DAYS = DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
 DRIFT_CHECK = "drift_within_threshold"

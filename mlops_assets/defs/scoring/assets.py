@@ -16,10 +16,10 @@ from dagster import (
 from mlops_assets.defs.ingestion.assets import POOL
 from mlops_assets.defs.resources import ModelStore, SourceFiles, Warehouse
 from mlops_assets.lib import batch
-from mlops_assets.lib.bundle import BundleError, load_bundle
 from mlops_assets.lib.features import query_features
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import replace_table, table
+from serving.bundle import BundleError, load_bundle
 from serving.model import from_bundle
 
 

@@ -11,11 +11,12 @@ from mlflow.tracking import MlflowClient
 
 from mlops_assets.defs.resources import Warehouse
 from mlops_assets.defs.training.checks import baseline_result
-from mlops_assets.lib import bundle, drift, registry, training
+from mlops_assets.lib import drift, registry, training
 from mlops_assets.lib import features as feature_lib
 from mlops_assets.lib.promotion import Decision, decide
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import append_rows
+from serving import bundle
 
 HISTORY_COLUMNS = (
     "version VARCHAR, promoted_at TIMESTAMPTZ, previous_version VARCHAR, reason VARCHAR, "

@@ -3,7 +3,7 @@ import json
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from mlops_assets.lib.bundle import (
+from serving.bundle import (
     MODEL_FILE,
     BundleError,
     load_bundle,

@@ -11,7 +11,8 @@ A bundle directory is complete before it gets its final name, and `current.json`
 atomically, so a reader sees the old champion or the new one, never a partial bundle. Readers
 verify the manifest against the pointer and every file against the manifest.
 
-Deliberately free of dagster and mlflow imports: the prediction server loads bundles with this.
+This module is the bundle contract the server publishes: the pipeline writes bundles through it,
+the server reads them with it. Standard library and joblib only.
 """
 
 from __future__ import annotations
@@ -25,13 +26,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_assets.lib.checksums import sha256_of
-
 FORMAT_VERSION = 1
+# the Dagster asset that publishes a data set's bundles (`<dataset>/champion_model`); the pipeline
+# names its asset with this, the server names it in "nothing to serve yet" answers
+PUBLISHER_ASSET = "champion_model"
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 POINTER_FILE = "current.json"
 REFERENCE_FILE = "reference.json"  # the drift reference profile of the training data
+
+
+def sha256_of(path: Path) -> str:
+    """A file's sha256, read in blocks so large files need little memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class BundleError(Exception):
