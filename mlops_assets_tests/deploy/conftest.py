@@ -1,0 +1,67 @@
+"""Reusable real-service fixtures for the production profile (deploy/): PostgreSQL, an MLflow
+tracking server on it, a Dagster deployment on PostgreSQL storage, and Prometheus."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlops_assets_tests.deploy import services
+from mlops_assets_tests.live_server import free_port
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[services.Postgres]:
+    if not (services.PG_BIN / "initdb").is_file():
+        pytest.skip(f"PostgreSQL 15 is not installed ({services.PG_BIN}/initdb is absent)")
+    server, stop = services.start_postgres()
+    yield server
+    stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres, tmp_path_factory) -> Iterator[str]:
+    """The tracking server's URL; its store is database `mlflow`, artifacts served by itself."""
+    postgres.create_database("mlflow")
+    url, service = services.start_mlflow_server(
+        postgres.url("mlflow"), tmp_path_factory.mktemp("mlflow-server")
+    )
+    yield url
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def dagster_deployment(postgres, mlflow_server, tmp_path_factory) -> Iterator:
+    """Code server, daemon and webserver on deploy/dagster.yaml with database `dagster_<n>`;
+    the pipeline's data dir is a temp folder and it tracks to `mlflow_server`."""
+    root = tmp_path_factory.mktemp("dagster-deployment")
+    database = f"dagster_{root.name.replace('-', '_')}"
+    postgres.create_database(database)
+    env = services.dagster_env(root / "dagster_home", postgres, database, free_port())
+    env.update(MLOPS_DATA_DIR=str(root / "data"), MLFLOW_TRACKING_URI=mlflow_server)
+    deployment = services.start_dagster(root / "dagster_home", env)
+    yield deployment
+    deployment.stop()
+
+
+@pytest.fixture
+def prometheus(tmp_path) -> Iterator:
+    """start(targets, rule_files=()) -> URL of a real Prometheus scraping those host:port
+    targets; all are stopped at the end of the test."""
+    if shutil.which("prometheus") is None:
+        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+    started: list[services.Service] = []
+
+    def start(targets: list[str], rule_files: list[Path] = ()) -> str:
+        url, service = services.start_prometheus(
+            targets, tmp_path / f"prometheus{len(started)}", rule_files
+        )
+        started.append(service)
+        return url
+
+    yield start
+    for service in started:
+        service.stop()
