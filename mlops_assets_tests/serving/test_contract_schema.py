@@ -176,3 +176,24 @@ def test_the_trial_row_is_the_contracts_examples():
     examples = [p["examples"][0] for p in manifest["input_schema"]["properties"].values()]
     assert example_row(compile_fields(manifest["inputs"]), manifest) == examples
     assert examples[0] == pytest.approx(frame["depth"].median(), abs=0.001)
+
+
+@pytest.mark.slow
+def test_the_pipeline_champion_carries_its_contract_with_typical_examples(
+    settings, instance, builtin_specs
+):
+    from mlops_assets.build import build_dataset
+    from mlops_assets.lib.bundle import load_bundle
+
+    iris = builtin_specs["iris"]
+    assert build_dataset(iris, settings, instance).success
+    manifest = load_bundle(settings.models_dir / "iris").manifest
+    fields = fields_from_schema(manifest["input_schema"])
+    assert manifest["inputs"] == iris.input_schema()
+    assert [(field.name, field.minimum, field.maximum) for field in fields] == [
+        (rule.field, 0.0, 15.0) for rule in iris.input_rules
+    ]
+    # medians of the training rows (iris overall: 5.8, 3.0, 4.35, 1.3), not the range's 7.5 or 15
+    examples = example_record(fields)
+    assert 5.5 <= examples["sepal_length"] <= 6.1 and 2.9 <= examples["sepal_width"] <= 3.1
+    assert 4.0 <= examples["petal_length"] <= 4.6 and 1.1 <= examples["petal_width"] <= 1.5
