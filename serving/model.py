@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from serving.bundle import Bundle, BundleError
+from serving.contract import example_record, manifest_fields
 from serving.inference import Predictor, compile_predictor
 from serving.validation import Field, compile_fields
 
@@ -91,23 +92,11 @@ def to_frame(rows: list[list], fields: tuple[Field, ...]) -> pd.DataFrame:
     )
 
 
-def example_row(fields: tuple[Field, ...], inputs: list[dict]) -> list:
-    """A plausible row (allowed values, in-range numbers) to check a model can score at all."""
-    row = []
-    for spec in inputs:
-        if spec.get("allowed"):
-            row.append(spec["allowed"][0])
-        elif spec["type"] in ("float", "int"):
-            low, high = spec.get("min"), spec.get("max")
-            middle = (low + high) / 2 if low is not None and high is not None else (low or 0)
-            row.append(float(middle) if spec["type"] == "float" else int(middle))
-        elif spec["type"] == "bool":
-            row.append(False)
-        elif spec["type"] == "date":
-            row.append("2000-01-01")
-        else:
-            row.append("")
-    return [field.check(value) for field, value in zip(fields, row, strict=True)]
+def example_row(fields: tuple[Field, ...], manifest: dict[str, Any]) -> list:
+    """A valid row to check a model can score at all: the contract's examples (typical training
+    values), else values inside each field's rules."""
+    record = example_record(manifest_fields(manifest))
+    return [field.check(record[field.name]) for field in fields]
 
 
 def _labels(bundle: Bundle) -> tuple | None:
@@ -135,7 +124,7 @@ def from_bundle(dataset: str, bundle: Bundle) -> LoadedModel:
     try:
         fields = compile_fields(manifest.get("inputs") or [])
         loaded = LoadedModel(dataset, manifest, fields, bundle.model, _labels(bundle))
-        loaded.predict([example_row(fields, manifest["inputs"])])
+        loaded.predict([example_row(fields, manifest)])
     except BundleError:
         raise
     except Exception as exc:  # anything the model raises on a valid row makes it unservable

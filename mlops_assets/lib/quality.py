@@ -1,4 +1,5 @@
-"""Data-quality measurements behind the `validated` gates: plain queries returning plain numbers."""
+"""Data-quality measurements behind the `validated` gates: plain queries returning plain numbers,
+and the pandera schema the spec's rules compile to."""
 
 from __future__ import annotations
 
@@ -6,12 +7,20 @@ import json
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from mlops_assets.lib.spec import DatasetSpec
-from mlops_assets.lib.validation import pandera_schema, typed_frame
+from mlops_assets.lib.spec import ColumnRule, DatasetSpec
 from mlops_assets.lib.warehouse import quote, scalar, table
+
+PANDAS_TYPES = {
+    "float": "float64",
+    "int": "Int64",
+    "category": "object",
+    "bool": "boolean",
+    "date": "datetime64[ns]",
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,31 @@ def duplicate_sample(
         f"GROUP BY ALL HAVING count(*) > 1 ORDER BY copies DESC LIMIT $n",
         {"n": limit},
     ).df()
+
+
+def _pandera_column(rule: ColumnRule) -> pa.Column:
+    checks = []
+    if rule.minimum is not None:
+        checks.append(pa.Check.ge(rule.minimum))
+    if rule.maximum is not None:
+        checks.append(pa.Check.le(rule.maximum))
+    if rule.type == "float":
+        checks.append(pa.Check(np.isfinite, element_wise=False, name="finite"))
+    if rule.allowed is not None:
+        checks.append(pa.Check.isin(list(rule.allowed)))
+    dtype = PANDAS_TYPES[rule.type] if rule.type != "category" else None
+    return pa.Column(dtype, checks=checks, nullable=rule.nullable)
+
+
+def pandera_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
+    """The row rules of a spec, the same `ColumnRule`s the SQL split enforces, as a pandera schema
+    over the typed columns."""
+    return pa.DataFrameSchema({r.column: _pandera_column(r) for r in spec.rules}, strict=False)
+
+
+def typed_frame(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """The spec columns of rows read from `<ds>.validated`, in `pandera_schema`'s dtypes."""
+    return frame.astype({r.column: PANDAS_TYPES[r.type] for r in spec.rules})
 
 
 FAILURE_COLUMNS = ["_row_number", "column", "check", "failure_case"]

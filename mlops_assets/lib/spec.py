@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from serving.contract import RecordField, inputs_from_fields
 
 ColumnType = Literal["float", "int", "category", "bool", "date"]
 Task = Literal["classification", "regression"]
@@ -64,6 +67,36 @@ class Column(_Strict):
     @property
     def is_numeric(self) -> bool:
         return self.type in ("float", "int", "bool")
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """What a value of one column must be, read from the spec once: the SQL split, the pandera
+    gate, the traffic generator and the API contract are all generated from these."""
+
+    column: str
+    field: str
+    type: ColumnType
+    nullable: bool  # as enforced: the target is never nullable, whatever its column says
+    minimum: float | None
+    maximum: float | None
+    allowed: tuple | None
+    date_format: str | None
+    description: str
+
+    def record_field(self, example: Any = None) -> RecordField:
+        """This rule as a field of the prediction API's record contract."""
+        return RecordField(
+            name=self.field,
+            column=self.column,
+            type=self.type,
+            nullable=self.nullable,
+            minimum=self.minimum,
+            maximum=self.maximum,
+            allowed=self.allowed,
+            description=self.description,
+            example=example,
+        )
 
 
 class Derived(_Strict):
@@ -184,21 +217,32 @@ class DatasetSpec(_Strict):
             if c.name != self.target and (c.feature if c.feature is not None else c.type != "date")
         ]
 
+    def rule(self, column: Column) -> ColumnRule:
+        return ColumnRule(
+            column=column.name,
+            field=column.field,
+            type=column.type,
+            nullable=column.nullable and column.name != self.target,
+            minimum=column.min,
+            maximum=column.max,
+            allowed=None if column.allowed is None else tuple(column.allowed),
+            date_format=column.format,
+            description=column.description,
+        )
+
+    @property
+    def rules(self) -> tuple[ColumnRule, ...]:
+        """The rules of the file's columns, in spec order: what validation enforces."""
+        return tuple(self.rule(c) for c in self.columns)
+
+    @property
+    def input_rules(self) -> tuple[ColumnRule, ...]:
+        """The rules of the model inputs, in model input order: what the prediction API accepts."""
+        return tuple(self.rule(c) for c in self.feature_columns)
+
     def input_schema(self) -> list[dict]:
-        """The request fields of the prediction API, in model input order."""
-        return [
-            {
-                "field": c.field,
-                "column": c.name,
-                "type": c.type,
-                "nullable": c.nullable,
-                "min": c.min,
-                "max": c.max,
-                "allowed": c.allowed,
-                "description": c.description,
-            }
-            for c in self.feature_columns
-        ]
+        """The request fields of the prediction API as the manifest's legacy `inputs` list."""
+        return inputs_from_fields(tuple(rule.record_field() for rule in self.input_rules))
 
     @property
     def selection_metric(self) -> str:

@@ -17,7 +17,7 @@ from mlops_assets.lib.spec import DatasetSpec
 
 def parse_shifts(items: list[str], spec: DatasetSpec) -> dict[str, float]:
     """`FEATURE=FACTOR` pairs (FEATURE is the API field name of a numeric input)."""
-    numeric = {c.field for c in spec.feature_columns if c.type in ("float", "int")}
+    numeric = {rule.field for rule in spec.input_rules if rule.type in ("float", "int")}
     shifts = {}
     for item in items:
         field, _, factor = item.partition("=")
@@ -43,13 +43,14 @@ def sample_records(
     if frame.empty:
         raise ValueError(f"{spec.name}: no validated rows to sample; build the data set first")
     picked = frame.sample(n=rows, replace=True, random_state=seed)
-    records = pd.DataFrame({c.field: picked[c.name].to_numpy() for c in spec.feature_columns})
+    rules = spec.input_rules
+    records = pd.DataFrame({rule.field: picked[rule.column].to_numpy() for rule in rules})
     clipped = 0
-    for column in spec.feature_columns:
-        if column.field in shifts:
-            shifted = records[column.field] * shifts[column.field]
-            records[column.field] = shifted.clip(column.min, column.max)
-            clipped += int((records[column.field] != shifted).sum())
+    for rule in rules:
+        if rule.field in shifts:
+            shifted = records[rule.field] * shifts[rule.field]
+            records[rule.field] = shifted.clip(rule.minimum, rule.maximum)
+            clipped += int((records[rule.field] != shifted).sum())
     return json.loads(records.to_json(orient="records")), clipped
 
 

@@ -6,8 +6,8 @@ allowed value), or NULL. DuckDB evaluates that over the whole partition in paral
 its memory limit, so a file of any size is split in bounded memory, without a trip through pandas.
 Every raw row lands in exactly one of the two tables.
 
-`pandera_schema` states the same rules over a typed frame: the `validated_conforms_to_spec` gate
-runs it on a sample of the result, an independent check on the SQL.
+The SQL is generated from the spec's `ColumnRule`s, as is `quality.pandera_schema`, which the
+`validated_conforms_to_spec` gate runs on a sample of the result: an independent check on the SQL.
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import duckdb
-import numpy as np
-import pandas as pd
-import pandera.pandas as pa
 
-from mlops_assets.lib.spec import Column, DatasetSpec
+from mlops_assets.lib.spec import ColumnRule, DatasetSpec
 from mlops_assets.lib.warehouse import quote, scalar, table, transaction
 
 SQL_TYPES = {
@@ -28,13 +25,6 @@ SQL_TYPES = {
     "category": "VARCHAR",
     "bool": "BOOLEAN",
     "date": "DATE",
-}
-PANDAS_TYPES = {
-    "float": "float64",
-    "int": "Int64",
-    "category": "object",
-    "bool": "boolean",
-    "date": "datetime64[ns]",
 }
 TRUE_TEXT = ("true", "t", "yes", "y", "1")
 FALSE_TEXT = ("false", "f", "no", "n", "0")
@@ -61,17 +51,17 @@ def _literal(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _typed_expression(column: Column, spec: DatasetSpec) -> str:
-    """SQL turning the raw text of `column` into its spec type; NULL when it does not parse."""
-    text = f"trim({quote(column.name)})"
+def _typed_expression(rule: ColumnRule, spec: DatasetSpec) -> str:
+    """SQL turning the raw text of a column into its spec type; NULL when it does not parse."""
+    text = f"trim({quote(rule.column)})"
     if spec.read.thousands:
         text = f"replace({text}, {_literal(spec.read.thousands)}, '')"
-    if column.type == "float":
+    if rule.type == "float":
         return f"TRY_CAST({text} AS DOUBLE)"
-    if column.type == "int":
+    if rule.type == "int":
         number = f"TRY_CAST({text} AS DOUBLE)"
         return f"CASE WHEN {number} = round({number}) THEN TRY_CAST({number} AS BIGINT) END"
-    if column.type == "bool":
+    if rule.type == "bool":
         lowered = f"lower({text})"
         truthy = ", ".join(map(_literal, TRUE_TEXT))
         falsy = ", ".join(map(_literal, FALSE_TEXT))
@@ -79,9 +69,9 @@ def _typed_expression(column: Column, spec: DatasetSpec) -> str:
             f"CASE WHEN {lowered} IN ({truthy}) THEN true "
             f"WHEN {lowered} IN ({falsy}) THEN false END"
         )
-    if column.type == "date":
-        if column.format:
-            return f"CAST(TRY_STRPTIME({text}, {_literal(column.format)}) AS DATE)"
+    if rule.type == "date":
+        if rule.date_format:
+            return f"CAST(TRY_STRPTIME({text}, {_literal(rule.date_format)}) AS DATE)"
         return f"TRY_CAST({text} AS DATE)"
     return text
 
@@ -91,56 +81,56 @@ def _na_list(spec: DatasetSpec) -> str:
     return ", ".join(_literal(v) for v in spec.read.na_values) or "NULL"
 
 
-def _typed_sql(column: Column, spec: DatasetSpec) -> str:
+def _typed_sql(rule: ColumnRule, spec: DatasetSpec) -> str:
     """The typed value, NULL for a missing value (empty, NA text) or one that does not parse."""
-    name = quote(column.name)
+    name = quote(rule.column)
     is_na = f"({name} IS NULL OR trim({name}) IN ({_na_list(spec)}))"
-    return f"CASE WHEN {is_na} THEN NULL ELSE {_typed_expression(column, spec)} END"
+    return f"CASE WHEN {is_na} THEN NULL ELSE {_typed_expression(rule, spec)} END"
 
 
-def _reason_sql(column: Column, spec: DatasetSpec, position: int) -> str:
+def _reason_sql(rule: ColumnRule, spec: DatasetSpec, position: int) -> str:
     """The first rule the value breaks, as '<column>: <reason>', or NULL. Reads the typed value
     `__typed_<position>` and the text as read `__raw_<position>`."""
     typed, raw = f"__typed_{position}", f"__raw_{position}"
-    value = f"'''' || {typed} || ''''" if column.type == "category" else f"CAST({typed} AS VARCHAR)"
-    required = not column.nullable or column.name == spec.target
+    value = f"'''' || {typed} || ''''" if rule.type == "category" else f"CAST({typed} AS VARCHAR)"
+    required = not rule.nullable
     cases = [
         f"WHEN {typed} IS NULL AND {raw} IS NOT NULL AND trim({raw}) NOT IN ({_na_list(spec)}) "
-        f"THEN '''' || {raw} || ''' is not a valid {column.type}'",
+        f"THEN '''' || {raw} || ''' is not a valid {rule.type}'",
         f"WHEN {typed} IS NULL THEN {_literal('missing value') if required else 'NULL'}",
     ]
-    if column.type == "float":
+    if rule.type == "float":
         cases.append(f"WHEN NOT isfinite({typed}) THEN {value} || ' is not a finite number'")
-    if column.min is not None:
+    if rule.minimum is not None:
         cases.append(
-            f"WHEN {typed} < {column.min!r} "
-            f"THEN {value} || ' is below the spec minimum ({column.min!r})'"
+            f"WHEN {typed} < {rule.minimum!r} "
+            f"THEN {value} || ' is below the spec minimum ({rule.minimum!r})'"
         )
-    if column.max is not None:
+    if rule.maximum is not None:
         cases.append(
-            f"WHEN {typed} > {column.max!r} "
-            f"THEN {value} || ' is above the spec maximum ({column.max!r})'"
+            f"WHEN {typed} > {rule.maximum!r} "
+            f"THEN {value} || ' is above the spec maximum ({rule.maximum!r})'"
         )
-    if column.allowed is not None:
-        allowed = ", ".join(_literal(v) for v in column.allowed)
-        listed = _literal(", ".join(map(repr, column.allowed)))
+    if rule.allowed is not None:
+        allowed = ", ".join(_literal(v) for v in rule.allowed)
+        listed = _literal(", ".join(map(repr, rule.allowed)))
         cases.append(
             f"WHEN {typed} NOT IN ({allowed}) "
             f"THEN {value} || ' is not an allowed value (one of ' || {listed} || ')'"
         )
-    label = _literal(f"{column.name}: ")
+    label = _literal(f"{rule.column}: ")
     return f"{label} || (CASE {' '.join(cases)} END)"
 
 
 def _judged_sql(spec: DatasetSpec) -> str:
     """One row per raw row of partition $p: its key and the list of its reasons (empty: valid)."""
     inner = ["_row_number", "_error"]
-    for position, column in enumerate(spec.columns):
+    for position, rule in enumerate(spec.rules):
         inner += [
-            f"{quote(column.name)} AS __raw_{position}",
-            f"{_typed_sql(column, spec)} AS __typed_{position}",
+            f"{quote(rule.column)} AS __raw_{position}",
+            f"{_typed_sql(rule, spec)} AS __typed_{position}",
         ]
-    reasons = ", ".join(_reason_sql(c, spec, i) for i, c in enumerate(spec.columns))
+    reasons = ", ".join(_reason_sql(rule, spec, i) for i, rule in enumerate(spec.rules))
     return (
         "SELECT _row_number, CASE WHEN _error IS NOT NULL THEN ['malformed line: ' || _error] "
         f"ELSE list_filter([{reasons}], lambda reason: reason IS NOT NULL) END AS _reasons "
@@ -153,7 +143,7 @@ def _move_sql(spec: DatasetSpec) -> tuple[str, str]:
     """SQL moving the partition's rows from raw into validated (typed) and quarantine (as read,
     with the reasons from `_bad`)."""
     raw, keys = table(spec.name, "raw"), ", ".join(f"r.{c}" for c in KEY_COLUMNS)
-    typed = ", ".join(f"{_typed_sql(c, spec)} AS {quote(c.name)}" for c in spec.columns)
+    typed = ", ".join(f"{_typed_sql(r, spec)} AS {quote(r.column)}" for r in spec.rules)
     text = ", ".join(f"r.{quote(c.name)}" for c in spec.columns)
     valid = (
         f"INSERT INTO {table(spec.name, 'validated')} BY NAME SELECT {keys}, {typed} "
@@ -219,29 +209,3 @@ def _summary(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, partition: str):
         "(SELECT unnest(_reasons) AS reason FROM _bad) GROUP BY ALL ORDER BY ALL"
     ).fetchall()
     return ValidationSummary(rows, rows - quarantined, quarantined, dict(by_column))
-
-
-def pandera_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
-    """The row rules of a spec as a pandera schema over the typed columns."""
-    columns = {}
-    for column in spec.columns:
-        checks = []
-        if column.min is not None:
-            checks.append(pa.Check.ge(column.min))
-        if column.max is not None:
-            checks.append(pa.Check.le(column.max))
-        if column.type == "float":
-            checks.append(pa.Check(np.isfinite, element_wise=False, name="finite"))
-        if column.allowed is not None:
-            checks.append(pa.Check.isin(column.allowed))
-        columns[column.name] = pa.Column(
-            PANDAS_TYPES[column.type] if column.type != "category" else None,
-            checks=checks,
-            nullable=column.nullable and column.name != spec.target,
-        )
-    return pa.DataFrameSchema(columns, strict=False)
-
-
-def typed_frame(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    """The spec columns of rows read from `<ds>.validated`, in `pandera_schema`'s dtypes."""
-    return frame.astype({c.name: PANDAS_TYPES[c.type] for c in spec.columns})

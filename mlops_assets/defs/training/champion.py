@@ -13,6 +13,7 @@ from mlops_assets.defs.resources import Warehouse
 from mlops_assets.defs.training.checks import baseline_result
 from mlops_assets.lib import drift, registry, training
 from mlops_assets.lib import features as feature_lib
+from mlops_assets.lib.contract import input_contract
 from mlops_assets.lib.promotion import Decision, decide
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import append_rows
@@ -43,13 +44,15 @@ def champion_metrics(context, spec: DatasetSpec, x_test, y_test) -> tuple[str | 
         return str(current.version), None
 
 
-def manifest_for(spec: DatasetSpec, best: pd.Series, version: str, metrics: dict, context) -> dict:
+def manifest_for(
+    spec: DatasetSpec, best: pd.Series, version: str, metrics: dict, context, x_train
+) -> dict:
     return {
         "name": spec.name,
         "version": version,
         "task": spec.task,
         "target": spec.target,
-        "inputs": spec.input_schema(),
+        **input_contract(spec, x_train),  # input_schema; inputs until the server reads that
         "classes": None,
         "metrics": metrics,
         "selection_metric": spec.selection_metric,
@@ -128,7 +131,7 @@ def promote_best(
             {"dagster_run_id": context.run_id, "family": best["family"]},
         )
         if decision.promote:
-            manifest = manifest_for(spec, best, version, challenger, context)
+            manifest = manifest_for(spec, best, version, challenger, context, x_train)
             reference = reference_profile(spec, model, x_train)
             bundle_path = publish_bundle(dataset_dir, model, manifest, x_test, reference)
         alias = registry.CHAMPION if decision.promote else registry.CHALLENGER
