@@ -79,8 +79,8 @@ def run_ours(path: str, data_dir: str) -> dict:
 
     spec = load_spec(BUILTIN_SPECS_DIR / "abalone.yaml")
     started = time.perf_counter()
-    warehouse = Warehouse(path=str(Path(data_dir) / "warehouse.duckdb"))  # as the assets use it
-    with warehouse.connect() as con:
+    warehouse = Warehouse(database=str(Path(data_dir) / "warehouse.duckdb"))  # as the assets use it
+    with warehouse.get_connection() as con:
         loaded = load_raw(con, spec, Path(path), "bench.csv")
         summary = validate_partition(con, spec, "bench.csv")
     return {

@@ -18,9 +18,9 @@ SERVER_PORT = 8000
 
 
 def _specs(settings: Settings):
-    from mlops_assets.lib.spec import load_specs
+    from mlops_assets.components.project import project_specs
 
-    return load_specs(settings.spec_dirs)
+    return project_specs(settings)
 
 
 def command_build(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 from dagster import ConfigurableResource, Failure, resource
-from dagster._utils.backoff import backoff
+from dagster_duckdb import DuckDBResource
 from dagster_mlflow import mlflow_tracking
 from dagster_mlflow.resources import CONFIG_SCHEMA
 from pydantic import Field
@@ -21,27 +21,29 @@ from mlops_assets.settings import Settings
 EXPERIMENT = "mlops_assets"
 
 
-class Warehouse(ConfigurableResource):
-    """The DuckDB file. One writing process at a time: the assets share the `duckdb` pool."""
+class Warehouse(DuckDBResource):
+    """dagster-duckdb's resource on the warehouse file, with DuckDB's buffer limit set.
 
-    path: str
+    One writing process at a time: the assets share the `duckdb` pool, and the library retries
+    a connection that finds the file locked.
+    """
+
     memory_limit: str = Field(
         "1GB", description="DuckDB's buffer limit; beyond it DuckDB spills to disk"
     )
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = backoff(
-            duckdb.connect,
-            retry_on=(duckdb.IOException,),
-            kwargs={"database": self.path, "config": {"memory_limit": self.memory_limit}},
-            max_retries=8,
-        )
-        try:
-            yield con
-        finally:
-            con.close()
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with super().get_connection() as con:
+            try:
+                limit = self.memory_limit.replace("'", "''")
+                con.execute(f"SET memory_limit = '{limit}'")
+                yield con
+            finally:
+                # the library closes only when the block succeeds; a failed step must release
+                # the file lock too
+                con.close()
 
 
 class SourceFiles(ConfigurableResource):
@@ -112,7 +114,7 @@ def mlflow_run(context):
 
 def resources_for(settings: Settings) -> dict:
     return {
-        "warehouse": Warehouse(path=str(settings.warehouse_path)),
+        "warehouse": Warehouse(database=str(settings.warehouse_path)),
         "source_files": SourceFiles(
             sources_dir=str(settings.sources_dir),
             landing_dir=str(settings.landing_dir),

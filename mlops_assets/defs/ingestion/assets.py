@@ -44,7 +44,7 @@ def ingestion_assets(spec: DatasetSpec) -> list:
         path = source_files.path_for(spec, context.partition_key)
         context.log.info(f"loading {path} into {ds}.raw")
         try:
-            with warehouse.connect() as con:
+            with warehouse.get_connection() as con:
                 loaded = load_raw(con, spec, path, context.partition_key)
         except FileRejected as exc:
             raise Failure(description=f"{ds}: {exc}") from None
@@ -78,7 +78,7 @@ def ingestion_assets(spec: DatasetSpec) -> list:
     )
     def validated(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
         partition = context.partition_key
-        with warehouse.connect() as con:
+        with warehouse.get_connection() as con:
             try:
                 check_columns(quality.file_columns(con, ds, partition), spec, partition)
             except MissingColumns as exc:

@@ -55,7 +55,7 @@ def monitoring_assets(spec: DatasetSpec) -> list:
     ) -> MaterializeResult:
         day = context.partition_key
         path = source_files.prediction_log(ds, day)
-        with warehouse.connect() as con:
+        with warehouse.get_connection() as con:
             loaded = prediction_table.load_day(con, spec, path, day)
         if loaded.torn_lines:
             context.log.warning(f"{path}: skipped {loaded.torn_lines} unreadable line(s)")
@@ -100,7 +100,7 @@ def monitoring_assets(spec: DatasetSpec) -> list:
             manifest, reference = read_current_file(model_store.dataset_dir(ds), REFERENCE_FILE)
         except BundleError as exc:
             raise Failure(description=f"{ds}: no drift reference: {exc}") from None
-        with warehouse.connect() as con:
+        with warehouse.get_connection() as con:
             current, start, end = current_window(con, spec, config)
             if current is None or current.empty:
                 return no_traffic(manifest)

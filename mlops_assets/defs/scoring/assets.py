@@ -62,7 +62,7 @@ def scoring_assets(spec: DatasetSpec) -> list:
             raise Failure(description=f"{ds}: no servable champion: {exc}") from None
         stamp = {"model_version": model.version, "dagster_run_id": context.run_id,
                  "scored_at": datetime.now(UTC)}  # fmt: skip
-        with warehouse.connect() as con:
+        with warehouse.get_connection() as con:
             inputs = score_inputs(spec, Path(source_files.score_dir), con)
             if not inputs:
                 raise Failure(description=f"{ds}: nothing to score: no files, no validated data")

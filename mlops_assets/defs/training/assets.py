@@ -31,7 +31,7 @@ EAGER = AutomationCondition.eager()
 
 
 def read_features(warehouse: Warehouse, spec: DatasetSpec) -> pd.DataFrame:
-    with warehouse.connect() as con:
+    with warehouse.get_connection() as con:
         return con.execute(f"SELECT * FROM {table(spec.name, 'features')}").df()
 
 
@@ -48,7 +48,7 @@ def training_assets(spec: DatasetSpec) -> list:
         description=f"Model inputs and target of every validated row, split train/test ({ds}).",
     )
     def features(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-        with warehouse.connect() as con:
+        with warehouse.get_connection() as con:
             frame, without_target = feature_lib.build_feature_set(
                 feature_lib.query_features(con, spec), spec
             )
@@ -86,7 +86,7 @@ def training_assets(spec: DatasetSpec) -> list:
         frame = read_features(warehouse, spec)
         with finished_mlflow_run(mlflow):
             table_ = train_candidates(context, spec, frame)
-        with warehouse.connect() as con:
+        with warehouse.get_connection() as con:
             replace_table(con, ds, "candidates", table_)
         shown = table_[["family", f"cv_{spec.selection_metric}", *metric_columns(spec), "run_id"]]
         return MaterializeResult(
@@ -117,7 +117,7 @@ def training_assets(spec: DatasetSpec) -> list:
         model_store: ModelStore,
         mlflow: ResourceParam[MlFlow],
     ) -> MaterializeResult:
-        with warehouse.connect() as con:
+        with warehouse.get_connection() as con:
             candidates_table = con.execute(f"SELECT * FROM {table(ds, 'candidates')}").df()
         frame = read_features(warehouse, spec)
         with finished_mlflow_run(mlflow):

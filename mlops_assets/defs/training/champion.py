@@ -139,7 +139,7 @@ def promote_best(
         if decision.promote:
             history = promotion_row(context, spec, decision, version, previous_version)
             history.update(metrics=json.dumps(challenger), previous_metrics=json.dumps(previous))
-            with warehouse.connect() as con:
+            with warehouse.get_connection() as con:
                 append_rows(
                     con, spec.name, "champion_history", pd.DataFrame([history]), HISTORY_COLUMNS
                 )

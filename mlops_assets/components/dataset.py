@@ -1,0 +1,92 @@
+"""A data set as a Dagster component: a `defs.yaml` naming one spec file.
+
+    type: mlops_assets.components.DatasetComponent
+    attributes:
+      spec: prices.yaml        # relative to this defs.yaml
+
+The spec file is the same format as the built-in specs (its file name is the data set name), so
+a spec moves between `mlops_assets/datasets/`, `MLOPS_DATASETS_DIR` and a component unchanged.
+`dg scaffold defs mlops_assets.components.DatasetComponent <name>` writes both files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import dagster as dg
+
+from mlops_assets.defs.automation.sensors import (
+    automation_sensor,
+    monitoring_job,
+    monitoring_schedule,
+    retrain_job,
+    retrain_on_drift_sensor,
+    weekly_retrain_schedule,
+)
+from mlops_assets.defs.ingestion.assets import ingestion_assets
+from mlops_assets.defs.ingestion.sensors import landing_sensor
+from mlops_assets.defs.monitoring.assets import monitoring_assets
+from mlops_assets.defs.scoring.assets import scoring_assets
+from mlops_assets.defs.training.assets import training_assets
+from mlops_assets.lib.spec import DatasetSpec, load_spec, parse_spec
+from mlops_assets.settings import source_override_var
+
+TEMPLATE = Path(__file__).with_name("spec_template.yaml")
+
+
+def dataset_assets(spec: DatasetSpec) -> list:
+    """The assets `mlops build` materializes: from the source file to the champion."""
+    return ingestion_assets(spec) + training_assets(spec)
+
+
+def dataset_definitions(spec: DatasetSpec) -> dg.Definitions:
+    job, monitoring = retrain_job(spec), monitoring_job(spec)
+    return dg.Definitions(
+        assets=dataset_assets(spec) + monitoring_assets(spec) + scoring_assets(spec),
+        jobs=[job, monitoring],
+        sensors=[
+            automation_sensor(spec),
+            landing_sensor(spec),
+            retrain_on_drift_sensor(spec, job),
+        ],
+        schedules=[weekly_retrain_schedule(spec, job), monitoring_schedule(spec, monitoring)],
+    )
+
+
+def _spec_path(context: dg.ResolutionContext, value: str) -> Path:
+    return context.resolve_source_relative_path(value)
+
+
+class DatasetScaffolder(dg.Scaffolder):
+    def scaffold(self, request: dg.ScaffoldRequest) -> None:
+        name = request.target_path.name
+        spec_text = (
+            TEMPLATE.read_text(encoding="utf-8")
+            .replace("__SOURCE_VAR__", source_override_var(name))
+            .replace("__NAME__", name)
+        )
+        spec_file = request.target_path / f"{name}.yaml"
+        parse_spec(spec_text, spec_file)  # a name the spec rules refuse fails before any file
+        dg.scaffold_component(request, {"spec": spec_file.name})
+        spec_file.write_text(spec_text, encoding="utf-8")
+
+
+@dg.scaffold_with(DatasetScaffolder)
+class DatasetComponent(dg.Component, dg.Model, dg.Resolvable):
+    """One data set: every asset, check, job, sensor and schedule of the chain, from one spec."""
+
+    spec: Annotated[
+        Path,
+        dg.Resolver(
+            _spec_path,
+            model_field_type=str,
+            description="the data set's spec file, relative to this defs.yaml",
+        ),
+    ]
+
+    def load_dataset_spec(self) -> DatasetSpec:
+        return load_spec(self.spec)
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        return dataset_definitions(self.load_dataset_spec())
