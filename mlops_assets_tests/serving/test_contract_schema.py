@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from mlops_assets.lib.bundle import write_bundle
+from serving.bundle import write_bundle
 from mlops_assets.lib.contract import input_contract
 from mlops_assets.lib.spec import parse_spec
 from serving.contract import (
@@ -183,7 +183,7 @@ def test_the_pipeline_champion_carries_its_contract_with_typical_examples(
     settings, instance, builtin_specs
 ):
     from mlops_assets.build import build_dataset
-    from mlops_assets.lib.bundle import load_bundle
+    from serving.bundle import load_bundle
 
     iris = builtin_specs["iris"]
     assert build_dataset(iris, settings, instance).success
