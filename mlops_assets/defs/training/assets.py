@@ -9,6 +9,7 @@ from dagster import (
     AssetKey,
     AutomationCondition,
     DataVersion,
+    Failure,
     MaterializeResult,
     MetadataValue,
     ResourceParam,
@@ -49,9 +50,11 @@ def training_assets(spec: DatasetSpec) -> list:
     )
     def features(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
         with warehouse.connect() as con:
-            frame, without_target = feature_lib.build_feature_set(
-                feature_lib.query_features(con, spec), spec
-            )
+            try:
+                rows = feature_lib.query_features(con, spec)
+            except feature_lib.DerivedColumnError as exc:
+                raise Failure(description=f"{ds}: {exc}") from None
+            frame, without_target = feature_lib.build_feature_set(rows, spec)
             replace_table(con, ds, "features", frame)
         counts = frame["_split"].value_counts()
         version = feature_lib.data_version(frame)
