@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterEventType, DagsterInstance, materialize
 
 from mlops_assets.definitions import dataset_assets
-from mlops_assets.defs.ingestion.assets import files_partitions
+from mlops_assets.defs.ingestion.assets import POOL, files_partitions
 from mlops_assets.defs.resources import resources_for
 from mlops_assets.lib.sources import fetch_source, initial_partition
 from mlops_assets.lib.spec import DatasetSpec
+from mlops_assets.recovery import process_tags
+from mlops_assets.run_watch import BUILD_TAG, RunWatch
 from mlops_assets.settings import Settings
 
 
@@ -20,6 +23,7 @@ class BuildOutcome:
     run_id: str
     success: bool
     failures: list[str] = field(default_factory=list)
+    interrupted: bool = False  # SIGINT / SIGTERM arrived during the run
 
     def describe(self) -> str:
         if self.success:
@@ -39,16 +43,21 @@ def build_dataset(spec: DatasetSpec, settings: Settings, instance: DagsterInstan
     """Fetch the source (raising SourceUnavailable), then materialize every asset of `spec`."""
     fetch_source(spec, settings.sources_dir)
     partition = register_initial_partition(spec, instance)
-    result = materialize(
-        dataset_assets(spec),
-        instance=instance,
-        resources=resources_for(settings),
-        partition_key=partition,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        tags={"mlops/dataset": spec.name, "mlops/trigger": "mlops build"},
+    build_id = uuid.uuid4().hex
+    tags = {"mlops/dataset": spec.name, "mlops/trigger": "mlops build", BUILD_TAG: build_id}
+    with RunWatch(instance, build_id, POOL) as watch:
+        result = materialize(
+            dataset_assets(spec),
+            instance=instance,
+            resources=resources_for(settings),
+            partition_key=partition,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            tags={**tags, **process_tags()},
+        )
+    return BuildOutcome(
+        spec.name, result.run_id, result.success, failures_of(result), watch.interrupted is not None
     )
-    return BuildOutcome(spec.name, result.run_id, result.success, failures_of(result))
 
 
 def failures_of(result) -> list[str]:
@@ -66,13 +75,25 @@ def failures_of(result) -> list[str]:
         else:
             message = _root_cause(event.step_failure_data.error)
         failures.append(f"step {event.step_key} failed: {message}")
+    if not failures and not result.success:
+        failures.append(_run_failure_message(result))
     return failures
+
+
+def _run_failure_message(result) -> str:
+    """Why a run failed when no gate or step says so (e.g. a resource could not start)."""
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.RUN_FAILURE:
+            data = event.event_specific_data
+            error = getattr(data, "error", None)
+            return _root_cause(error) if error else (event.message or "the run failed")
+    return "the run failed without a failure event (see the run in the Dagster UI)"
 
 
 def _root_cause(error) -> str:
     while error.cause is not None:
         error = error.cause
-    return error.message.strip()
+    return error.message.strip() or error.cls_name or "unknown error"
 
 
 def _check_detail(evaluation) -> str:

@@ -24,8 +24,6 @@ def _specs(settings: Settings):
 
 
 def command_build(args: argparse.Namespace) -> int:
-    from dagster import DagsterInstance
-
     from mlops_assets.build import build_dataset
     from mlops_assets.lib.sources import SourceUnavailable
 
@@ -37,7 +35,7 @@ def command_build(args: argparse.Namespace) -> int:
         return 2
     names = args.datasets or sorted(specs)
     outcomes, skipped = [], []
-    with DagsterInstance.get() as instance:
+    with _prepared_instance(settings) as instance:
         for name in names:
             print(f"==> building {name}", flush=True)
             try:
@@ -45,6 +43,9 @@ def command_build(args: argparse.Namespace) -> int:
             except SourceUnavailable as exc:
                 skipped.append(str(exc))
                 print(f"skipped: {exc}", file=sys.stderr, flush=True)
+            if outcomes and outcomes[-1].interrupted:
+                print("interrupted: not building the remaining data sets", file=sys.stderr)
+                break
     print("\nsummary:")
     for outcome in outcomes:
         print(f"  {outcome.describe()}")
@@ -53,6 +54,27 @@ def command_build(args: argparse.Namespace) -> int:
     failed = [o for o in outcomes if not o.success]
     # named data sets must all build; with no names, skipping unreachable sources is expected
     return 1 if failed or (args.datasets and skipped) or not outcomes else 0
+
+
+def _prepared_instance(settings: Settings):
+    """The Dagster instance, with the MLflow store ready and what crashed builds left repaired.
+
+    Under a lock in DAGSTER_HOME: builds started together would otherwise both create the
+    stores, or both repair the same dead run.
+    """
+    from dagster import DagsterInstance
+
+    from mlops_assets.defs.resources import EXPERIMENT
+    from mlops_assets.lib.locks import exclusive_lock
+    from mlops_assets.lib.registry import prepare_tracking_store
+    from mlops_assets.recovery import recover
+
+    with exclusive_lock(ensure_dagster_home() / ".mlops-build.lock"):
+        instance = DagsterInstance.get()
+        prepare_tracking_store(settings.tracking_uri, EXPERIMENT, str(settings.artifacts_dir))
+        for line in recover(instance, settings.tracking_uri):
+            print(f"repaired: {line}", flush=True)
+    return instance
 
 
 def command_datasets(args: argparse.Namespace) -> int:

@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,9 @@ MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 POINTER_FILE = "current.json"
 REFERENCE_FILE = "reference.json"  # the drift reference profile of the training data
+# `.<bundle_id>.pid<writer pid>.<random>`: a bundle being written (dot folders are never served)
+STAGING_NAME = re.compile(r"^\..+\.pid(\d+)\.[^.]+$")
+STALE_STAGING_SECONDS = 600  # a staging folder this old is abandoned even if its pid is alive
 
 
 def sha256_of(path: Path) -> str:
@@ -91,7 +96,8 @@ def write_bundle(
     final = bundles / bundle_id
     if final.exists():
         raise BundleError(f"{final} already exists; bundle ids are never reused")
-    staging = Path(tempfile.mkdtemp(prefix=f".{bundle_id}-", dir=bundles))
+    remove_stale_staging(bundles)
+    staging = Path(tempfile.mkdtemp(prefix=f".{bundle_id}.pid{os.getpid()}.", dir=bundles))
     try:
         joblib.dump(model, staging / MODEL_FILE)
         for name, content in (extra_files or {}).items():
@@ -111,6 +117,35 @@ def write_bundle(
     if activate:
         point_to(dataset_dir, bundle_id)
     return final
+
+
+def remove_stale_staging(bundles: Path, now: float | None = None) -> list[Path]:
+    """Remove staging folders a crashed writer left behind; returns what was removed.
+
+    A folder is stale when its writer process is gone, or when it is older than
+    STALE_STAGING_SECONDS (the pid may have been reused); a write in progress is left alone.
+    """
+    now = time.time() if now is None else now
+    removed = []
+    for folder in bundles.glob(".*"):
+        match = STAGING_NAME.match(folder.name)
+        if not folder.is_dir() or match is None:
+            continue
+        age = now - folder.stat().st_mtime
+        if not _process_alive(int(match.group(1))) or age > STALE_STAGING_SECONDS:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
 
 
 def pointer_for(dataset_dir: Path, bundle_id: str) -> dict[str, str]:

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
-from dagster import ConfigurableResource, Failure, resource
+from dagster import AssetExecutionContext, ConfigurableResource, Failure, InitResourceContext
 from dagster_duckdb import DuckDBResource
-from dagster_mlflow import mlflow_tracking
-from dagster_mlflow.resources import CONFIG_SCHEMA
+from mlflow.tracking import MlflowClient
 from pydantic import Field
 
+from mlops_assets.lib import registry
 from mlops_assets.lib.sources import SourceUnavailable, fetch_source, initial_partition
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.settings import Settings
 
 EXPERIMENT = "mlops_assets"
+PARENT_ROLE_TAG = "mlops.role"
 
 
 class Warehouse(DuckDBResource):
@@ -79,37 +79,58 @@ class ModelStore(ConfigurableResource):
         return Path(self.root) / dataset
 
 
-def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> None:
-    """Create the experiment with artifacts under the data dir, not the working directory."""
-    from mlflow.tracking import MlflowClient
+class MlflowTracking(ConfigurableResource):
+    """MLflow through its public API: one parent run per Dagster run (tagged with the Dagster run
+    id), one nested run per candidate; each step that logs ends the parent FINISHED or FAILED."""
 
-    client = MlflowClient(tracking_uri)
-    if client.get_experiment_by_name(name) is None:
-        Path(artifact_location).mkdir(parents=True, exist_ok=True)
-        client.create_experiment(name, artifact_location=Path(artifact_location).as_uri())
+    tracking_uri: str
+    experiment_name: str = EXPERIMENT
+    artifact_location: str
 
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        import mlflow
 
-@resource(
-    config_schema={**CONFIG_SCHEMA, "artifact_location": str},
-    description="dagster-mlflow's mlflow_tracking, with the experiment's artifact location set.",
-)
-def mlflow_run(context):
-    import mlflow
+        registry.prepare_tracking_store(
+            self.tracking_uri, self.experiment_name, self.artifact_location
+        )
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_experiment(self.experiment_name)
 
-    config = context.resource_config
-    ensure_experiment(
-        config["mlflow_tracking_uri"], config["experiment_name"], config["artifact_location"]
-    )
-    tracking = mlflow_tracking.resource_fn(context)
-    mlf = next(tracking)
-    try:
-        yield mlf
-    finally:
-        failed = sys.exc_info()[0] is not None
-        next(tracking, None)  # dagster-mlflow's own teardown: ends the run FAILED on an error
-        # a run whose steps never used MLflow (e.g. ingestion only) would stay RUNNING
-        if mlflow.active_run() is not None:
-            mlflow.end_run(status="FAILED" if failed else "FINISHED")
+    @contextmanager
+    def step_run(self, context: AssetExecutionContext) -> Iterator[str]:
+        """The Dagster run's parent run, active for the block; yields its id.
+
+        Ended FAILED when the block raises, else FINISHED, so whichever step is last leaves the
+        final status (a later step resumes it).
+        """
+        import mlflow
+
+        run_id = self.parent_run_id(context.run_id, context.job_name)
+        active = mlflow.active_run()
+        if active is None or active.info.run_id != run_id:
+            mlflow.start_run(run_id=run_id)
+        try:
+            yield run_id
+        except BaseException:
+            mlflow.end_run(status="FAILED")
+            raise
+        mlflow.end_run(status="FINISHED")
+
+    def parent_run_id(self, dagster_run_id: str, job_name: str) -> str:
+        """The MLflow run of a Dagster run, created on first use."""
+        client = MlflowClient(self.tracking_uri)
+        experiment_id = client.get_experiment_by_name(self.experiment_name).experiment_id
+        found = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.{registry.DAGSTER_RUN_TAG} = '{dagster_run_id}' "
+            f"AND tags.`{PARENT_ROLE_TAG}` = 'parent'",
+            max_results=1,
+        )
+        if found:
+            return found[0].info.run_id
+        tags = {registry.DAGSTER_RUN_TAG: dagster_run_id, PARENT_ROLE_TAG: "parent"}
+        run = client.create_run(experiment_id, run_name=job_name, tags=tags)
+        return run.info.run_id
 
 
 def resources_for(settings: Settings) -> dict:
@@ -122,31 +143,7 @@ def resources_for(settings: Settings) -> dict:
             score_dir=str(settings.score_dir),
         ),
         "model_store": ModelStore(root=str(settings.models_dir)),
-        "mlflow": mlflow_run.configured(
-            {
-                "experiment_name": EXPERIMENT,
-                "mlflow_tracking_uri": settings.tracking_uri,
-                "artifact_location": str(settings.artifacts_dir),
-            }
+        "mlflow": MlflowTracking(
+            tracking_uri=settings.tracking_uri, artifact_location=str(settings.artifacts_dir)
         ),
     }
-
-
-@contextmanager
-def finished_mlflow_run(mlf) -> Iterator[None]:
-    """Keep the Dagster run's MLflow run active for a step and end it FINISHED or FAILED.
-
-    dagster-mlflow's end-run hook only covers jobs; asset materializations launched from the UI
-    would leave the run RUNNING. Each step resumes the run and ends it, so whichever step is last
-    leaves the final status.
-    """
-    import mlflow
-
-    if mlflow.active_run() is None:  # an earlier step of this process ended it
-        mlflow.start_run(run_id=mlf.mlflow_run_id or mlf._get_current_run_id())
-    try:
-        yield
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
-    mlflow.end_run(status="FINISHED")

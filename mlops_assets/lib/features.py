@@ -15,19 +15,54 @@ KEYS = ["_partition", "_source_file", "_row_number"]
 HASH_SCALE = 2**64
 
 
+class DerivedColumnError(ValueError):
+    """A spec's derived SQL that cannot run (bad SQL, or it tried to open a file or URL)."""
+
+
 def query_features(
     con: duckdb.DuckDBPyConnection, spec: DatasetSpec, partition: str | None = None
 ) -> pd.DataFrame:
     """Validated rows (of one partition, or all) with the spec's derived columns (DuckDB SQL,
-    window functions allowed)."""
+    window functions allowed).
+
+    The derived SQL comes from a spec file, so it runs on a separate in-memory connection that
+    cannot open files or URLs: a spec can compute columns, not read the machine.
+    """
     columns = ", ".join(quote(c.name) for c in spec.columns)
-    derived = "".join(f", ({d.sql}) AS {quote(d.name)}" for d in spec.derived)
     where = "WHERE _partition = $p" if partition is not None else ""
-    sql = (
-        f"SELECT {', '.join(KEYS)}, {columns}{derived} FROM {table(spec.name, 'validated')} "
-        f"{where} ORDER BY _partition, _row_number"
-    )
-    return con.execute(sql, {"p": partition} if partition is not None else {}).df()
+    validated = con.sql(
+        f"SELECT {', '.join(KEYS)}, {columns} FROM {table(spec.name, 'validated')} {where}",
+        params={"p": partition} if partition is not None else None,
+    ).to_arrow_table()
+    with duckdb.connect(":memory:", config={"enable_external_access": False}) as sandbox:
+        sandbox.register("validated", validated)
+        derived = "".join(f", ({d.sql}) AS {quote(d.name)}" for d in spec.derived)
+        sql = f"SELECT *{derived} FROM validated ORDER BY _partition, _row_number"
+        try:
+            return sandbox.execute(sql).df()
+        except duckdb.Error as exc:
+            raise _derived_error(sandbox, spec, exc) from None
+
+
+def _derived_error(sandbox, spec: DatasetSpec, error: duckdb.Error) -> Exception:
+    """The error naming the derived column that fails on its own (else the query's error)."""
+    for column in spec.derived:
+        try:
+            sandbox.execute(f"SELECT ({column.sql}) FROM validated LIMIT 0").fetchall()
+        except duckdb.Error as exc:
+            return DerivedColumnError(
+                f"derived column {column.name}: {_first_line(exc)}"
+                + (" (external access is disabled)" if _is_permission(exc) else "")
+            )
+    return error
+
+
+def _is_permission(error: duckdb.Error) -> bool:
+    return isinstance(error, duckdb.PermissionException)
+
+
+def _first_line(error: duckdb.Error) -> str:
+    return str(error).strip().splitlines()[0]
 
 
 def assign_split(frame: pd.DataFrame, spec: DatasetSpec) -> pd.Series:

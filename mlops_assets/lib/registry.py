@@ -1,10 +1,13 @@
-"""MLflow calls: log a candidate run, read and move the `champion` / `challenger` aliases."""
+"""MLflow calls: prepare the store, log candidate runs, end orphaned runs, move the aliases."""
 
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import mlflow
 import numpy as np
@@ -14,8 +17,81 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
+from mlops_assets.lib.locks import exclusive_lock
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+DAGSTER_RUN_TAG = "dagster_run_id"  # on the parent run of a Dagster run and on its candidates
+ENDED_BY_TAG = "mlops.ended_by"
+# Dagster run statuses in which the run may still be using its MLflow runs
+LIVE_DAGSTER_STATUSES = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "MANAGED"}
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a `sqlite:///...` tracking URI, else None."""
+    parsed = urlparse(tracking_uri)
+    return Path(parsed.path) if parsed.scheme == "sqlite" else None
+
+
+def prepare_tracking_store(tracking_uri: str, experiment: str, artifact_location: str) -> str:
+    """Create (migrate) the tracking store and the experiment once; returns the experiment id.
+
+    Two processes creating a fresh SQLite store at once both run MLflow's migrations and one
+    fails (`duplicate column name: step`), so the first touch happens under a file lock.
+    """
+    database = sqlite_path(tracking_uri)
+    lock = database.with_name(database.name + ".lock") if database else None
+    if lock is None:
+        return _ensure_experiment(MlflowClient(tracking_uri), experiment, artifact_location)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(lock):
+        return _ensure_experiment(MlflowClient(tracking_uri), experiment, artifact_location)
+
+
+def _ensure_experiment(client: MlflowClient, name: str, artifact_location: str) -> str:
+    """The experiment's id; created with artifacts under the data dir, not the working dir."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    Path(artifact_location).mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(name, artifact_location=Path(artifact_location).as_uri())
+
+
+def end_orphaned_runs(
+    client: MlflowClient, experiment: str, dagster_status: Callable[[str], str | None]
+) -> list[str]:
+    """End RUNNING runs whose Dagster run is over (or unknown) as KILLED, saying why.
+
+    `dagster_status(run_id)` is the Dagster run's status name, None when the instance does not
+    know it. Runs without a Dagster run id (not started by this platform) are left alone.
+    Returns one line per ended run.
+    """
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    running = client.search_runs(
+        [found.experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=5000
+    )
+    ended = []
+    for run in running:
+        dagster_run_id = _dagster_run_of(client, run)
+        if dagster_run_id is None:
+            continue
+        status = dagster_status(dagster_run_id)
+        if status in LIVE_DAGSTER_STATUSES:
+            continue
+        reason = f"orphaned: Dagster run {dagster_run_id} is {status or 'unknown'}"
+        client.set_tag(run.info.run_id, ENDED_BY_TAG, reason)
+        client.set_terminated(run.info.run_id, status="KILLED")
+        ended.append(f"MLflow run {run.info.run_id} ({run.info.run_name}) ended KILLED: {reason}")
+    return ended
+
+
+def _dagster_run_of(client: MlflowClient, run) -> str | None:
+    if DAGSTER_RUN_TAG in run.data.tags:
+        return run.data.tags[DAGSTER_RUN_TAG]
+    parent = run.data.tags.get("mlflow.parentRunId")
+    return client.get_run(parent).data.tags.get(DAGSTER_RUN_TAG) if parent else None
 
 
 @dataclass(frozen=True)
@@ -53,9 +129,11 @@ def log_candidate(
     x_example: pd.DataFrame,
 ) -> LoggedCandidate:
     """One nested MLflow run per candidate, ended FINISHED or FAILED by the `with` block."""
-    with mlflow.start_run(
-        run_name=f"{dataset}-{family}", nested=True, tags={"dataset": dataset, "family": family}
-    ) as run:
+    tags = {"dataset": dataset, "family": family}
+    parent = mlflow.active_run()
+    if parent is not None and DAGSTER_RUN_TAG in parent.data.tags:
+        tags[DAGSTER_RUN_TAG] = parent.data.tags[DAGSTER_RUN_TAG]
+    with mlflow.start_run(run_name=f"{dataset}-{family}", nested=True, tags=tags) as run:
         mlflow.log_params({"family": family, **params})
         mlflow.log_metrics(metrics)
         info = mlflow.sklearn.log_model(

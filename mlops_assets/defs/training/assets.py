@@ -9,17 +9,16 @@ from dagster import (
     AssetKey,
     AutomationCondition,
     DataVersion,
+    Failure,
     MaterializeResult,
     MetadataValue,
-    ResourceParam,
     TableColumn,
     TableSchema,
     asset,
 )
-from dagster_mlflow.resources import MlFlow
 
 from mlops_assets.defs.ingestion.assets import POOL
-from mlops_assets.defs.resources import ModelStore, Warehouse, finished_mlflow_run
+from mlops_assets.defs.resources import MlflowTracking, ModelStore, Warehouse
 from mlops_assets.defs.training.champion import promote_best
 from mlops_assets.defs.training.checks import champion_check_specs
 from mlops_assets.lib import features as feature_lib
@@ -49,9 +48,11 @@ def training_assets(spec: DatasetSpec) -> list:
     )
     def features(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
         with warehouse.get_connection() as con:
-            frame, without_target = feature_lib.build_feature_set(
-                feature_lib.query_features(con, spec), spec
-            )
+            try:
+                rows = feature_lib.query_features(con, spec)
+            except feature_lib.DerivedColumnError as exc:
+                raise Failure(description=f"{ds}: {exc}") from None
+            frame, without_target = feature_lib.build_feature_set(rows, spec)
             replace_table(con, ds, "features", frame)
         counts = frame["_split"].value_counts()
         version = feature_lib.data_version(frame)
@@ -81,10 +82,10 @@ def training_assets(spec: DatasetSpec) -> list:
         description=f"One tuned model per family, each an MLflow run with holdout metrics ({ds}).",
     )
     def candidates(
-        context: AssetExecutionContext, warehouse: Warehouse, mlflow: ResourceParam[MlFlow]
+        context: AssetExecutionContext, warehouse: Warehouse, mlflow: MlflowTracking
     ) -> MaterializeResult:
         frame = read_features(warehouse, spec)
-        with finished_mlflow_run(mlflow):
+        with mlflow.step_run(context):
             table_ = train_candidates(context, spec, frame)
         with warehouse.get_connection() as con:
             replace_table(con, ds, "candidates", table_)
@@ -115,12 +116,12 @@ def training_assets(spec: DatasetSpec) -> list:
         context: AssetExecutionContext,
         warehouse: Warehouse,
         model_store: ModelStore,
-        mlflow: ResourceParam[MlFlow],
+        mlflow: MlflowTracking,
     ) -> MaterializeResult:
         with warehouse.get_connection() as con:
             candidates_table = con.execute(f"SELECT * FROM {table(ds, 'candidates')}").df()
         frame = read_features(warehouse, spec)
-        with finished_mlflow_run(mlflow):
+        with mlflow.step_run(context):
             return promote_best(
                 context, spec, candidates_table, frame, model_store.dataset_dir(ds), warehouse
             )
