@@ -49,10 +49,13 @@ def prepare_tracking_store(tracking_uri: str, experiment: str, artifact_location
 
 
 def _ensure_experiment(client: MlflowClient, name: str, artifact_location: str) -> str:
-    """The experiment's id; created with artifacts under the data dir, not the working dir."""
+    """The experiment's id. With a local store its artifacts go under the data dir, not the
+    working dir; a tracking server keeps its own artifact store (`--serve-artifacts`)."""
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
+    if urlparse(client.tracking_uri).scheme in ("http", "https"):
+        return client.create_experiment(name)
     Path(artifact_location).mkdir(parents=True, exist_ok=True)
     return client.create_experiment(name, artifact_location=Path(artifact_location).as_uri())
 

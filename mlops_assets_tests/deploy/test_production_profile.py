@@ -119,12 +119,6 @@ def test_the_champion_is_registered_on_the_tracking_server(iris_run, mlflow_serv
     assert client.get_run(champion.run_id).data.metrics["test_f1_macro"] > 0.8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mlops_assets.defs.resources pins the experiment's artifact_location to "
-    "MLOPS_DATA_DIR/mlartifacts (file://) even with a tracking server, so models bypass "
-    "--serve-artifacts; fix there (leave artifact_location unset for http(s) tracking URIs)",
-)
 def test_model_artifacts_are_stored_by_the_tracking_server(iris_run, mlflow_server):
     client = MlflowClient(tracking_uri=mlflow_server)
     champion = client.get_model_version_by_alias("iris", "champion")

@@ -7,8 +7,6 @@ import sys
 import time
 
 import pytest
-from sklearn.linear_model import LinearRegression
-
 from mlops_assets.lib.bundle import (
     MODEL_FILE,
     STALE_STAGING_SECONDS,
@@ -16,6 +14,7 @@ from mlops_assets.lib.bundle import (
     read_pointer,
     write_bundle,
 )
+from sklearn.linear_model import LinearRegression
 
 # writes a bundle whose model blocks half-way through pickling, so the test can kill it there
 SLOW_WRITER = """

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from serving.bundle import write_bundle
 from mlops_assets.lib.contract import input_contract
 from mlops_assets.lib.spec import parse_spec
+from serving.bundle import write_bundle
 from serving.contract import (
     ContractError,
     RecordField,
