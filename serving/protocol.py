@@ -1,63 +1,96 @@
-"""The HTTP/1.1 protocol `mlops serve` runs: uvicorn's h11 implementation, with the request
-line and headers bounded (httptools, uvicorn's default when installed, has no such limit).
+"""The HTTP/1.1 protocol `mlops serve` runs: uvicorn's httptools implementation (the fast C
+parser), with the request line and headers bounded (plain httptools has no such limit).
 
 A request rejected here never reaches the app, so it is answered, logged and counted here:
-431 for headers over the limit, 400 for a malformed request line or header bytes, JSON bodies
-like the app's own errors.
+431 for a request line and headers over the limit, 400 for a malformed request line or header
+bytes, JSON bodies like the app's own errors.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
-import h11
 import msgspec
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from serving.metrics import REJECTED_BEFORE_APP
 
 log = logging.getLogger("serving.http")
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+REQUEST_LINE_OVERHEAD = len("  HTTP/1.1\r\n")  # besides the method and the target
+HEADER_LINE_OVERHEAD = len(": \r\n")  # besides the name and the value
 
 
-class _HintedConnection(h11.Connection):
-    """Remembers the status h11 suggests for the last protocol error (431: headers too long).
-
-    h11 bounds only a header block still arriving; one that came complete in a single read
-    (up to 256 KiB) is measured here, so the limit holds however the bytes arrive."""
-
-    error_status = 400
-
-    def __init__(self, max_header_bytes: int) -> None:
-        super().__init__(h11.SERVER, max_header_bytes)
-        self.max_header_bytes = max_header_bytes
-
-    def next_event(self) -> Any:
-        try:
-            event = super().next_event()
-            if isinstance(event, h11.Request) and _header_bytes(event) > self.max_header_bytes:
-                raise h11.RemoteProtocolError("headers too large", error_status_hint=431)
-            return event
-        except h11.RemoteProtocolError as exc:
-            self.error_status = exc.error_status_hint
-            raise
+def max_header_bytes() -> int:
+    """The limit on request line + headers: MLOPS_MAX_HEADER_BYTES, default 16 KiB."""
+    raw = os.environ.get("MLOPS_MAX_HEADER_BYTES")
+    if not raw:
+        return DEFAULT_MAX_HEADER_BYTES
+    if not raw.strip().isdigit() or int(raw) <= 0:
+        raise ValueError(f"MLOPS_MAX_HEADER_BYTES must be a positive integer, got {raw!r}")
+    return int(raw)
 
 
-def _header_bytes(request: h11.Request) -> int:
-    size = len(request.method) + len(request.target) + 11  # "M T HTTP/1.1\r\n"
-    return size + sum(len(name) + len(value) + 4 for name, value in request.headers)
+class HeadersTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a request whose head is over the limit."""
 
 
-class GuardedH11Protocol(H11Protocol):
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """Two measures of the request head, so the limit holds however the bytes arrive:
+
+    - while a head is still arriving, the bytes read since the previous message ended: once
+      they pass the limit without the head being complete, the connection is answered 431 and
+      closed, so a 200 MB header costs one read past the limit, not 200 MB of memory;
+    - when a head is complete (it may have come whole in one read, after another message), its
+      exact size from the parsed request line and headers.
+    """
+
     def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
-        self.max_header_bytes = config.h11_max_incomplete_event_size or DEFAULT_MAX_HEADER_BYTES
-        self.conn = _HintedConnection(self.max_header_bytes)
+        self.max_header_bytes = max_header_bytes()
+        self.reading_head = True
+        self.head_bytes_read = 0  # of the head being read; never more than its real size
+        self.error_status = 400
+        self.rejection: bytes | None = None  # the error response, once a request is rejected
+
+    def data_received(self, data: bytes) -> None:
+        if self.rejection is not None:
+            return  # the connection ends with the rejection; nothing after it is read
+        if self.reading_head:
+            self.head_bytes_read += len(data)
+        super().data_received(data)
+        # checked after feeding: a small head and a large body can arrive in one read
+        if (
+            self.reading_head
+            and self.head_bytes_read > self.max_header_bytes
+            and self.rejection is None
+        ):
+            self.error_status = 431
+            self.send_400_response("headers too large")
+
+    def on_headers_complete(self) -> None:
+        self.reading_head = False
+        if self.head_size() > self.max_header_bytes:
+            self.error_status = 431
+            raise HeadersTooLarge  # httptools turns it into a parser error: send_400_response
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.reading_head = True
+        self.head_bytes_read = 0
+        super().on_message_complete()
+
+    def head_size(self) -> int:
+        size = len(self.parser.get_method()) + len(self.url) + REQUEST_LINE_OVERHEAD
+        for name, value in self.headers:
+            size += len(name) + len(value) + HEADER_LINE_OVERHEAD
+        return size
 
     def send_400_response(self, msg: str) -> None:
-        # uvicorn calls this for every h11 protocol error, before any app code runs
-        status = self.conn.error_status
+        # uvicorn calls this for every parser error, before any app code runs
+        status = self.error_status
         if status == 431:
             detail = (
                 f"request line and headers larger than {self.max_header_bytes} bytes "
@@ -71,16 +104,36 @@ class GuardedH11Protocol(H11Protocol):
             detail,
             extra={"fields": {"status": status, "detail": detail, "client": str(client)}},
         )
-        body = msgspec.json.encode({"detail": detail})
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        try:
-            self.transport.write(self.conn.send(h11.Response(status_code=status, headers=headers)))
-            self.transport.write(self.conn.send(h11.Data(data=body)))
-            self.transport.write(self.conn.send(h11.EndOfMessage()))
-        except h11.LocalProtocolError:
-            pass  # the connection was already mid-response; closing is all that is left
-        self.transport.close()
+        self.rejection = error_response(status, detail, self.server_state.default_headers)
+        if self.responses_owed():
+            # pipelined requests before this one are answered first, in order
+            self.flow.pause_reading()
+        else:
+            self.send_rejection()
+
+    def responses_owed(self) -> bool:
+        """Whether a request parsed before the rejected one still awaits its response."""
+        return bool(self.pipeline) or (self.cycle is not None and not self.cycle.response_complete)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.rejection is not None and not self.responses_owed():
+            self.send_rejection()
+
+    def send_rejection(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(self.rejection)
+            self.transport.close()
+
+
+def error_response(status: int, detail: str, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A complete `connection: close` response with a JSON body {"detail": ...}."""
+    body = msgspec.json.encode({"detail": detail})
+    headers = [
+        *default_headers,
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    lines = [STATUS_LINE[status], *(name + b": " + value + b"\r\n" for name, value in headers)]
+    return b"".join([*lines, b"\r\n", body])

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
+from serving.protocol import max_header_bytes
 
-from serving.protocol import DEFAULT_MAX_HEADER_BYTES
-
-PROTOCOL = "serving.protocol:GuardedH11Protocol"
+PROTOCOL = "serving.protocol:GuardedHttpToolsProtocol"
 
 
 def log_config() -> dict:
@@ -26,22 +24,17 @@ def log_config() -> dict:
     }
 
 
-def max_header_bytes() -> int:
-    raw = os.environ.get("MLOPS_MAX_HEADER_BYTES")
-    return int(raw) if raw else DEFAULT_MAX_HEADER_BYTES
-
-
 def run(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve `serving.app:app` with uvicorn; loopback by default, bind 0.0.0.0 deliberately."""
     import uvicorn
 
+    max_header_bytes()  # a bad MLOPS_MAX_HEADER_BYTES fails here, not on every connection
     uvicorn.run(
         "serving.app:app",
         host=host,
         port=port,
         workers=workers,
-        http=PROTOCOL,  # h11 with a header limit; httptools has none
-        h11_max_incomplete_event_size=max_header_bytes(),
+        http=PROTOCOL,  # httptools with a header limit; plain httptools has none
         access_log=False,  # the app writes its own structured access log
         log_config=log_config(),
         log_level="warning",

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from mlops_assets_tests.live_server import free_port
-from mlops_assets_tests.serving.conftest import fit_iris, publish
+from mlops_assets_tests.serving.conftest import IRIS_RECORD, fit_iris, publish
 
 
 @dataclass
@@ -119,6 +119,40 @@ def test_a_huge_header_is_cut_off_early_and_health_stays_fast(served):
     assert finished.wait(10), "the server kept reading the header"
     assert time.monotonic() - started < 10
     assert sent < 50 * (1 << 20)  # kernel buffers aside, the server stopped reading early
+
+
+def predict_request(body: bytes, extra_header: bytes = b"") -> bytes:
+    return (
+        b"POST /models/iris/predict HTTP/1.1\r\nHost: x\r\nX-API-Key: secret\r\n"
+        + extra_header
+        + b"Content-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+def statuses(answer: bytes) -> list[int]:
+    return [int(line.split(b" ")[1]) for line in answer.split(b"\r\n") if line[:9] == b"HTTP/1.1 "]
+
+
+def test_a_large_body_is_not_counted_as_headers(served):
+    """Head and a 40 KiB body in one write, twice on one connection: both scored."""
+    body = json.dumps([IRIS_RECORD] * 500).encode()
+    assert len(body) > 40 * 1024
+    request = predict_request(body)
+    closing = request.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
+    assert statuses(served.exchange(request + closing)) == [200, 200]
+
+
+def test_each_request_on_a_connection_has_its_own_header_limit(served):
+    """Pipelined in one write: requests under the limit are scored, the one over it gets 431."""
+    body = json.dumps(IRIS_RECORD).encode()
+    near_limit = b"X-Pad: " + b"p" * 15_000 + b"\r\n"
+    over_limit = b"X-Pad: " + b"p" * (17 * 1024) + b"\r\n"
+    requests = [predict_request(body, near_limit) for _ in range(3)]
+    answer = served.exchange(b"".join(requests) + predict_request(body, over_limit))
+    assert statuses(answer) == [200, 200, 200, 431]
 
 
 def test_malformed_requests_are_json_logged_and_counted(served):
