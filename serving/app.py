@@ -6,31 +6,28 @@ inside the outer `ObservedApp` layer.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, Response, get
-from litestar.exceptions import HTTPException
+from litestar.static_files import create_static_files_router
 
 from serving.config import ServingConfig, config_from_env
-from serving.fastpath import encode_json
+from serving.fastpath import as_api_error, encode_json
 from serving.logs import configure_logging
 from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.middleware import ObservedApp
 from serving.openapi import build_openapi
-from serving.service import ApiError, PredictionService
+from serving.service import PredictionService
 
-log = logging.getLogger("serving.app")
 STATIC_DIR = Path(__file__).parent / "static"
 JSON = "application/json"
-# Swagger UI's files ship with the swagger-ui-py package, so /docs works offline
-SWAGGER_FILES = {
-    "swagger-ui.css": "text/css",
-    "swagger-ui-bundle.js": "application/javascript",
-}
+# Swagger UI's files ship with the swagger-ui-py package, so /docs works offline. Not Litestar's
+# SwaggerRenderPlugin: it renders Litestar's own generated document (see serving.openapi for why
+# that is not the one served) and loads Swagger UI from a CDN unless told otherwise.
 DOCS_PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Prediction API</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/docs/static/swagger-ui.css">
 </head><body><div id="swagger-ui"></div>
 <script src="/docs/static/swagger-ui-bundle.js"></script>
@@ -48,18 +45,9 @@ def json_response(body: Any, status: int = 200, headers: dict | None = None) -> 
     return Response(encode_json(body), status_code=status, media_type=JSON, headers=headers)
 
 
-def _api_error(_: Request, exc: ApiError) -> Response:
-    return json_response(exc.body(), exc.status)
-
-
-def _http_error(_: Request, exc: HTTPException) -> Response:
-    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return json_response({"detail": detail}, exc.status_code, exc.headers)
-
-
-def _unexpected_error(_: Request, exc: Exception) -> Response:
-    log.error("unhandled error", exc_info=exc)
-    return json_response({"detail": "internal server error"}, 500)
+def _error_response(_: Request, exc: Exception) -> Response:
+    error = as_api_error(exc)  # the same error path as the scoring fast path's
+    return json_response(error.body(), error.status, error.headers)
 
 
 def build_routes(service: PredictionService) -> list:
@@ -99,12 +87,7 @@ def build_routes(service: PredictionService) -> list:
     async def docs() -> Response:
         return Response(DOCS_PAGE, media_type="text/html")
 
-    @get("/docs/static/{file_name:str}")
-    async def docs_static(file_name: str) -> Response:
-        if file_name not in SWAGGER_FILES:
-            raise HTTPException(status_code=404, detail=f"no static file {file_name!r}")
-        content = (swagger_static_dir() / file_name).read_bytes()
-        return Response(content, media_type=SWAGGER_FILES[file_name])
+    docs_static = create_static_files_router("/docs/static", [swagger_static_dir()])
 
     @get("/")
     async def index() -> Response:
@@ -126,11 +109,7 @@ def create_app(
         route_handlers=build_routes(service),
         on_startup=[service.start],
         on_shutdown=[service.stop],
-        exception_handlers={
-            ApiError: _api_error,
-            HTTPException: _http_error,
-            Exception: _unexpected_error,
-        },
+        exception_handlers={Exception: _error_response},
         openapi_config=None,
         request_max_body_size=config.max_body_bytes,
         logging_config=None,

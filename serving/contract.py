@@ -90,13 +90,14 @@ def property_schema(field: RecordField) -> dict[str, Any]:
 
 
 def record_schema(name: str, fields: tuple[RecordField, ...]) -> dict[str, Any]:
-    """The JSON Schema of one request record: every field present, nullable ones may be null."""
+    """The JSON Schema of one request record: every field that is not nullable present, a
+    nullable one null or left out (the server reads a missing nullable field as null)."""
     return {
         "$schema": JSON_SCHEMA_DRAFT,
         "title": name,
         "type": "object",
         "properties": {field.name: property_schema(field) for field in fields},
-        "required": [field.name for field in fields],
+        "required": [field.name for field in fields if not field.nullable],
         "additionalProperties": False,
     }
 

@@ -2,7 +2,9 @@
 
 POST /models/{name}/predict and /invocations are the hot path: under load most of a request's
 cost was framework overhead (routing, handler signature, response objects), so they are
-answered here. Everything else, including errors on other routes, goes through Litestar.
+answered here, and so is every other method on those two paths (GET predict with the record as
+query parameters, 405 for the rest), so one place decides what a scoring path answers.
+Everything else goes through Litestar. Errors from both take the one path `as_api_error`.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import logging
 from typing import Any
 
 import msgspec
+from litestar.exceptions import HTTPException
 
 from serving.service import ApiError, PredictionService
 
 log = logging.getLogger("serving.fastpath")
 JSON_HEADERS = [(b"content-type", b"application/json")]
 SCORING_ROUTES = {"predict": "/models/{name}/predict", "invocations": "/models/{name}/invocations"}
+ALLOWED_METHODS = {"predict": ("GET", "POST"), "invocations": ("POST",)}
 
 
 def scoring_route(scope: dict) -> tuple[str, str] | None:
@@ -36,6 +40,19 @@ def encode_json(body: Any) -> bytes:
         return msgspec.json.encode(body)
     except UnicodeEncodeError:
         return json.dumps(body, ensure_ascii=True).encode()
+
+
+def as_api_error(exc: Exception) -> ApiError:
+    """Any failure, on the fast path or in Litestar, as the ApiError its answer is made of
+    (`ApiError.body()` is the one shape of an error body); an unexpected one is logged and
+    answered 500 without its details."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, HTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return ApiError(exc.status_code, detail, headers=exc.headers)
+    log.error("unhandled error", exc_info=exc)
+    return ApiError(500, "internal server error")
 
 
 async def read_body(receive: Any, limit: int) -> bytes:
@@ -68,46 +85,51 @@ def _authorized(headers: list[tuple[bytes, bytes]], api_key: bytes) -> bool:
     return hmac.compare_digest(sent, api_key)
 
 
-async def _respond(send: Any, status: int, body: Any, headers: list | None = None) -> None:
+async def _respond(send: Any, status: int, body: Any, headers: Any = None) -> None:
     encoded = encode_json(body)  # before the status line, so a failure can still be answered
+    if headers:
+        extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        headers = [*JSON_HEADERS, *extra]
     await send(
         {"type": "http.response.start", "status": status, "headers": headers or JSON_HEADERS}
     )
     await send({"type": "http.response.body", "body": encoded})
 
 
-async def _not_allowed(scope: dict, send: Any) -> None:
-    detail = f"method {scope['method']} not allowed on {scope['path']}; use POST"
-    await _respond(send, 405, {"detail": detail}, [*JSON_HEADERS, (b"allow", b"POST")])
+def _not_allowed(scope: dict, action: str) -> ApiError:
+    hint = "use POST, or GET with the record as query parameters" if action == "predict" else ""
+    detail = f"method {scope['method']} not allowed on {scope['path']}; {hint or 'use POST'}"
+    return ApiError(405, detail, headers={"allow": ", ".join(ALLOWED_METHODS[action])})
+
+
+async def _score(
+    service: PredictionService, name: str, action: str, scope: dict, receive: Any
+) -> dict:
+    if scope["method"] not in ALLOWED_METHODS[action]:
+        raise _not_allowed(scope, action)
+    config = service.config
+    if config.api_key is not None and not _authorized(scope["headers"], config.api_key.encode()):
+        raise ApiError(401, "missing or wrong X-API-Key header")
+    if scope["method"] == "GET":
+        return await service.predict_query(name, scope["query_string"], scope["mlops"])
+    declared = _declared_length(scope["headers"])
+    if declared is not None and declared > config.max_body_bytes:
+        raise ApiError(
+            413, f"request body larger than {config.max_body_bytes} bytes (MLOPS_MAX_BODY_BYTES)"
+        )
+    raw = await read_body(receive, config.max_body_bytes)
+    score = service.predict if action == "predict" else service.invocations
+    return await score(name, raw, scope["mlops"])
 
 
 async def serve_scoring(
     service: PredictionService, name: str, action: str, scope: dict, receive: Any, send: Any
 ) -> None:
     scope["path_template"] = SCORING_ROUTES[action]
-    if scope["method"] != "POST":
-        await _not_allowed(scope, send)
-        return
-    config = service.config
     try:
-        if config.api_key is not None and not _authorized(
-            scope["headers"], config.api_key.encode()
-        ):
-            raise ApiError(401, "missing or wrong X-API-Key header")
-        declared = _declared_length(scope["headers"])
-        if declared is not None and declared > config.max_body_bytes:
-            raise ApiError(
-                413,
-                f"request body larger than {config.max_body_bytes} bytes (MLOPS_MAX_BODY_BYTES)",
-            )
-        raw = await read_body(receive, config.max_body_bytes)
-        score = service.predict if action == "predict" else service.invocations
-        result = await score(name, raw, scope["mlops"])
-    except ApiError as exc:
-        await _respond(send, exc.status, exc.body())
-        return
-    except Exception:
-        log.exception("unhandled error scoring %s", name)
-        await _respond(send, 500, {"detail": "internal server error"})
+        result = await _score(service, name, action, scope, receive)
+    except Exception as exc:
+        error = as_api_error(exc)
+        await _respond(send, error.status, error.body(), error.headers)
         return
     await _respond(send, 200, result)

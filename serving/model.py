@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from serving.bundle import Bundle, BundleError
-from serving.contract import example_record, manifest_fields
+from serving.contract import RecordField, example_record, manifest_fields, record_schema
 from serving.inference import Predictor, compile_predictor
 from serving.validation import Field, compile_fields
 
@@ -42,6 +42,17 @@ class LoadedModel:
     @property
     def name(self) -> str:
         return self.dataset
+
+    @property
+    def record_fields(self) -> tuple[RecordField, ...]:
+        """The record contract: every rule a request record obeys."""
+        return tuple(field.contract for field in self.fields)
+
+    @cached_property
+    def input_schema(self) -> dict[str, Any]:
+        """The contract as the JSON Schema of one record (the manifest's `input_schema`, or the
+        same schema built from a legacy manifest's `inputs`)."""
+        return record_schema(self.dataset, self.record_fields)
 
     @property
     def version(self) -> str:
@@ -92,10 +103,10 @@ def to_frame(rows: list[list], fields: tuple[Field, ...]) -> pd.DataFrame:
     )
 
 
-def example_row(fields: tuple[Field, ...], manifest: dict[str, Any]) -> list:
+def example_row(fields: tuple[Field, ...]) -> list:
     """A valid row to check a model can score at all: the contract's examples (typical training
     values), else values inside each field's rules."""
-    record = example_record(manifest_fields(manifest))
+    record = example_record(tuple(field.contract for field in fields))
     return [field.check(record[field.name]) for field in fields]
 
 
@@ -122,9 +133,9 @@ def from_bundle(dataset: str, bundle: Bundle) -> LoadedModel:
     if not hasattr(bundle.model, "predict"):
         raise BundleError(f"{bundle.path}: model has no predict method")
     try:
-        fields = compile_fields(manifest.get("inputs") or [])
+        fields = compile_fields(manifest_fields(manifest))
         loaded = LoadedModel(dataset, manifest, fields, bundle.model, _labels(bundle))
-        loaded.predict([example_row(fields, manifest)])
+        loaded.predict([example_row(fields)])
     except BundleError:
         raise
     except Exception as exc:  # anything the model raises on a valid row makes it unservable

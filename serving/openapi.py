@@ -1,15 +1,25 @@
-"""The OpenAPI document, rebuilt from the loaded manifests so each model gets its own schemas."""
+"""The OpenAPI document, rebuilt from the loaded models' contracts so each gets its own schemas.
+
+Hand-written rather than Litestar's OpenAPIConfig: the scoring paths and their request schemas
+are one per loaded model and change on hot reload, while Litestar generates its document once
+from the route handlers (and caches it); the scoring routes are not Litestar handlers at all
+(see serving.fastpath). Post-processing Litestar's document would still need every per-model
+piece built here, plus undoing what it generates for the fixed routes.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from serving.contract import RecordField, example_record, property_schema
 from serving.model import LoadedModel
 
 JSON = "application/json"
 PROBABILITIES = {"type": "object", "additionalProperties": {"type": "number"}}
 NULLABLE_STRING = {"type": ["string", "null"]}
+SCORING_ERRORS = (400, 404, 413, 422, 500, 503)
+QUERY_ERRORS = (404, 422, 500, 503)
 
 
 def schema_name(dataset: str) -> str:
@@ -24,57 +34,43 @@ def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
 
-def field_schema(spec: dict) -> dict:
-    kind = spec["type"]
-    if spec.get("allowed") is not None:
-        schema: dict[str, Any] = {"enum": list(spec["allowed"])}
-    elif kind in ("float", "int"):
-        schema = {"type": "number" if kind == "float" else "integer"}
-        if spec.get("min") is not None:
-            schema["minimum"] = spec["min"]
-        if spec.get("max") is not None:
-            schema["maximum"] = spec["max"]
-    elif kind == "bool":
-        schema = {"type": "boolean"}
-    elif kind == "date":
-        schema = {"type": "string", "format": "date"}
-    else:
-        schema = {"type": "string"}
-    if spec.get("nullable"):
-        schema = {"anyOf": [schema, {"type": "null"}]}
-    if spec.get("description"):
-        schema["description"] = spec["description"]
-    return schema
-
-
-def record_schema(inputs: list[dict]) -> dict:
+def query_parameter(field: RecordField) -> dict:
+    """One field as a query parameter of GET predict: a nullable field may be left out (or sent
+    empty) instead of being sent as null."""
+    schema = property_schema(field)
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    non_null = [kind for kind in types if kind != "null"]
+    schema["type"] = non_null[0] if len(non_null) == 1 else non_null
+    if "enum" in schema:
+        schema["enum"] = [value for value in schema["enum"] if value is not None]
     return {
-        "type": "object",
-        "properties": {spec["field"]: field_schema(spec) for spec in inputs},
-        "required": [spec["field"] for spec in inputs if not spec.get("nullable")],
-        "additionalProperties": False,
+        "name": field.name,
+        "in": "query",
+        "required": not field.nullable,
+        "schema": schema,
+        "example": example_record((field,))[field.name],
     }
 
 
-def _split_schema(inputs: list[dict]) -> dict:
-    fields = [spec["field"] for spec in inputs]
+def _split_schema(fields: tuple[RecordField, ...]) -> dict:
+    names = [field.name for field in fields]
     return {
         "type": "object",
         "properties": {
             "columns": {
                 "type": "array",
-                "prefixItems": [{"const": name} for name in fields],
-                "minItems": len(fields),
-                "maxItems": len(fields),
+                "prefixItems": [{"const": name} for name in names],
+                "minItems": len(names),
+                "maxItems": len(names),
             },
             "data": {
                 "type": "array",
                 "minItems": 1,
                 "items": {
                     "type": "array",
-                    "prefixItems": [field_schema(spec) for spec in inputs],
-                    "minItems": len(fields),
-                    "maxItems": len(fields),
+                    "prefixItems": [property_schema(field) for field in fields],
+                    "minItems": len(names),
+                    "maxItems": len(names),
                 },
             },
         },
@@ -93,7 +89,7 @@ def _one_key(key: str, schema: dict) -> dict:
 
 
 def model_schemas(model: LoadedModel) -> dict[str, dict]:
-    name, inputs = schema_name(model.name), model.manifest["inputs"]
+    name, fields = schema_name(model.name), model.record_fields
     records = {"type": "array", "items": ref(f"{name}Record"), "minItems": 1}
     prediction = {"type": "string"} if model.task == "classification" else {"type": "number"}
     response: dict[str, Any] = {
@@ -109,12 +105,13 @@ def model_schemas(model: LoadedModel) -> dict[str, dict]:
         "required": ["model", "version", "request_id"],
     }
     return {
-        f"{name}Record": {**record_schema(inputs), "title": f"{model.name} input record"},
+        # the record contract itself, as /models/{name} publishes it in `input_schema`
+        f"{name}Record": model.input_schema,
         f"{name}PredictRequest": {"oneOf": [ref(f"{name}Record"), records]},
         f"{name}PredictResponse": response,
         f"{name}InvocationsRequest": {
             "oneOf": [
-                _one_key("dataframe_split", _split_schema(inputs)),
+                _one_key("dataframe_split", _split_schema(fields)),
                 _one_key("dataframe_records", records),
                 _one_key("instances", records),
                 _one_key("inputs", records),
@@ -163,6 +160,7 @@ COMMON_SCHEMAS = {
             "version": NULLABLE_STRING,
             "task": NULLABLE_STRING,
             "inputs": {"type": "array", "items": {"type": "object"}},
+            "input_schema": {"type": ["object", "null"]},
             "classes": {"type": ["array", "null"]},
             "metrics": {"type": ["object", "null"]},
             "trained_at": NULLABLE_STRING,
@@ -200,16 +198,54 @@ def _get(summary: str, ok: dict, *errors: int) -> dict:
     return {"get": {"summary": summary, "responses": {"200": ok, **_errors(*errors)}}}
 
 
-def _scoring_operation(summary: str, request: str, response: dict, secured: bool) -> dict:
-    errors = (400, 401, 404, 413, 422, 500, 503) if secured else (400, 404, 413, 422, 500, 503)
-    operation = {
-        "summary": summary,
-        "requestBody": {"required": True, "content": {JSON: {"schema": ref(request)}}},
-        "responses": {"200": _json(response, "Predictions"), **_errors(*errors)},
-    }
+def _operation(summary: str, ok: dict, errors: tuple[int, ...], secured: bool) -> dict:
+    statuses = (401, *errors) if secured else errors
+    operation = {"summary": summary, "responses": {"200": ok, **_errors(*sorted(statuses))}}
     if secured:
         operation["security"] = [{"ApiKey": []}]
-    return {"post": operation}
+    return operation
+
+
+def _scoring_post(summary: str, request: str, example: Any, response: dict, secured: bool) -> dict:
+    operation = _operation(summary, _json(response, "Predictions"), SCORING_ERRORS, secured)
+    content = {JSON: {"schema": ref(request), "example": example}}
+    operation["requestBody"] = {"required": True, "content": content}
+    return operation
+
+
+def _predict_get(model: LoadedModel, response: dict, secured: bool) -> dict:
+    summary = f"Predict one {model.name} record given as query parameters"
+    operation = _operation(summary, _json(response, "Prediction"), QUERY_ERRORS, secured)
+    operation["description"] = (
+        "Each field as `?field=value`, parsed by the field's type (numbers, `true`/`false`); "
+        "an empty value is null, for nullable fields only. Validated and answered like a "
+        "single JSON record."
+    )
+    operation["parameters"] = [query_parameter(field) for field in model.record_fields]
+    return operation
+
+
+def scoring_paths(model: LoadedModel, secured: bool) -> dict[str, dict]:
+    name, record = schema_name(model.name), example_record(model.record_fields)
+    response = ref(f"{name}PredictResponse")
+    split = {"columns": list(record), "data": [list(record.values())]}
+    return {
+        f"/models/{model.name}/predict": {
+            "post": _scoring_post(
+                f"Predict with {model.name}", f"{name}PredictRequest", record, response, secured
+            ),
+            "get": _predict_get(model, response, secured),
+        },
+        f"/models/{model.name}/invocations": {
+            "post": _scoring_post(
+                f"MLflow scoring protocol for {model.name}",
+                f"{name}InvocationsRequest",
+                {"dataframe_split": split},
+                ref("Invocations"),
+                secured,
+            )
+        },
+    }
 
 
 def build_openapi(models: list[LoadedModel], secured: bool) -> dict:
@@ -243,20 +279,8 @@ def build_openapi(models: list[LoadedModel], secured: bool) -> dict:
         },
     }
     for model in models:
-        name = schema_name(model.name)
         schemas.update(model_schemas(model))
-        paths[f"/models/{model.name}/predict"] = _scoring_operation(
-            f"Predict with {model.name}",
-            f"{name}PredictRequest",
-            ref(f"{name}PredictResponse"),
-            secured,
-        )
-        paths[f"/models/{model.name}/invocations"] = _scoring_operation(
-            f"MLflow scoring protocol for {model.name}",
-            f"{name}InvocationsRequest",
-            ref("Invocations"),
-            secured,
-        )
+        paths.update(scoring_paths(model, secured))
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "mlops-assets prediction service", "version": "1"},

@@ -17,6 +17,7 @@ import msgspec
 
 from serving.batcher import MicroBatcher
 from serving.config import ServingConfig
+from serving.contract import inputs_from_fields
 from serving.integrity import remove_stale_staging
 from serving.logs import AccessLog
 from serving.metrics import Metrics
@@ -24,7 +25,7 @@ from serving.model import LoadedModel, Prediction
 from serving.prediction_log import PredictionLog, Served
 from serving.scoring import ScoringFormatError, records_from, rename_columns
 from serving.store import ModelStore, Slot, champion_asset
-from serving.validation import FieldError, validate_body
+from serving.validation import FieldError, record_from_query, validate_body
 
 log = logging.getLogger("serving.service")
 MAX_LISTED_ERRORS = 100  # a 422 lists this many errors; `error_count` has the total
@@ -32,11 +33,20 @@ MAX_JSON_DEPTH = 32  # valid bodies nest at most 4 deep
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, detail: str, errors: list[FieldError] | None = None) -> None:
+    """An answer other than 200; `body()` shapes every error body the server sends."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.errors = errors
+        self.headers = headers
 
     def body(self) -> dict:
         body: dict[str, Any] = {"detail": self.detail}
@@ -213,20 +223,18 @@ class PredictionService:
         if errors:
             raise _unprocessable(body, errors)
         prediction = await self._score(model, rows, body if is_batch else [body], context)
-        response: dict[str, Any] = {
-            "model": model.name,
-            "version": model.version,
-            "request_id": context["request_id"],
-        }
-        if is_batch:
-            response["predictions"] = prediction.values
-            if prediction.probabilities is not None:
-                response["probabilities"] = prediction.probabilities
-        else:
-            response["prediction"] = prediction.values[0]
-            if prediction.probabilities is not None:
-                response["probabilities"] = prediction.probabilities[0]
-        return response
+        return _answer(model, prediction, is_batch, context)
+
+    async def predict_query(self, name: str, query: bytes, context: dict) -> dict:
+        """GET predict: one record as query parameters, validated and answered like JSON."""
+        model = self.resolve(name)
+        record, errors = record_from_query(query, model.fields)
+        rows, _, invalid = validate_body(record, model.fields)
+        errors += invalid
+        if errors:
+            raise _unprocessable(record, errors)
+        prediction = await self._score(model, rows, [record], context)
+        return _answer(model, prediction, False, context)
 
     async def invocations(self, name: str, raw: bytes, context: dict) -> dict:
         model = self.resolve(name)
@@ -288,6 +296,23 @@ class PredictionService:
         self.metrics.batch_rows.labels(model.name).observe(rows)
 
 
+def _answer(model: LoadedModel, prediction: Prediction, is_batch: bool, context: dict) -> dict:
+    response: dict[str, Any] = {
+        "model": model.name,
+        "version": model.version,
+        "request_id": context["request_id"],
+    }
+    if is_batch:
+        response["predictions"] = prediction.values
+        if prediction.probabilities is not None:
+            response["probabilities"] = prediction.probabilities
+    else:
+        response["prediction"] = prediction.values[0]
+        if prediction.probabilities is not None:
+            response["probabilities"] = prediction.probabilities[0]
+    return response
+
+
 def _materialize_hint(datasets: list[str]) -> str:
     assets = ", ".join(f"`{champion_asset(dataset)}`" for dataset in datasets)
     return f"materialize the Dagster asset {assets} to publish a champion"
@@ -297,7 +322,7 @@ MANIFEST_FIELDS = (
     "version", "task", "target", "classes", "metrics", "selection_metric", "trained_at",
     "promoted_at", "mlflow_run_id", "model_uri", "data_version", "dagster_run_id", "bundle_id",
 )  # fmt: skip
-INPUT_FIELDS = ("field", "type", "nullable", "min", "max", "allowed", "description")
+INPUT_KEYS = ("field", "type", "nullable", "min", "max", "allowed", "description")
 
 
 def describe_slot(slot: Slot) -> dict:
@@ -307,9 +332,10 @@ def describe_slot(slot: Slot) -> dict:
     info.update({key: manifest.get(key) for key in MANIFEST_FIELDS})
     if info["version"] is not None:
         info["version"] = str(info["version"])
-    info["inputs"] = [
-        {key: spec.get(key) for key in INPUT_FIELDS} for spec in manifest.get("inputs", [])
-    ]
+    fields = slot.model.record_fields if slot.model else ()
+    info["inputs"] = [{key: rule[key] for key in INPUT_KEYS} for rule in inputs_from_fields(fields)]
+    # the record contract as JSON Schema: what the web page builds its form from
+    info["input_schema"] = slot.model.input_schema if slot.model else None
     info["loaded_at"] = slot.model.loaded_at if slot.model else None
     info["load_error"] = slot.error
     info["damage"] = slot.damage

@@ -1,16 +1,22 @@
-"""Request validation in plain Python: one compiled checker per input field, no per-row models.
+"""Request validation in plain Python: one compiled checker per contract field, no per-row models.
 
-The spec's min/max are data-quality bounds the training data satisfied. Values outside them are
-rejected (422) rather than extrapolated, because the model has never seen that region.
+Every rule comes from the record contract's `RecordField`s. The min/max are data-quality bounds
+the training data satisfied: values outside them are rejected (422) rather than extrapolated,
+because the model has never seen that region.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from urllib.parse import parse_qsl
+
+from serving.contract import RecordField
 
 MISSING = object()
 
@@ -30,11 +36,26 @@ class Invalid(Exception):
 
 @dataclass(frozen=True)
 class Field:
-    name: str
-    column: str
-    type: str
-    nullable: bool
+    """A contract field with its compiled checker: `check(value)` is the converted value."""
+
+    contract: RecordField
     check: Callable[[Any], Any]
+
+    @property
+    def name(self) -> str:
+        return self.contract.name
+
+    @property
+    def column(self) -> str:
+        return self.contract.column
+
+    @property
+    def type(self) -> str:
+        return self.contract.type
+
+    @property
+    def nullable(self) -> bool:
+        return self.contract.nullable
 
 
 @dataclass(frozen=True)
@@ -43,24 +64,23 @@ class FieldError:
     message: str
 
 
-def _bounded(value: float, spec: dict) -> None:
-    low, high = spec.get("min"), spec.get("max")
+def _bounded(value: float, rule: RecordField) -> None:
+    low, high = rule.minimum, rule.maximum
     if low is not None and value < low:
         raise Invalid(f"must be >= {low}")
     if high is not None and value > high:
         raise Invalid(f"must be <= {high}")
 
 
-def _allowed(value: Any, spec: dict) -> None:
-    allowed = spec.get("allowed")
+def _allowed(value: Any, allowed: tuple | None) -> None:
     # `True == 1` in Python, so compare types as well as values
     if allowed is not None and not any(
         value == option and type(value) is type(option) for option in allowed
     ):
-        raise Invalid(f"must be one of {allowed}")
+        raise Invalid(f"must be one of {list(allowed)}")
 
 
-def _as_float(value: Any, spec: dict) -> float:
+def _as_float(value: Any, rule: RecordField) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Invalid("must be a number")
     try:
@@ -69,44 +89,42 @@ def _as_float(value: Any, spec: dict) -> float:
         raise Invalid("must be a finite number") from None
     if not math.isfinite(number):
         raise Invalid("must be a finite number")
-    _bounded(number, spec)
-    _allowed(
-        number, {"allowed": [float(a) for a in spec["allowed"]]} if spec.get("allowed") else {}
-    )
+    _bounded(number, rule)
+    _allowed(number, tuple(float(a) for a in rule.allowed) if rule.allowed else None)
     return number
 
 
-def _as_int(value: Any, spec: dict) -> int:
+def _as_int(value: Any, rule: RecordField) -> int:
     if isinstance(value, float) and not math.isfinite(value):
         raise Invalid("must be a finite integer")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise Invalid("must be an integer")
-    _bounded(value, spec)
-    _allowed(value, spec)
+    _bounded(value, rule)
+    _allowed(value, rule.allowed)
     return value
 
 
-def _as_category(value: Any, spec: dict) -> Any:
-    if spec.get("allowed") is None:
+def _as_category(value: Any, rule: RecordField) -> Any:
+    if rule.allowed is None:
         if not isinstance(value, str):
             raise Invalid("must be a string")
         if not value.isascii() and safe_text(value) is not value:
             # a lone surrogate could not be written to the prediction log
             raise Invalid("must be valid Unicode text (no lone surrogates)")
         return value
-    _allowed(value, spec)
+    _allowed(value, rule.allowed)
     return value
 
 
-def _as_bool(value: Any, spec: dict) -> bool:
+def _as_bool(value: Any, rule: RecordField) -> bool:
     if not isinstance(value, bool):
         raise Invalid("must be true or false")
     return value
 
 
-def _as_date(value: Any, spec: dict) -> str:
+def _as_date(value: Any, rule: RecordField) -> str:
     if not isinstance(value, str):
         raise Invalid("must be an ISO date string (YYYY-MM-DD)")
     try:
@@ -125,11 +143,9 @@ CONVERTERS = {
 }
 
 
-def compile_field(spec: dict) -> Field:
-    convert = CONVERTERS.get(spec["type"])
-    if convert is None:
-        raise ValueError(f"input {spec['field']!r}: unsupported type {spec['type']!r}")
-    nullable = bool(spec.get("nullable"))
+def compile_field(rule: RecordField) -> Field:
+    convert = CONVERTERS[rule.type]  # RecordField admits only these types
+    nullable = rule.nullable
 
     def check(value: Any) -> Any:
         if value is MISSING:
@@ -140,15 +156,15 @@ def compile_field(spec: dict) -> Field:
             if nullable:
                 return None
             raise Invalid("must not be null")
-        return convert(value, spec)
+        return convert(value, rule)
 
-    return Field(spec["field"], spec["column"], spec["type"], nullable, check)
+    return Field(rule, check)
 
 
-def compile_fields(inputs: list[dict]) -> tuple[Field, ...]:
-    if not inputs:
-        raise ValueError("the manifest declares no inputs")
-    return tuple(compile_field(spec) for spec in inputs)
+def compile_fields(rules: tuple[RecordField, ...]) -> tuple[Field, ...]:
+    if not rules:
+        raise ValueError("the contract declares no fields")
+    return tuple(compile_field(rule) for rule in rules)
 
 
 def validate_record(
@@ -186,3 +202,40 @@ def validate_body(
         return rows, True, errors
     row, errors = validate_record(body, fields, names)
     return [row], False, errors
+
+
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+def _json_text(option: Any) -> str:
+    return option if isinstance(option, str) else json.dumps(option)
+
+
+def parse_text(text: str, rule: RecordField) -> Any:
+    """A query-string value as the JSON value it stands for under `rule`. Text that does not
+    parse stays text, so validation refuses it with the message a wrong JSON type gets."""
+    if text == "" and rule.nullable:
+        return None
+    if rule.type in ("float", "int") and JSON_NUMBER.fullmatch(text):
+        is_integer = text.lstrip("-").isdigit()
+        return int(text) if is_integer and rule.type == "int" else float(text)
+    if rule.type == "bool" and text in ("true", "false"):
+        return text == "true"
+    if rule.allowed:
+        return next((option for option in rule.allowed if _json_text(option) == text), text)
+    return text
+
+
+def record_from_query(query: bytes, fields: tuple[Field, ...]) -> tuple[dict, list[FieldError]]:
+    """The record a query string (`field=value&...`) stands for, and the parameters given twice."""
+    by_name = {field.name: field.contract for field in fields}
+    record: dict[str, Any] = {}
+    errors = []
+    pairs = parse_qsl(query.decode("utf-8", "replace"), keep_blank_values=True, errors="replace")
+    for name, text in pairs:
+        if name in record:
+            errors.append(FieldError(safe_text(name), "given more than once"))
+            continue
+        rule = by_name.get(name)
+        record[name] = text if rule is None else parse_text(text, rule)
+    return record, errors

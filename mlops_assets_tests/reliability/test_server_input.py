@@ -11,6 +11,7 @@ import pytest
 
 from mlops_assets_tests.live_server import LiveServer, start_server
 from mlops_assets_tests.serving.conftest import IRIS_RECORD, fit_iris, publish
+from serving.contract import RecordField
 from serving.validation import Invalid, compile_field
 
 
@@ -64,7 +65,7 @@ def test_lone_surrogate_column_in_invocations_gets_a_complete_422(http):
 
 def test_lone_surrogate_in_free_text_is_rejected_not_logged():
     # the prediction log could not write it: rejected with a reason instead of dropped later
-    field = compile_field({"field": "note", "column": "note", "type": "category"})
+    field = compile_field(RecordField("note", "note", "category"))
     assert field.check("caf\u00e9") == "caf\u00e9"
     with pytest.raises(Invalid, match="lone surrogates"):
         field.check("\ud800")
@@ -86,13 +87,19 @@ def test_few_errors_are_all_listed_with_their_count(http):
     assert response.json()["error_count"] == 1 and len(response.json()["errors"]) == 1
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "TRACE", "DELETE", "PATCH"])
-@pytest.mark.parametrize("action", ["predict", "invocations"])
-def test_scoring_routes_answer_405_with_allow_post(http, method, action):
+@pytest.mark.parametrize("method", ["PUT", "TRACE", "DELETE", "PATCH", "OPTIONS"])
+@pytest.mark.parametrize(("action", "allow"), [("predict", "GET, POST"), ("invocations", "POST")])
+def test_scoring_routes_answer_405_with_allow(http, method, action, allow):
     response = http.request(method, f"/models/iris/{action}")
     assert response.status_code == 405
-    assert response.headers["allow"] == "POST"
+    assert response.headers["allow"] == allow
     assert "use POST" in response.json()["detail"]
+
+
+def test_get_is_served_on_predict_only(http):
+    assert http.get("/models/iris/predict", params=IRIS_RECORD).status_code == 200
+    assert http.get("/models/iris/predict").status_code == 422  # every field missing
+    assert http.get("/models/iris/invocations", params=IRIS_RECORD).status_code == 405
 
 
 def test_dataframe_split_rejects_unknown_keys(http):

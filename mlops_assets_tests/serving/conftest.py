@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from mlops_assets.lib.contract import input_contract
 from mlops_assets.lib.spec import load_spec
 from mlops_assets.settings import BUILTIN_SPECS_DIR
 from mlops_assets_tests.live_server import LiveServer, start_server
@@ -84,7 +85,11 @@ def fit_abalone(seed: int = 0) -> Pipeline:
     return Pipeline([("prep", prep), ("model", model)]).fit(features, rings)
 
 
+TRAINING_FRAMES = {"iris": iris_frame, "abalone": abalone_frame}
+
+
 def manifest_for(dataset: str, version: str, **extra) -> dict:
+    """The manifest the pipeline writes, its contract's examples from the training frame."""
     spec = load_spec(BUILTIN_SPECS_DIR / f"{dataset}.yaml")
     classes = IRIS_CLASSES if spec.task == "classification" else None
     return {
@@ -92,7 +97,7 @@ def manifest_for(dataset: str, version: str, **extra) -> dict:
         "version": version,
         "task": spec.task,
         "target": spec.target,
-        "inputs": spec.input_schema(),
+        **input_contract(spec, TRAINING_FRAMES[dataset]()[0]),
         "classes": classes,
         "metrics": {f"test_{spec.selection_metric}": 0.9},
         "selection_metric": spec.selection_metric,

@@ -3,6 +3,7 @@ pipeline's own."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -15,7 +16,9 @@ from mlops_assets_tests.serving.conftest import (
     IRIS_CLASSES,
     IRIS_RECORD,
     iris_frame,
+    manifest_for,
 )
+from serving.contract import example_record, fields_from_schema
 
 
 def abalone_rows(count: int) -> list[dict]:
@@ -246,10 +249,67 @@ def test_openapi_has_model_schemas(client):
     record = schemas["AbaloneRecord"]
     assert record["properties"]["Sex"]["enum"] == ["M", "F", "I"]
     length = {"type": "number", "minimum": 0.0, "maximum": 1.0}
-    assert record["properties"]["Length"] == {**length, "description": "longest shell measurement"}
+    assert {key: record["properties"]["Length"][key] for key in length} == length
+    assert record["properties"]["Length"]["description"] == "longest shell measurement"
     assert "Whole_weight" in record["required"]
     assert len(schemas["IrisPredictRequest"]["oneOf"]) == 2
     assert "/models/iris/predict" in document["paths"]
+
+
+def test_openapi_record_schema_and_examples_are_the_contract(client):
+    document = client.get("/openapi.json").json()
+    contract = manifest_for("abalone", "3")["input_schema"]
+    # the published contract, the /models answer and the OpenAPI component are one schema
+    assert client.get("/models/abalone").json()["input_schema"] == contract
+    assert document["components"]["schemas"]["AbaloneRecord"] == contract
+    example = example_record(fields_from_schema(contract))
+    assert example["Length"] == contract["properties"]["Length"]["examples"][0] != 1.0
+    predict = document["paths"]["/models/abalone/predict"]
+    assert predict["post"]["requestBody"]["content"]["application/json"]["example"] == example
+    parameters = {p["name"]: p for p in predict["get"]["parameters"]}
+    assert list(parameters) == list(contract["properties"])
+    assert parameters["Length"]["in"] == "query" and parameters["Length"]["required"]
+    assert parameters["Length"]["schema"]["maximum"] == 1.0
+    assert parameters["Length"]["example"] == example["Length"]
+    assert client.post("/models/abalone/predict", json=example).status_code == 200
+
+
+def test_get_predict_answers_like_the_json_body(client):
+    posted = client.post("/models/abalone/predict", json=ABALONE_RECORD).json()
+    got = client.get("/models/abalone/predict", params=ABALONE_RECORD)
+    assert got.status_code == 200, got.text
+    assert got.json()["prediction"] == posted["prediction"]
+    assert got.json()["request_id"] == got.headers["x-request-id"]
+    iris = client.get("/models/iris/predict", params=IRIS_RECORD).json()
+    assert (
+        iris["probabilities"]
+        == client.post("/models/iris/predict", json=IRIS_RECORD).json()["probabilities"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "query_value", "json_value"),
+    [("Length", "abc", '"abc"'), ("Length", "2", "2"), ("Length", "", '""'),
+     ("Diameter", "1e400", "1e400"), ("Sex", "X", '"X"'), ("Sex", "", '""')],
+)  # fmt: skip
+def test_get_predict_rejects_like_the_json_body(client, field, query_value, json_value):
+    got = client.get("/models/abalone/predict", params={**ABALONE_RECORD, field: query_value})
+    others = ", ".join(f'"{k}": {json.dumps(v)}' for k, v in ABALONE_RECORD.items() if k != field)
+    body = f'{{{others}, "{field}": {json_value}}}'
+    posted = client.post("/models/abalone/predict", content=body)
+    assert got.status_code == posted.status_code == 422
+    assert got.json() == posted.json()
+
+
+def test_get_predict_names_repeated_and_unknown_parameters(client):
+    query = [*IRIS_RECORD.items(), ("sepal_length", 5.0), ("colour", "red")]
+    response = client.get("/models/iris/predict", params=query)
+    assert response.status_code == 422
+    assert {(e["field"], e["message"]) for e in response.json()["errors"]} == {
+        ("sepal_length", "given more than once"),
+        ("colour", "unknown field"),
+    }
+    assert client.get("/models/nope/predict", params=IRIS_RECORD).status_code == 404
 
 
 def test_docs_work_offline(client):

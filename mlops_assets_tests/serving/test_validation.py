@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 from serving.batcher import _split, _take_batch
+from serving.contract import fields_from_inputs
 from serving.model import Prediction, to_frame
 from serving.scoring import ScoringFormatError, records_from
-from serving.validation import compile_fields, validate_body
+from serving.validation import compile_fields, record_from_query, validate_body
 
 INPUTS = [
     {"field": "x", "column": "x col", "type": "float", "nullable": False, "min": 0, "max": 1,
@@ -22,7 +23,7 @@ INPUTS = [
     {"field": "f", "column": "f", "type": "bool", "nullable": False, "min": None, "max": None,
      "allowed": None, "description": ""},
 ]  # fmt: skip
-FIELDS = compile_fields(INPUTS)
+FIELDS = compile_fields(fields_from_inputs(INPUTS))
 GOOD = {"x": 0.5, "n": 2, "c": "a", "f": True}
 
 
@@ -108,3 +109,34 @@ def test_batches_never_mix_models_and_respect_max_rows():
     assert [job.rows for job in _take_batch(pending, 5)] == [[5] * 10]  # a big job goes whole
     parts = _split(Prediction([1, 2, 3], [{"a": 1.0}] * 3), [2, 1])
     assert parts[0].values == [1, 2] and parts[1].values == [3] and len(parts[1].probabilities) == 1
+
+
+def query_errors(query: str) -> dict[str, str]:
+    record, errors = record_from_query(query.encode(), FIELDS)
+    return {e.field: e.message for e in errors + validate_body(record, FIELDS)[2]}
+
+
+def test_query_values_parse_per_the_contract_type():
+    record, errors = record_from_query(b"x=0.5&n=&c=b&f=true", FIELDS)
+    assert record == {"x": 0.5, "n": None, "c": "b", "f": True} and not errors
+    assert validate_body(record, FIELDS)[0] == [[0.5, None, "b", True]]
+    assert record_from_query(b"n=2&f=false&x=1e-1", FIELDS)[0] == {"n": 2, "f": False, "x": 0.1}
+    assert record_from_query(b"x=1&c=b&f=true", FIELDS)[0]["x"] == 1.0  # n may be left out
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("x=&c=a&f=true", {"x": "must be a number"}),  # empty is null only when nullable
+        ("x=0x1&c=a&f=true", {"x": "must be a number"}),
+        ("x=nan&c=a&f=true", {"x": "must be a number"}),
+        ("x=1&n=1.5&c=a&f=true", {"n": "must be an integer"}),
+        ("x=1&n=3&c=a&f=true", {"n": "must be one of [1, 2]"}),
+        ("x=1&c=a&f=1", {"f": "must be true or false"}),
+        ("x=1&c=a&f=True", {"f": "must be true or false"}),
+        ("x=1&x=0&c=a&f=true", {"x": "given more than once"}),
+        ("x=1&c=a&f=true&y=2", {"y": "unknown field"}),
+    ],
+)
+def test_query_values_that_do_not_parse_get_the_json_type_error(query, expected):
+    assert query_errors(query) == expected

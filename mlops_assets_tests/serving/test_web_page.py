@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,62 @@ def browser_page():
 
 @pytest.fixture
 def page(live, browser_page):
+    missing = []
+    browser_page.on(
+        "response", lambda response: missing.append(response.url) if response.status >= 400 else 0
+    )
     browser_page.goto(live.url + "/")
     browser_page.wait_for_selector("body[data-ready=true]")
+    assert missing == []  # no 404 for a favicon or anything else the page loads
     return browser_page
+
+
+def form_fields(page) -> list[dict]:
+    """What the rendered form offers per field: name, bounds, options and prefilled value."""
+    return page.eval_on_selector_all(
+        "#form [name]",
+        """nodes => nodes.map(n => ({
+            name: n.name, min: n.getAttribute("min"), max: n.getAttribute("max"), value: n.value,
+            options: n.tagName === "SELECT" ? [...n.options].map(o => o.value) : null}))""",
+    )
+
+
+def _text(value) -> str:
+    """A number as the page's JavaScript writes it (3.0 as "3")."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def expected_fields(schema: dict) -> list[dict]:
+    """The same, as the contract's JSON Schema says it should be."""
+
+    def bound(value):
+        return None if value is None else _text(value)
+
+    fields = []
+    for name, prop in schema["properties"].items():
+        options = [json.dumps(option) for option in prop["enum"]] if "enum" in prop else None
+        example = prop["examples"][0]
+        fields.append(
+            {
+                "name": name,
+                "min": bound(prop.get("minimum")),
+                "max": bound(prop.get("maximum")),
+                "value": json.dumps(example) if options else _text(example),
+                "options": options,
+            }
+        )
+    return fields
+
+
+@pytest.mark.parametrize("model", ["iris", "abalone"])
+def test_form_fields_bounds_options_and_examples_come_from_the_contract(live, page, model):
+    with live.client() as http:
+        schema = http.get(f"/models/{model}").json()["input_schema"]
+    page.select_option("#model", model)
+    assert form_fields(page) == expected_fields(schema)
+    page.click("#submit")  # the prefilled examples are a valid record
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.text_content("#result-model") == model
 
 
 def test_swagger_ui_renders_each_models_operations(live, browser_page):
