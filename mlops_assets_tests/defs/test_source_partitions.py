@@ -4,11 +4,14 @@ import os
 import subprocess
 import sys
 
+import pytest
 from dagster import AssetKey, DagsterInstance
 
 from mlops_assets.definitions import build_definitions
 from mlops_assets.defs.ingestion.partitions import add_source_partitions
+from mlops_assets.defs.keys import DATASET_TAG
 from mlops_assets.settings import PROJECT_DIR
+from serving.bundle import POINTER_FILE
 
 EXPECTED = {"iris": "iris.csv", "diabetes": "diabetes.csv", "abalone": "abalone.data"}
 
@@ -46,3 +49,13 @@ def test_adding_the_source_partitions_twice_keeps_one_each(settings, builtin_spe
 def test_without_dagster_home_loading_touches_no_instance(settings, tmp_path, monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     build_definitions(settings, add_partitions=True)  # must not raise DagsterHomeNotSetError
+
+
+@pytest.mark.slow
+def test_the_build_job_builds_a_data_set_on_its_source_partition(settings, builtin_specs, instance):
+    add_source_partitions(builtin_specs.values(), instance)
+    job = build_definitions(settings).resolve_job_def("iris_build")
+    result = job.execute_in_process(partition_key="iris.csv", instance=instance)
+    assert result.success
+    assert instance.get_run_by_id(result.run_id).tags[DATASET_TAG] == "iris"
+    assert (settings.models_dir / "iris" / POINTER_FILE).is_file()
