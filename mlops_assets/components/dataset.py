@@ -18,6 +18,7 @@ import dagster as dg
 
 from mlops_assets.defs.automation.sensors import (
     automation_sensor,
+    build_job,
     monitoring_job,
     monitoring_schedule,
     retrain_job,
@@ -44,7 +45,7 @@ def dataset_definitions(spec: DatasetSpec) -> dg.Definitions:
     job, monitoring = retrain_job(spec), monitoring_job(spec)
     return dg.Definitions(
         assets=dataset_assets(spec) + monitoring_assets(spec) + scoring_assets(spec),
-        jobs=[job, monitoring],
+        jobs=[build_job(spec), job, monitoring],
         sensors=[
             automation_sensor(spec),
             landing_sensor(spec),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -12,6 +13,7 @@ from dagster_duckdb import DuckDBResource
 from mlflow.tracking import MlflowClient
 from pydantic import Field
 
+from mlops_assets.defs.keys import TRIGGER_TAG
 from mlops_assets.lib import registry
 from mlops_assets.lib.sources import SourceUnavailable, fetch_source, initial_partition
 from mlops_assets.lib.spec import DatasetSpec
@@ -19,6 +21,26 @@ from mlops_assets.settings import Settings
 
 EXPERIMENT = "mlops_assets"
 PARENT_ROLE_TAG = "mlops.role"
+PARENT_DATASET_TAG = "mlops.dataset"
+# tags Dagster puts on runs a sensor or a schedule launched
+LAUNCHER_TAGS = ("dagster/sensor_name", "dagster/schedule_name")
+
+
+def run_trigger(ds: str, tags: Mapping[str, str]) -> str:
+    """What started a run, in a word or two: `build`, a sensor's or schedule's name (without the
+    data set prefix), the run's own trigger tag, or `manual` (launched from the UI)."""
+    for tag in LAUNCHER_TAGS:
+        if tags.get(tag):
+            return tags[tag].removeprefix(f"{ds}_")
+    trigger = tags.get(TRIGGER_TAG)
+    if trigger == "mlops build":
+        return "build"
+    return trigger or "manual"
+
+
+def parent_run_name(ds: str, tags: Mapping[str, str], started: datetime) -> str:
+    """e.g. `abalone build 2026-11-30T08:18Z`, so MLflow's run list says what each run was."""
+    return f"{ds} {run_trigger(ds, tags)} {started.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
 
 
 class Warehouse(DuckDBResource):
@@ -97,15 +119,16 @@ class MlflowTracking(ConfigurableResource):
         mlflow.set_experiment(self.experiment_name)
 
     @contextmanager
-    def step_run(self, context: AssetExecutionContext) -> Iterator[str]:
-        """The Dagster run's parent run, active for the block; yields its id.
+    def step_run(self, context: AssetExecutionContext, ds: str) -> Iterator[str]:
+        """The Dagster run's parent run (of data set `ds`), active for the block; yields its id.
 
         Ended FAILED when the block raises, else FINISHED, so whichever step is last leaves the
         final status (a later step resumes it).
         """
         import mlflow
 
-        run_id = self.parent_run_id(context.run_id, context.job_name)
+        name = parent_run_name(ds, context.run.tags, datetime.now(UTC))
+        run_id = self.parent_run_id(context.run_id, ds, name)
         active = mlflow.active_run()
         if active is None or active.info.run_id != run_id:
             mlflow.start_run(run_id=run_id)
@@ -116,8 +139,8 @@ class MlflowTracking(ConfigurableResource):
             raise
         mlflow.end_run(status="FINISHED")
 
-    def parent_run_id(self, dagster_run_id: str, job_name: str) -> str:
-        """The MLflow run of a Dagster run, created on first use."""
+    def parent_run_id(self, dagster_run_id: str, ds: str, run_name: str) -> str:
+        """The MLflow run of a Dagster run of data set `ds`, created on first use."""
         client = MlflowClient(self.tracking_uri)
         experiment_id = client.get_experiment_by_name(self.experiment_name).experiment_id
         found = client.search_runs(
@@ -128,8 +151,12 @@ class MlflowTracking(ConfigurableResource):
         )
         if found:
             return found[0].info.run_id
-        tags = {registry.DAGSTER_RUN_TAG: dagster_run_id, PARENT_ROLE_TAG: "parent"}
-        run = client.create_run(experiment_id, run_name=job_name, tags=tags)
+        tags = {
+            registry.DAGSTER_RUN_TAG: dagster_run_id,
+            PARENT_ROLE_TAG: "parent",
+            PARENT_DATASET_TAG: ds,
+        }
+        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
         return run.info.run_id
 
 

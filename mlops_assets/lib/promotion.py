@@ -1,11 +1,33 @@
-"""The champion gate: a challenger replaces the champion only when it is at least as good."""
+"""The champion gate and the promotion: a challenger replaces the champion only when it is at
+least as good, and a promotion moves the registry alias, publishes the bundle and records why."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
 
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from mlops_assets.lib import registry, training
+from mlops_assets.lib.features import model_inputs
+from mlops_assets.lib.publishing import manifest_for, publish_bundle, reference_profile
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.training import improvement
+from mlops_assets.lib.warehouse import append_rows
+
+HISTORY_COLUMNS = (
+    "version VARCHAR, promoted_at TIMESTAMPTZ, previous_version VARCHAR, reason VARCHAR, "
+    "trigger VARCHAR, dagster_run_id VARCHAR, metrics JSON, previous_metrics JSON"
+)
+
+
+class PromotionError(Exception):
+    """Nothing can be promoted: e.g. no candidates to choose from."""
 
 
 @dataclass(frozen=True)
@@ -16,7 +38,7 @@ class Decision:
 
     @property
     def kind(self) -> str:
-        """initial | better | kept champion | below baseline"""
+        """initial | better | tie | within margin | kept champion | below baseline"""
         return self.reason.split(":", 1)[0] if self.beats_baseline else "below baseline"
 
 
@@ -28,27 +50,141 @@ def decide(
 ) -> Decision:
     """Compare on the same holdout: first against the dummy baseline, then against the champion."""
     metric = f"test_{spec.selection_metric}"
+    new, margin = challenger[metric], spec.gates.promotion_margin
     over_baseline = improvement(spec, challenger, baseline)
     if over_baseline <= spec.gates.baseline_margin:
         return Decision(
             False,
             False,
-            f"{metric} {challenger[metric]:.4f} does not beat the baseline's "
+            f"{metric} {new:.4f} does not beat the baseline's "
             f"{baseline[metric]:.4f} by more than {spec.gates.baseline_margin}",
         )
     if champion is None:
         return Decision(True, True, "initial: no champion yet")
+    old = champion[metric]
     over_champion = improvement(spec, challenger, champion)
-    if over_champion >= -spec.gates.promotion_margin:
+    if over_champion > 0:
+        return Decision(True, True, f"better: {metric} {new:.4f} beats the champion's {old:.4f}")
+    if over_champion == 0:
         return Decision(
             True,
             True,
-            f"better: {metric} {challenger[metric]:.4f} is at least as good as the champion's "
-            f"{champion[metric]:.4f} (margin {spec.gates.promotion_margin})",
+            f"tie: promoted because {metric} {new:.4f} equals the champion's and the "
+            "challenger is trained on the newest data",
+        )
+    if over_champion >= -margin:
+        return Decision(
+            True,
+            True,
+            f"within margin: promoted because {metric} {new:.4f} trails the champion's "
+            f"{old:.4f} by no more than the margin {margin}",
         )
     return Decision(
         False,
         True,
-        f"kept champion: {metric} {challenger[metric]:.4f} trails the champion's "
-        f"{champion[metric]:.4f} by more than the margin {spec.gates.promotion_margin}",
+        f"kept champion: {metric} {new:.4f} trails the champion's "
+        f"{old:.4f} by more than the margin {margin}",
     )
+
+
+@dataclass(frozen=True)
+class PromotionOutcome:
+    decision: Decision
+    family: str
+    mlflow_run_id: str
+    metrics: dict[str, float]  # the challenger's, on the holdout
+    baseline_metrics: dict[str, float]
+    previous_version: str | None
+    previous_metrics: dict[str, float] | None  # None: no champion, or it cannot be scored
+    version: str | None = None  # the registry version, None when below the baseline
+    bundle_path: Path | None = None  # the new bundle, None when not promoted
+    notes: tuple[str, ...] = ()  # warnings worth a log line
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision.promote
+
+    @property
+    def reason(self) -> str:
+        return self.decision.reason
+
+
+def best_candidate(candidates: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
+    if candidates.empty:
+        raise PromotionError(f"{spec.name}: no candidates to promote; materialize candidates")
+    metric = f"test_{spec.selection_metric}"
+    ordered = candidates.sort_values(metric, ascending=not spec.higher_is_better, kind="stable")
+    return ordered.iloc[0]
+
+
+def champion_on_holdout(spec: DatasetSpec, x_test, y_test):
+    """(version, metrics on today's holdout, notes) of the current champion; metrics None when
+    there is none or it cannot be scored."""
+    found = registry.champion_version(MlflowClient(), spec.name)
+    if found is None:
+        return None, None, ()
+    current = str(found.version)
+    try:
+        model = registry.load_model(f"models:/{spec.name}@{registry.CHAMPION}")
+        return current, training.holdout_metrics(spec.task, model, x_test, y_test), ()
+    except Exception as exc:  # an unloadable or incompatible champion cannot defend its title
+        return current, None, (f"{spec.name}: champion v{current} cannot be scored: {exc}",)
+
+
+def promote(
+    spec: DatasetSpec,
+    candidates: pd.DataFrame,
+    features: pd.DataFrame,
+    *,
+    dataset_dir: Path,
+    connect: Callable[[], AbstractContextManager],
+    run_id: str,
+    trigger: str,
+) -> PromotionOutcome:
+    """Gate the best candidate and, when it wins, register it as `champion`, publish its bundle
+    and append a row to `<ds>.champion_history`; a loser above the baseline becomes
+    `challenger`. `connect()` opens the warehouse. Raises PromotionError or BundleError."""
+    best = best_candidate(candidates, spec)
+    model = registry.load_model(best["model_uri"])
+    x_train, y_train = model_inputs(features, spec, "train")
+    x_test, y_test = model_inputs(features, spec, "test")
+    challenger = training.holdout_metrics(spec.task, model, x_test, y_test)
+    dummy = training.baseline(spec, x_train, y_train)
+    baseline = training.holdout_metrics(spec.task, dummy, x_test, y_test)
+    previous_version, previous, notes = champion_on_holdout(spec, x_test, y_test)
+    decision = decide(spec, challenger, baseline, previous)
+    outcome = PromotionOutcome(
+        decision, best["family"], best["run_id"], challenger, baseline, previous_version,
+        previous, notes=notes,
+    )  # fmt: skip
+    if not decision.beats_baseline:
+        return outcome
+    version = registry.register(
+        spec.name, best["model_uri"], {"dagster_run_id": run_id, "family": best["family"]}
+    )
+    if not decision.promote:
+        registry.set_alias(spec.name, registry.CHALLENGER, version)
+        return replace(outcome, version=version)
+    manifest = manifest_for(spec, best, version, challenger, run_id, x_train)
+    path = publish_bundle(
+        dataset_dir, model, manifest, x_test, reference_profile(spec, model, x_train)
+    )
+    registry.set_alias(spec.name, registry.CHAMPION, version)
+    outcome = replace(outcome, version=version, bundle_path=path)
+    with connect() as con:
+        record_promotion(con, spec, outcome, run_id, trigger)
+    return outcome
+
+
+def record_promotion(con, spec: DatasetSpec, outcome: PromotionOutcome, run_id, trigger) -> None:
+    row = {
+        "version": outcome.version,
+        "promoted_at": datetime.now(UTC),
+        "previous_version": outcome.previous_version,
+        "reason": outcome.decision.kind,
+        "trigger": trigger,
+        "dagster_run_id": run_id,
+        "metrics": json.dumps(outcome.metrics),
+        "previous_metrics": json.dumps(outcome.previous_metrics),
+    }
+    append_rows(con, spec.name, "champion_history", pd.DataFrame([row]), HISTORY_COLUMNS)

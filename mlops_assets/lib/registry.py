@@ -23,6 +23,9 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 DAGSTER_RUN_TAG = "dagster_run_id"  # on the parent run of a Dagster run and on its candidates
 ENDED_BY_TAG = "mlops.ended_by"
+# MLflow 3's UI opens an experiment of this kind on its runs (training), not on GenAI traces
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_EXPERIMENT = "custom_model_development"
 # Dagster run statuses in which the run may still be using its MLflow runs
 LIVE_DAGSTER_STATUSES = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "MANAGED"}
 
@@ -53,11 +56,15 @@ def _ensure_experiment(client: MlflowClient, name: str, artifact_location: str) 
     working dir; a tracking server keeps its own artifact store (`--serve-artifacts`)."""
     found = client.get_experiment_by_name(name)
     if found is not None:
+        if found.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_EXPERIMENT:
+            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_EXPERIMENT)
         return found.experiment_id
+    tags = {EXPERIMENT_KIND_TAG: TRAINING_EXPERIMENT}
     if urlparse(client.tracking_uri).scheme in ("http", "https"):
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags=tags)
     Path(artifact_location).mkdir(parents=True, exist_ok=True)
-    return client.create_experiment(name, artifact_location=Path(artifact_location).as_uri())
+    location = Path(artifact_location).as_uri()
+    return client.create_experiment(name, artifact_location=location, tags=tags)
 
 
 def end_orphaned_runs(
@@ -165,6 +172,10 @@ def champion_version(client: MlflowClient, name: str):
 def register(name: str, model_uri: str, tags: dict[str, str]) -> str:
     """A new registry version of `name` for a logged model; returns the version number."""
     return str(mlflow.register_model(model_uri, name, tags=tags).version)
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(name, alias, version)
 
 
 def python_version() -> str:

@@ -1,6 +1,7 @@
 from dagster import AssetKey
 
 from mlops_assets.definitions import build_definitions
+from mlops_assets.defs.keys import DATASET_TAG, TRIGGER_TAG
 
 STAGES = ["raw", "validated", "features", "candidates", "champion_model"]
 
@@ -55,3 +56,23 @@ def test_a_spec_file_is_all_it_takes_to_add_a_data_set(settings, tmp_path, monke
 
     graph = build_definitions(load_settings()).resolve_asset_graph()
     assert all(graph.has(AssetKey(["toy", stage])) for stage in STAGES)
+
+
+def test_every_asset_of_a_data_set_says_what_it_is(settings):
+    graph = build_definitions(settings).resolve_asset_graph()
+    keys = [key for key in graph.get_all_asset_keys() if key.path[0] == "iris"]
+    assert len(keys) >= 8
+    for key in keys:
+        node = graph.get(key)
+        assert node.kinds, f"{key.to_user_string()} has no kinds"
+        assert node.description and node.description.strip(), f"{key.to_user_string()}"
+    assert graph.get(AssetKey(["iris", "champion_model"])).kinds == {"mlflow", "scikit-learn"}
+
+
+def test_runs_of_a_data_set_carry_its_name(settings):
+    defs = build_definitions(settings)
+    for job in ("iris_build", "iris_retrain", "iris_monitoring"):
+        assert defs.resolve_job_def(job).tags[DATASET_TAG] == "iris"
+    assert defs.resolve_schedule_def("iris_weekly_retrain").tags[DATASET_TAG] == "iris"
+    automation = defs.resolve_sensor_def("iris_automation")
+    assert automation.run_tags == {DATASET_TAG: "iris", TRIGGER_TAG: "automation"}

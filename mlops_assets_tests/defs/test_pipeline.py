@@ -1,5 +1,7 @@
 """The whole graph, materialized in-process on temp dirs with real DuckDB, MLflow and Dagster."""
 
+import re
+
 import duckdb
 import mlflow
 import numpy as np
@@ -79,6 +81,37 @@ def test_iris_end_to_end(settings, instance, builtin_specs):
         "sepal_length",
         "sepal_width",
     ]
+    assert_parent_run_named_after_the_build(settings, "iris")
+
+
+def assert_parent_run_named_after_the_build(settings, ds):
+    client = MlflowClient(settings.tracking_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    [parent] = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`mlops.role` = 'parent'"
+    )
+    assert re.fullmatch(rf"{ds} build \d{{4}}-\d\d-\d\dT\d\d:\d\dZ", parent.info.run_name)
+    assert parent.data.tags["mlops.dataset"] == ds
+
+
+def test_same_candidates_again_is_a_tie_and_ids_fit_the_table(settings, instance, builtin_specs):
+    spec = builtin_specs["iris"]
+    assert_built(build_dataset(spec, settings, instance))
+    result = materialize_champion(settings, instance, spec)
+    assert result.success
+    champion = result.asset_materializations_for_node("iris__champion_model")[0].metadata
+    assert champion["promoted"].value is True
+    assert champion["reason"].value.startswith("tie: promoted because test_f1_macro")
+    with warehouse(settings) as con:
+        history = con.execute("SELECT reason FROM iris.champion_history ORDER BY promoted_at").df()
+    assert list(history["reason"]) == ["initial", "tie"]
+    candidates = instance.get_latest_materialization_event(AssetKey(["iris", "candidates"]))
+    metadata = candidates.asset_materialization.metadata
+    run_ids = {key: value.value for key, value in metadata.items() if key.startswith("mlflow_")}
+    assert len(run_ids) == 3 and all(len(run_id) == 32 for run_id in run_ids.values())
+    table_text = metadata["candidates"].value
+    assert all(run_id[:8] in table_text and run_id not in table_text for run_id in run_ids.values())
 
 
 def test_diabetes_gate_keeps_the_champion_against_a_worse_model(settings, instance, builtin_specs):

@@ -41,3 +41,17 @@ def test_lower_is_better_metrics_and_margin():
     baseline = {"test_rmse": 3.0}
     assert decide(rmse, {"test_rmse": 2.1}, baseline, {"test_rmse": 2.0}).promote
     assert not decide(rmse, {"test_rmse": 2.3}, baseline, {"test_rmse": 2.0}).promote
+
+
+def test_equal_metrics_are_reported_as_a_tie_not_as_better():
+    decision = decide(spec(), {"test_r2": 0.5}, {"test_r2": 0.0}, {"test_r2": 0.5})
+    assert decision.promote
+    assert decision.reason.startswith("tie: promoted because test_r2 0.5000 equals")
+    assert decision.kind == "tie"
+    better = decide(spec(), {"test_r2": 0.6}, {"test_r2": 0.0}, {"test_r2": 0.5})
+    assert better.kind == "better" and "at least as good" not in better.reason
+
+
+def test_a_challenger_trailing_within_the_margin_says_so():
+    decision = decide(spec(margin=0.05), {"test_r2": 0.47}, {"test_r2": 0.0}, {"test_r2": 0.5})
+    assert decision.promote and decision.kind == "within margin"

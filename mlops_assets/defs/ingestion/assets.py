@@ -2,28 +2,25 @@
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AutomationCondition,
     DataVersion,
-    DynamicPartitionsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
+from mlops_assets.defs import keys
 from mlops_assets.defs.ingestion.checks import evaluate_validated_checks, validated_check_specs
+from mlops_assets.defs.ingestion.partitions import files_partitions
+from mlops_assets.defs.keys import POOL, asset_key, group_name
 from mlops_assets.defs.resources import SourceFiles, Warehouse
 from mlops_assets.lib import quality
 from mlops_assets.lib.ingest import FileRejected, load_raw
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.validation import MissingColumns, check_columns, validate_partition
 
-POOL = "duckdb"
-
-
-def files_partitions(spec: DatasetSpec) -> DynamicPartitionsDefinition:
-    return DynamicPartitionsDefinition(name=f"{spec.name}_files")
+__all__ = ["POOL", "files_partitions", "ingestion_assets"]  # build.py imports POOL from here
 
 
 def ingestion_assets(spec: DatasetSpec) -> list:
@@ -31,8 +28,8 @@ def ingestion_assets(spec: DatasetSpec) -> list:
     partitions = files_partitions(spec)
 
     @asset(
-        key=AssetKey([ds, "raw"]),
-        group_name=ds,
+        key=asset_key(ds, keys.RAW),
+        group_name=group_name(ds),
         partitions_def=partitions,
         pool=POOL,
         kinds={"duckdb"},
@@ -63,13 +60,13 @@ def ingestion_assets(spec: DatasetSpec) -> list:
         )
 
     @asset(
-        key=AssetKey([ds, "validated"]),
+        key=asset_key(ds, keys.VALIDATED),
         deps=[raw.key],
-        group_name=ds,
+        group_name=group_name(ds),
         partitions_def=partitions,
         pool=POOL,
         kinds={"duckdb", "pandera"},
-        check_specs=validated_check_specs(AssetKey([ds, "validated"])),
+        check_specs=validated_check_specs(asset_key(ds, keys.VALIDATED)),
         automation_condition=AutomationCondition.eager(),
         description=(
             f"Rows of `{ds}.raw` that meet the spec, typed, in `{ds}.validated`; every other row "

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 from dagster import (
-    AssetKey,
     DefaultSensorStatus,
     RunRequest,
     SensorDefinition,
@@ -13,6 +12,7 @@ from dagster import (
     sensor,
 )
 
+from mlops_assets.defs import keys
 from mlops_assets.defs.ingestion.assets import files_partitions
 from mlops_assets.defs.resources import SourceFiles
 from mlops_assets.lib.spec import DatasetSpec
@@ -55,7 +55,7 @@ def file_versions(
 def landing_sensor(spec: DatasetSpec) -> SensorDefinition:
     ds = spec.name
     partitions = files_partitions(spec)
-    targets = [AssetKey([ds, "raw"]), AssetKey([ds, "validated"])]
+    targets = [keys.asset_key(ds, keys.RAW), keys.asset_key(ds, keys.VALIDATED)]
 
     @sensor(
         name=f"{ds}_landing",
@@ -79,7 +79,11 @@ def landing_sensor(spec: DatasetSpec) -> SensorDefinition:
                 RunRequest(
                     run_key=f"{path.name}@{digest[:16]}",
                     partition_key=path.name,
-                    tags={"mlops/landing_file": str(path), "mlops/sha256": digest},
+                    tags={
+                        **keys.run_tags(ds, "landing"),
+                        "mlops/landing_file": str(path),
+                        "mlops/sha256": digest,
+                    },
                 )
                 for path, digest in changed
             ],

@@ -10,7 +10,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     Config,
     DailyPartitionsDefinition,
     Failure,
@@ -19,7 +18,8 @@ from dagster import (
     asset,
 )
 
-from mlops_assets.defs.ingestion.assets import POOL
+from mlops_assets.defs import keys
+from mlops_assets.defs.keys import POOL, asset_key, group_name
 from mlops_assets.defs.resources import ModelStore, SourceFiles, Warehouse
 from mlops_assets.lib import drift as drift_lib
 from mlops_assets.lib import prediction_table
@@ -43,8 +43,8 @@ def monitoring_assets(spec: DatasetSpec) -> list:
     ds = spec.name
 
     @asset(
-        key=AssetKey([ds, "prediction_log"]),
-        group_name=ds,
+        key=asset_key(ds, keys.PREDICTION_LOG),
+        group_name=group_name(ds),
         partitions_def=PREDICTION_DAYS,
         pool=POOL,
         kinds={"duckdb"},
@@ -72,15 +72,15 @@ def monitoring_assets(spec: DatasetSpec) -> list:
         )
 
     @asset(
-        key=AssetKey([ds, "drift"]),
-        deps=[prediction_log.key, AssetKey([ds, "champion_model"])],
-        group_name=ds,
+        key=asset_key(ds, keys.DRIFT),
+        deps=[prediction_log.key, asset_key(ds, keys.CHAMPION)],
+        group_name=group_name(ds),
         pool=POOL,
-        kinds={"duckdb"},
+        kinds={"duckdb", "scipy"},
         check_specs=[
             AssetCheckSpec(
                 DRIFT_CHECK,
-                asset=AssetKey([ds, "drift"]),
+                asset=asset_key(ds, keys.DRIFT),
                 description=(
                     "Warns when a feature drifts beyond chance across all features (Holm's "
                     "correction); fails (error) on dataset drift."

@@ -6,14 +6,14 @@ from pathlib import Path
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
-from mlops_assets.defs.ingestion.assets import POOL
+from mlops_assets.defs import keys
+from mlops_assets.defs.keys import POOL, asset_key, group_name
 from mlops_assets.defs.resources import ModelStore, SourceFiles, Warehouse
 from mlops_assets.lib import batch
 from mlops_assets.lib.features import query_features
@@ -41,11 +41,11 @@ def scoring_assets(spec: DatasetSpec) -> list:
     ds = spec.name
 
     @asset(
-        key=AssetKey([ds, "batch_predictions"]),
-        deps=[AssetKey([ds, "champion_model"]), AssetKey([ds, "validated"])],
-        group_name=ds,
+        key=asset_key(ds, keys.BATCH_PREDICTIONS),
+        deps=[asset_key(ds, keys.CHAMPION), asset_key(ds, keys.VALIDATED)],
+        group_name=group_name(ds),
         pool=POOL,
-        kinds={"duckdb"},
+        kinds={"duckdb", "scikit-learn"},
         description=f"The champion's predictions for the CSV files in score/{ds}/ (or the latest "
         f"validated partition) in `{ds}.batch_predictions`; rows failing the API's input "
         f"validation in `{ds}.batch_rejections` with the reasons.",

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AutomationCondition,
     DataVersion,
     Failure,
@@ -17,14 +16,17 @@ from dagster import (
     asset,
 )
 
-from mlops_assets.defs.ingestion.assets import POOL
+from mlops_assets.defs import keys
+from mlops_assets.defs.keys import POOL, asset_key, group_name
 from mlops_assets.defs.resources import MlflowTracking, ModelStore, Warehouse
-from mlops_assets.defs.training.champion import promote_best
+from mlops_assets.defs.training.champion import champion_result
 from mlops_assets.defs.training.checks import champion_check_specs
 from mlops_assets.lib import features as feature_lib
 from mlops_assets.lib import registry, training
+from mlops_assets.lib.promotion import PromotionError, promote
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import replace_table, table
+from serving.bundle import BundleError
 
 EAGER = AutomationCondition.eager()
 
@@ -38,9 +40,9 @@ def training_assets(spec: DatasetSpec) -> list:
     ds = spec.name
 
     @asset(
-        key=AssetKey([ds, "features"]),
-        deps=[AssetKey([ds, "validated"])],
-        group_name=ds,
+        key=asset_key(ds, keys.FEATURES),
+        deps=[asset_key(ds, keys.VALIDATED)],
+        group_name=group_name(ds),
         pool=POOL,
         kinds={"duckdb"},
         automation_condition=EAGER,
@@ -73,9 +75,9 @@ def training_assets(spec: DatasetSpec) -> list:
         )
 
     @asset(
-        key=AssetKey([ds, "candidates"]),
+        key=asset_key(ds, keys.CANDIDATES),
         deps=[features.key],
-        group_name=ds,
+        group_name=group_name(ds),
         pool=POOL,
         kinds={"scikit-learn", "mlflow"},
         automation_condition=EAGER,
@@ -85,14 +87,14 @@ def training_assets(spec: DatasetSpec) -> list:
         context: AssetExecutionContext, warehouse: Warehouse, mlflow: MlflowTracking
     ) -> MaterializeResult:
         frame = read_features(warehouse, spec)
-        with mlflow.step_run(context):
+        with mlflow.step_run(context, ds):
             table_ = train_candidates(context, spec, frame)
         with warehouse.get_connection() as con:
             replace_table(con, ds, "candidates", table_)
-        shown = table_[["family", f"cv_{spec.selection_metric}", *metric_columns(spec), "run_id"]]
         return MaterializeResult(
             metadata={
-                "candidates": MetadataValue.md(shown.to_markdown(index=False)),
+                "candidates": MetadataValue.md(candidates_markdown(spec, table_)),
+                **{f"mlflow_run_id/{row.family}": row.run_id for row in table_.itertuples()},
                 "selection_metric": spec.selection_metric,
                 "data_version": str(table_["data_version"].iloc[0]),
                 "dagster/table_name": f"{ds}.candidates",
@@ -100,12 +102,12 @@ def training_assets(spec: DatasetSpec) -> list:
         )
 
     @asset(
-        key=AssetKey([ds, "champion_model"]),
+        key=asset_key(ds, keys.CHAMPION),
         deps=[candidates.key],
-        group_name=ds,
+        group_name=group_name(ds),
         pool=POOL,
-        kinds={"mlflow"},
-        check_specs=champion_check_specs(AssetKey([ds, "champion_model"])),
+        kinds={"mlflow", "scikit-learn"},
+        check_specs=champion_check_specs(asset_key(ds, keys.CHAMPION)),
         automation_condition=EAGER,
         description=(
             f"The registered `{ds}` model with alias `champion`, and its servable bundle under "
@@ -121,16 +123,37 @@ def training_assets(spec: DatasetSpec) -> list:
         with warehouse.get_connection() as con:
             candidates_table = con.execute(f"SELECT * FROM {table(ds, 'candidates')}").df()
         frame = read_features(warehouse, spec)
-        with mlflow.step_run(context):
-            return promote_best(
-                context, spec, candidates_table, frame, model_store.dataset_dir(ds), warehouse
-            )
+        with mlflow.step_run(context, ds):
+            try:
+                outcome = promote(
+                    spec,
+                    candidates_table,
+                    frame,
+                    dataset_dir=model_store.dataset_dir(ds),
+                    connect=warehouse.get_connection,
+                    run_id=context.run_id,
+                    trigger=context.run.tags.get(keys.TRIGGER_TAG, "manual"),
+                )
+            except (PromotionError, BundleError) as exc:
+                raise Failure(description=str(exc)) from None
+        for note in outcome.notes:
+            context.log.warning(note)
+        context.log.info(f"{ds}: {outcome.reason}")
+        return champion_result(spec, outcome)
 
     return [features, candidates, champion_model]
 
 
 def metric_columns(spec: DatasetSpec) -> list[str]:
     return [f"test_{name}" for name in training.METRICS[spec.task]]
+
+
+def candidates_markdown(spec: DatasetSpec, candidates: pd.DataFrame) -> str:
+    """The candidates side by side, narrow enough for the UI: run ids shortened (in full in
+    their own `mlflow_run_id/<family>` entries)."""
+    shown = candidates[["family", f"cv_{spec.selection_metric}", *metric_columns(spec)]]
+    shown = shown.assign(run=candidates["run_id"].str[:8])
+    return shown.to_markdown(index=False, floatfmt=".4f")
 
 
 def train_candidates(context, spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,68 @@
+"""A promoted model as a servable bundle: manifest, drift reference, written and proven."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.lib import drift, registry
+from mlops_assets.lib.contract import input_contract
+from mlops_assets.lib.spec import DatasetSpec
+from serving import bundle
+
+
+def manifest_for(
+    spec: DatasetSpec, best: pd.Series, version: str, metrics: dict, run_id: str, x_train
+) -> dict:
+    return {
+        "name": spec.name,
+        "version": version,
+        "task": spec.task,
+        "target": spec.target,
+        **input_contract(spec, x_train),  # input_schema; inputs until the server reads that
+        "classes": None,
+        "metrics": metrics,
+        "selection_metric": spec.selection_metric,
+        "family": best["family"],
+        "trained_at": best["trained_at"],
+        "promoted_at": datetime.now(UTC).isoformat(),
+        "mlflow_run_id": best["run_id"],
+        "model_uri": f"models:/{spec.name}/{version}",
+        "logged_model_uri": best["model_uri"],
+        "data_version": best["data_version"],
+        "dagster_run_id": run_id,
+        "python": registry.python_version(),
+        "requirements": registry.pip_requirements(),
+    }
+
+
+def reference_profile(spec: DatasetSpec, model, x_train: pd.DataFrame) -> bytes:
+    """What drift is measured against: the training inputs and the model's outputs on them."""
+    frame = x_train.assign(prediction=model.predict(x_train))
+    kinds = {c.name: "numeric" if c.is_numeric else "categorical" for c in spec.feature_columns}
+    kinds["prediction"] = "numeric" if spec.task == "regression" else "categorical"
+    return json.dumps(drift.build_profile(frame, kinds)).encode()
+
+
+def publish_bundle(dataset_dir: Path, model, manifest: dict, x_test, reference: bytes) -> Path:
+    """Write the bundle, prove it loads and predicts like the model in memory, then switch.
+
+    Raises `BundleError` when the written bundle does not predict like the model; the current
+    bundle stays in force.
+    """
+    if hasattr(model, "classes_"):
+        manifest["classes"] = [c.item() if hasattr(c, "item") else c for c in model.classes_]
+    bundle_id = f"v{manifest['version']}-{manifest['dagster_run_id'][:8]}"
+    extra = {bundle.REFERENCE_FILE: reference}
+    path = bundle.write_bundle(
+        dataset_dir, bundle_id, model, manifest, activate=False, extra_files=extra
+    )
+    reloaded = bundle.load_bundle(dataset_dir, bundle.pointer_for(dataset_dir, bundle_id))
+    if not np.array_equal(reloaded.model.predict(x_test), model.predict(x_test)):
+        raise bundle.BundleError(f"{path}: the bundle predicts differently from the model")
+    bundle.point_to(dataset_dir, bundle_id)
+    return path

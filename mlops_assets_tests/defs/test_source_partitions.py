@@ -1,0 +1,61 @@
+"""Each spec's own source is a partition of `<ds>/raw` as soon as the code location loads."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from dagster import AssetKey, DagsterInstance
+
+from mlops_assets.definitions import build_definitions
+from mlops_assets.defs.ingestion.partitions import add_source_partitions
+from mlops_assets.defs.keys import DATASET_TAG
+from mlops_assets.settings import PROJECT_DIR
+from serving.bundle import POINTER_FILE
+
+EXPECTED = {"iris": "iris.csv", "diabetes": "diabetes.csv", "abalone": "abalone.data"}
+
+
+def raw_partitions(defs, ds, instance) -> list[str]:
+    raw = defs.resolve_asset_graph().get(AssetKey([ds, "raw"]))
+    return raw.partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+
+
+def test_loading_the_code_location_makes_the_sources_partitions(settings, tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    # a fresh process, as the code server of `dagster dev` or `dg dev` loads it; nothing downloads
+    subprocess.run(
+        [sys.executable, "-c", "import mlops_assets.definitions"],
+        cwd=PROJECT_DIR,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    assert not settings.sources_dir.exists()
+    with DagsterInstance.from_config(str(home)) as instance:
+        defs = build_definitions(settings)
+        for ds, partition in EXPECTED.items():
+            assert raw_partitions(defs, ds, instance) == [partition]
+
+
+def test_adding_the_source_partitions_twice_keeps_one_each(settings, builtin_specs, instance):
+    assert len(add_source_partitions(builtin_specs.values(), instance)) == 3
+    assert add_source_partitions(builtin_specs.values(), instance) == []
+    assert instance.get_dynamic_partitions("iris_files") == ["iris.csv"]
+
+
+def test_without_dagster_home_loading_touches_no_instance(settings, tmp_path, monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    build_definitions(settings, add_partitions=True)  # must not raise DagsterHomeNotSetError
+
+
+@pytest.mark.slow
+def test_the_build_job_builds_a_data_set_on_its_source_partition(settings, builtin_specs, instance):
+    add_source_partitions(builtin_specs.values(), instance)
+    job = build_definitions(settings).resolve_job_def("iris_build")
+    result = job.execute_in_process(partition_key="iris.csv", instance=instance)
+    assert result.success
+    assert instance.get_run_by_id(result.run_id).tags[DATASET_TAG] == "iris"
+    assert (settings.models_dir / "iris" / POINTER_FILE).is_file()
