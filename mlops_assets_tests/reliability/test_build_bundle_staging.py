@@ -7,20 +7,21 @@ import sys
 import time
 
 import pytest
-from mlops_assets.lib.bundle import (
+from sklearn.linear_model import LinearRegression
+
+from serving.bundle import (
     MODEL_FILE,
     STALE_STAGING_SECONDS,
     load_bundle,
     read_pointer,
     write_bundle,
 )
-from sklearn.linear_model import LinearRegression
 
 # writes a bundle whose model blocks half-way through pickling, so the test can kill it there
 SLOW_WRITER = """
 import sys, time
 from pathlib import Path
-from mlops_assets.lib import bundle
+from serving import bundle
 
 class BlocksWhilePickled:
     def __reduce__(self):
