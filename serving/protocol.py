@@ -15,7 +15,7 @@ import h11
 import msgspec
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from serving.metrics import REJECTED_BEFORE_APP
+from serving.metrics import record_rejected_before_app
 
 log = logging.getLogger("serving.http")
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
@@ -65,7 +65,7 @@ class GuardedH11Protocol(H11Protocol):
             )
         else:
             detail = "malformed HTTP request (request line or header bytes)"
-        REJECTED_BEFORE_APP[status] += 1
+        record_rejected_before_app(status)
         client = self.transport.get_extra_info("peername")
         log.warning(
             detail,

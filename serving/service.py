@@ -16,10 +16,13 @@ from typing import Any
 import msgspec
 
 from serving.batcher import MicroBatcher
+from serving.bundle import DRIFT_FILE
 from serving.config import ServingConfig
 from serving.integrity import remove_stale_staging
+from serving.location import open_location
 from serving.logs import AccessLog
-from serving.metrics import Metrics
+from serving.metrics import Metrics, multiprocess
+from serving.mirror import RemoteMirror
 from serving.model import LoadedModel, Prediction
 from serving.prediction_log import PredictionLog, Served
 from serving.scoring import ScoringFormatError, records_from, rename_columns
@@ -129,6 +132,11 @@ class PredictionService:
             initializer=_limit_native_threads,
         )
         self._load_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reload")
+        self.mirror = (
+            RemoteMirror(open_location(config.models_url), config.models_dir)
+            if config.models_url
+            else None
+        )
         self._batchers: dict[str, MicroBatcher] = {}
         self._reloader: asyncio.Task | None = None
 
@@ -153,12 +161,22 @@ class PredictionService:
         self.access_log.close()
         self._model_pool.shutdown(wait=True)
         self._load_pool.shutdown(wait=False)
+        if multiprocess():
+            from prometheus_client import multiprocess as shared
+
+            shared.mark_process_dead(os.getpid())  # drop this worker's live gauges
 
     def refresh(self) -> None:
+        if self.mirror is not None:
+            self.mirror.sync()
         self.store.refresh()
         slots = self.store.slots()
+        self.metrics.show_models(
+            {m.name: (m.version, m.manifest.get("promoted_at")) for m in self.store.loaded()}
+        )
         self.metrics.show_load_errors({s.dataset: s.error is not None for s in slots})
         self.metrics.show_damage({s.dataset: s.damage is not None for s in slots})
+        self.metrics.show_drift(read_drift(self.config.models_dir, slots))
 
     async def _reload_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -170,7 +188,7 @@ class PredictionService:
                 log.exception("model reload failed")
 
     def _loaded(self, new: LoadedModel, old: LoadedModel | None) -> None:
-        self.metrics.model_loaded(new.name, new.version, old.version if old else None)
+        pass  # the model gauges are set from the store after every refresh
 
     def _failed(self, dataset: str, error: str) -> None:
         self.metrics.model_failed(dataset)
@@ -286,6 +304,21 @@ class PredictionService:
     def _observe_batch(self, model: LoadedModel, rows: int, seconds: float) -> None:
         self.metrics.inference_latency.labels(model.name, model.version).observe(seconds)
         self.metrics.batch_rows.labels(model.name).observe(rows)
+
+
+def read_drift(models_dir, slots: list[Slot]) -> dict[str, dict]:
+    """The latest drift evaluation of every data set that has one (`<dataset>/drift.json`)."""
+    documents = {}
+    for slot in slots:
+        try:
+            document = json.loads((models_dir / slot.dataset / DRIFT_FILE).read_bytes())
+            if isinstance(document, dict) and isinstance(document.get("features"), dict):
+                documents[slot.dataset] = document
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as exc:
+            log.warning("%s: unreadable %s: %s", slot.dataset, DRIFT_FILE, exc)
+    return documents
 
 
 def _materialize_hint(datasets: list[str]) -> str:
