@@ -16,7 +16,8 @@ from mlops_assets.lib import features as feature_lib
 from mlops_assets.lib.promotion import Decision, decide
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import append_rows
-from serving import bundle
+from mlops_assets.settings import load_settings
+from serving import bundle, publish
 
 HISTORY_COLUMNS = (
     "version VARCHAR, promoted_at TIMESTAMPTZ, previous_version VARCHAR, reason VARCHAR, "
@@ -98,6 +99,7 @@ def publish_bundle(dataset_dir: Path, model, manifest: dict, x_test, reference: 
     if not np.array_equal(reloaded.model.predict(x_test), model.predict(x_test)):
         raise Failure(description=f"{path}: the bundle predicts differently from the model")
     bundle.point_to(dataset_dir, bundle_id)
+    publish.publish_bundle(load_settings().models_url, dataset_dir, bundle_id)
     return path
 
 
