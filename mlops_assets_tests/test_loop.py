@@ -74,7 +74,7 @@ def test_shifted_traffic_drifts_retrains_and_the_server_swaps(
     # published beside the bundles as drift.json, exported by the server on its next reload
     drift_gauge = 'mlops_dataset_drift{model="iris",version="1"} 1.0'
     server.wait_until(lambda: drift_gauge in client.get("/metrics").text)
-    assert 'mlops_drift_feature_drifted{model="iris",version="1",feature="petal_length"} 1.0' in (
+    assert 'mlops_drift_feature_drifted{feature="petal_length",model="iris",version="1"} 1.0' in (
         client.get("/metrics").text
     )
 
