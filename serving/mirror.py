@@ -109,16 +109,26 @@ class RemoteMirror:
                     content = self.location.read(f"{remote}/{name}")
                     if content is not None:
                         (staging / name).write_bytes(content)
-            final = bundles / bundle_id
-            if final.exists():  # an earlier, broken download of the same bundle
-                shutil.rmtree(final)
-            os.replace(staging, final)
+            self._move_into_place(staging, bundles / bundle_id, dataset, pointer)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         intact = is_intact(self.cache_dir / dataset, pointer)
         self._downloads[dataset] = (raw, intact, time.monotonic())
         log.info("downloaded bundle %s of %s (intact: %s)", bundle_id, dataset, intact)
+
+    def _move_into_place(self, staging: Path, final: Path, dataset: str, pointer: dict) -> None:
+        """Workers of one server share the cache: a bundle another one already put in place
+        intact is kept (it may be loading from it); an earlier broken download is replaced."""
+        if final.exists():
+            if is_intact(self.cache_dir / dataset, pointer):
+                shutil.rmtree(staging, ignore_errors=True)
+                return
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.replace(staging, final)
+        except OSError:  # another worker moved its copy in first
+            shutil.rmtree(staging, ignore_errors=True)
 
     def _copy_if_changed(self, remote: str, local: Path) -> None:
         content = self.location.read(remote)
