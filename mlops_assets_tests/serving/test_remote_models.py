@@ -13,10 +13,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlops_assets_tests.deploy import services
-from mlops_assets_tests.live_server import LiveServer, start_server
-from mlops_assets_tests.serving.conftest import IRIS_RECORD, manifest_for
+from mlops_assets_tests.live_server import LiveServer, free_port, start_server
+from mlops_assets_tests.serving.conftest import IRIS_RECORD, manifest_for, publish
 from serving.bundle import MODEL_FILE, POINTER_FILE, write_bundle
-from serving.location import LocalLocation, MlflowArtifactsLocation, open_location
+from serving.location import (
+    LocalLocation,
+    LocationError,
+    MlflowArtifactsLocation,
+    open_location,
+)
 from serving.publish import drift_document, publish_bundle, publish_drift
 
 
@@ -151,3 +156,21 @@ def test_drift_and_promotion_time_reach_metrics_through_the_location(
     )
     text = http.get("/metrics").text
     assert 'version="5"' not in text and "mlops_drift_psi{" not in text
+
+
+def test_an_unreachable_location_leaves_the_cached_champion_serving(tmp_path, iris_model):
+    cache = tmp_path / "replica" / "models"
+    publish(cache, "iris", iris_model, "7")  # what an earlier sync left in the cache
+    dead = f"http://127.0.0.1:{free_port()}/api/2.0/mlflow-artifacts/artifacts/models"
+    server = start_server(tmp_path / "replica", models_url=dead)
+    try:
+        assert version_served(server) == "7"
+        assert server.client().get("/ready").status_code == 200
+        assert "Connection refused" in server.service.mirror.error
+    finally:
+        server.stop()
+
+
+def test_an_http_url_that_is_not_mlflow_artifacts_is_refused_with_the_expected_form():
+    with pytest.raises(LocationError, match="mlflow-artifacts/artifacts/<prefix>"):
+        open_location("http://example.invalid/models")
