@@ -174,3 +174,17 @@ def test_an_unreachable_location_leaves_the_cached_champion_serving(tmp_path, ir
 def test_an_http_url_that_is_not_mlflow_artifacts_is_refused_with_the_expected_form():
     with pytest.raises(LocationError, match="mlflow-artifacts/artifacts/<prefix>"):
         open_location("http://example.invalid/models")
+
+
+def test_a_replica_follows_the_champion_through_an_fsspec_url(tmp_path, iris_model):
+    pytest.importorskip("fsspec")
+    url = f"memory://models-{uuid.uuid4().hex[:8]}"  # fsspec's in-process filesystem
+    publish_bundle(url, *build(tmp_path, iris_model, "8"))
+    assert open_location(url).list_dirs() == ["iris"]
+    server = start_server(tmp_path / "replica", models_url=url)
+    try:
+        assert version_served(server) == "8"
+        publish_bundle(url, *build(tmp_path, iris_model, "9"))
+        server.wait_until(lambda: version_served(server) == "9", timeout=15)
+    finally:
+        server.stop()
