@@ -117,8 +117,9 @@ class PredictionService:
         self.config = config
         self.metrics = Metrics()
         self.access_log = AccessLog()
+        # the model gauges are read from the store after every refresh; only failures are counted
         self.store = ModelStore(
-            config.models_dir, self._loaded, self._failed, config.verify_interval
+            config.models_dir, on_failed=self._failed, verify_interval=config.verify_interval
         )
         self.prediction_log = PredictionLog(
             config.predictions_dir,
@@ -186,9 +187,6 @@ class PredictionService:
                 await loop.run_in_executor(self._load_pool, self.refresh)
             except Exception:
                 log.exception("model reload failed")
-
-    def _loaded(self, new: LoadedModel, old: LoadedModel | None) -> None:
-        pass  # the model gauges are set from the store after every refresh
 
     def _failed(self, dataset: str, error: str) -> None:
         self.metrics.model_failed(dataset)
