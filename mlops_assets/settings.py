@@ -5,6 +5,7 @@
 | MLOPS_DATA_DIR        | `data`                                    |
 | MLOPS_DATASETS_DIR    | unset (only the built-in specs)           |
 | MLOPS_SOURCE_<NAME>   | unset (the spec's own source)             |
+| MLOPS_MODELS_URL      | unset (bundles only in `<data>/models`)   |
 | MLFLOW_TRACKING_URI   | `sqlite:///<MLOPS_DATA_DIR>/mlflow.db`    |
 | DAGSTER_HOME          | `<repo>/.dagster_home`                    |
 """
@@ -26,6 +27,8 @@ class Settings:
     data_dir: Path
     datasets_dir: Path | None
     tracking_uri: str
+    # where champion bundles and drift.json are also published for replicas on other machines
+    models_url: str | None = None
 
     @property
     def warehouse_path(self) -> Path:
@@ -68,6 +71,7 @@ def load_settings() -> Settings:
         data_dir=data_dir,
         datasets_dir=Path(datasets_dir).expanduser().resolve() if datasets_dir else None,
         tracking_uri=tracking_uri,
+        models_url=os.environ.get("MLOPS_MODELS_URL") or None,
     )
 
 

@@ -71,6 +71,12 @@ def test_shifted_traffic_drifts_retrains_and_the_server_swaps(
     [check] = drift.get_asset_check_evaluations()
     assert check.check_name == "drift_within_threshold" and not check.passed
     assert check.severity.value == "ERROR"
+    # published beside the bundles as drift.json, exported by the server on its next reload
+    drift_gauge = 'mlops_dataset_drift{model="iris",version="1"} 1.0'
+    server.wait_until(lambda: drift_gauge in client.get("/metrics").text)
+    assert 'mlops_drift_feature_drifted{feature="petal_length",model="iris",version="1"} 1.0' in (
+        client.get("/metrics").text
+    )
 
     job = retrain_job(spec)
     sensor = retrain_on_drift_sensor(spec, job)

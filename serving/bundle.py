@@ -39,6 +39,7 @@ REFERENCE_FILE = "reference.json"  # the drift reference profile of the training
 # `.<bundle_id>.pid<writer pid>.<random>`: a bundle being written (dot folders are never served)
 STAGING_NAME = re.compile(r"^\..+\.pid(\d+)\.[^.]+$")
 STALE_STAGING_SECONDS = 600  # a staging folder this old is abandoned even if its pid is alive
+DRIFT_FILE = "drift.json"  # `<dataset>/drift.json`: the latest drift evaluation (serving.publish)
 
 
 def sha256_of(path: Path) -> str:
@@ -204,6 +205,26 @@ def read_current_file(dataset_dir: Path, name: str) -> tuple[dict[str, Any], byt
     return manifest, content
 
 
+def verify_files(path: Path, manifest: dict[str, Any]) -> None:
+    """Raise BundleError unless every file the manifest lists is in `path` with its sha256."""
+    for name, expected in manifest.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"{file}: missing")
+        if sha256_of(file) != expected:
+            raise BundleError(f"{file}: sha256 mismatch (corrupt or partial)")
+
+
+def is_intact(dataset_dir: Path, pointer: dict[str, str]) -> bool:
+    """Whether the bundle a pointer names verifies completely (without loading the model)."""
+    try:
+        path, manifest = read_manifest(dataset_dir, pointer)
+        verify_files(path, manifest)
+    except (BundleError, OSError, ValueError):
+        return False
+    return True
+
+
 def load_bundle(dataset_dir: Path, pointer: dict[str, str] | None = None) -> Bundle:
     """Load and verify the current bundle (or the one `pointer` names)."""
     import joblib
@@ -212,12 +233,7 @@ def load_bundle(dataset_dir: Path, pointer: dict[str, str] | None = None) -> Bun
     if pointer is None:
         raise BundleError(f"{dataset_dir}: no champion bundle yet")
     path, manifest = read_manifest(dataset_dir, pointer)
-    for name, expected in manifest.get("files", {}).items():
-        file = path / name
-        if not file.is_file():
-            raise BundleError(f"{file}: missing")
-        if sha256_of(file) != expected:
-            raise BundleError(f"{file}: sha256 mismatch (corrupt or partial)")
+    verify_files(path, manifest)
     try:
         model = joblib.load(path / MODEL_FILE)
     except Exception as exc:  # unpickling can fail in many ways; all mean "not servable"

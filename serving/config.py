@@ -1,14 +1,20 @@
 """Serving settings, read from the environment once at app creation.
 
-The server reads its own variables; the one value it shares with the pipeline, where the model
-bundles live, comes from the same documented variable (`MLOPS_DATA_DIR`, default `data`).
+The server reads its own variables; the values it shares with the pipeline, where the model
+bundles live, come from the same documented variables (`MLOPS_DATA_DIR`, default `data`, and
+`MLOPS_MODELS_URL`, default `$MLOPS_DATA_DIR/models`). A remote models URL is mirrored into a
+local cache folder (`MLOPS_MODELS_CACHE`, default `$MLOPS_DATA_DIR/models-cache/<url hash>`),
+which the server then reads like a local models folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from serving.location import is_remote, local_path
 
 
 def _env_float(name: str, default: float) -> float:
@@ -23,8 +29,9 @@ def _env_int(name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class ServingConfig:
-    models_dir: Path
+    models_dir: Path  # the folder the store reads: the models folder, or the remote's cache
     predictions_dir: Path
+    models_url: str | None = None  # a remote location mirrored into models_dir
     api_key: str | None = None
     max_body_bytes: int = 1 << 20
     reload_interval: float = 1.0
@@ -38,12 +45,20 @@ class ServingConfig:
 def config_from_env(models_dir: Path | None = None, **overrides) -> ServingConfig:
     """Settings from MLOPS_* variables; explicit arguments win."""
     data_dir = Path(os.environ.get("MLOPS_DATA_DIR") or "data").expanduser().resolve()
-    if models_dir is None:
-        models_dir = data_dir / "models"
-    models_dir = Path(models_dir)
+    models_url = None if models_dir is not None else os.environ.get("MLOPS_MODELS_URL") or None
+    # an explicit models_dir keeps its predictions beside it (tests, embedded use)
+    predictions_dir = Path(models_dir).parent if models_dir else data_dir
+    predictions_dir = predictions_dir / "predictions"
+    if is_remote(models_url):
+        models_dir = Path(os.environ.get("MLOPS_MODELS_CACHE") or _cache_dir(data_dir, models_url))
+    else:
+        if models_dir is None:
+            models_dir = local_path(models_url) if models_url else data_dir / "models"
+        models_dir, models_url = Path(models_dir), None
     values = {
         "models_dir": models_dir,
-        "predictions_dir": models_dir.parent / "predictions",
+        "models_url": models_url,
+        "predictions_dir": predictions_dir,
         "api_key": os.environ.get("MLOPS_API_KEY") or None,
         "max_body_bytes": _env_int("MLOPS_MAX_BODY_BYTES", 1 << 20),
         "reload_interval": _env_float("MLOPS_RELOAD_INTERVAL", 1.0),
@@ -53,3 +68,8 @@ def config_from_env(models_dir: Path | None = None, **overrides) -> ServingConfi
     }
     values.update({key: value for key, value in overrides.items() if value is not None})
     return ServingConfig(**values)
+
+
+def _cache_dir(data_dir: Path, models_url: str) -> Path:
+    digest = hashlib.sha256(models_url.encode()).hexdigest()[:12]
+    return data_dir / "models-cache" / digest

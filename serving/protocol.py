@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from serving.metrics import REJECTED_BEFORE_APP
+from serving.metrics import record_rejected_before_app
 
 log = logging.getLogger("serving.http")
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
@@ -98,7 +98,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             )
         else:
             detail = "malformed HTTP request (request line or header bytes)"
-        REJECTED_BEFORE_APP[status] += 1
+        record_rejected_before_app(status)
         client = self.transport.get_extra_info("peername")
         log.warning(
             detail,

@@ -1,6 +1,13 @@
-"""Start the prediction server (wired to `mlops serve`)."""
+"""Start the prediction server: `mlops serve`, `mlops-serve` or `python -m serving`."""
 
 from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 
 from serving.protocol import max_header_bytes
 
@@ -24,19 +31,47 @@ def log_config() -> dict:
     }
 
 
+@contextlib.contextmanager
+def shared_metrics_dir(workers: int) -> Iterator[None]:
+    """With several workers, a PROMETHEUS_MULTIPROC_DIR of this server's own for the workers to
+    count into (serving.metrics), removed when the server stops; one worker needs none."""
+    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="mlops-serve-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve `serving.app:app` with uvicorn; loopback by default, bind 0.0.0.0 deliberately."""
     import uvicorn
 
     max_header_bytes()  # a bad MLOPS_MAX_HEADER_BYTES fails here, not on every connection
-    uvicorn.run(
-        "serving.app:app",
-        host=host,
-        port=port,
-        workers=workers,
-        http=PROTOCOL,  # httptools with a header limit; plain httptools has none
-        access_log=False,  # the app writes its own structured access log
-        log_config=log_config(),
-        log_level="warning",
-        timeout_graceful_shutdown=10,
+    with shared_metrics_dir(workers):
+        uvicorn.run(
+            "serving.app:app",
+            host=host,
+            port=port,
+            workers=workers,
+            http=PROTOCOL,  # httptools with a header limit; plain httptools has none
+            access_log=False,  # the app writes its own structured access log
+            log_config=log_config(),
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="mlops-serve", description="Serve the champion of every data set over HTTP."
     )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    args = parser.parse_args(argv)
+    run(host=args.host, port=args.port, workers=args.workers)

@@ -16,11 +16,14 @@ from typing import Any
 import msgspec
 
 from serving.batcher import MicroBatcher
+from serving.bundle import DRIFT_FILE
 from serving.config import ServingConfig
 from serving.contract import inputs_from_fields
 from serving.integrity import remove_stale_staging
+from serving.location import open_location
 from serving.logs import AccessLog
-from serving.metrics import Metrics
+from serving.metrics import Metrics, multiprocess
+from serving.mirror import RemoteMirror
 from serving.model import LoadedModel, Prediction
 from serving.prediction_log import PredictionLog, Served
 from serving.scoring import ScoringFormatError, records_from, rename_columns
@@ -124,8 +127,9 @@ class PredictionService:
         self.config = config
         self.metrics = Metrics()
         self.access_log = AccessLog()
+        # the model gauges are read from the store after every refresh; only failures are counted
         self.store = ModelStore(
-            config.models_dir, self._loaded, self._failed, config.verify_interval
+            config.models_dir, on_failed=self._failed, verify_interval=config.verify_interval
         )
         self.prediction_log = PredictionLog(
             config.predictions_dir,
@@ -139,6 +143,11 @@ class PredictionService:
             initializer=_limit_native_threads,
         )
         self._load_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reload")
+        self.mirror = (
+            RemoteMirror(open_location(config.models_url), config.models_dir)
+            if config.models_url
+            else None
+        )
         self._batchers: dict[str, MicroBatcher] = {}
         self._reloader: asyncio.Task | None = None
 
@@ -163,12 +172,22 @@ class PredictionService:
         self.access_log.close()
         self._model_pool.shutdown(wait=True)
         self._load_pool.shutdown(wait=False)
+        if multiprocess():
+            from prometheus_client import multiprocess as shared
+
+            shared.mark_process_dead(os.getpid())  # drop this worker's live gauges
 
     def refresh(self) -> None:
+        if self.mirror is not None:
+            self.mirror.sync()
         self.store.refresh()
         slots = self.store.slots()
+        self.metrics.show_models(
+            {m.name: (m.version, m.manifest.get("promoted_at")) for m in self.store.loaded()}
+        )
         self.metrics.show_load_errors({s.dataset: s.error is not None for s in slots})
         self.metrics.show_damage({s.dataset: s.damage is not None for s in slots})
+        self.metrics.show_drift(read_drift(self.config.models_dir, slots))
 
     async def _reload_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -178,9 +197,6 @@ class PredictionService:
                 await loop.run_in_executor(self._load_pool, self.refresh)
             except Exception:
                 log.exception("model reload failed")
-
-    def _loaded(self, new: LoadedModel, old: LoadedModel | None) -> None:
-        self.metrics.model_loaded(new.name, new.version, old.version if old else None)
 
     def _failed(self, dataset: str, error: str) -> None:
         self.metrics.model_failed(dataset)
@@ -311,6 +327,21 @@ def _answer(model: LoadedModel, prediction: Prediction, is_batch: bool, context:
         if prediction.probabilities is not None:
             response["probabilities"] = prediction.probabilities[0]
     return response
+
+
+def read_drift(models_dir, slots: list[Slot]) -> dict[str, dict]:
+    """The latest drift evaluation of every data set that has one (`<dataset>/drift.json`)."""
+    documents = {}
+    for slot in slots:
+        try:
+            document = json.loads((models_dir / slot.dataset / DRIFT_FILE).read_bytes())
+            if isinstance(document, dict) and isinstance(document.get("features"), dict):
+                documents[slot.dataset] = document
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as exc:
+            log.warning("%s: unreadable %s: %s", slot.dataset, DRIFT_FILE, exc)
+    return documents
 
 
 def _materialize_hint(datasets: list[str]) -> str:

@@ -93,12 +93,17 @@ class SourceFiles(ConfigurableResource):
 
 
 class ModelStore(ConfigurableResource):
-    """The folder of servable bundles the prediction server follows."""
+    """The folder of servable bundles, and the location prediction servers follow
+    (`MLOPS_MODELS_URL`, e.g. a tracking server's artifacts; unset: the folder itself)."""
 
     root: str
+    url: str | None = None
 
     def dataset_dir(self, dataset: str) -> Path:
         return Path(self.root) / dataset
+
+    def location(self) -> str:
+        return self.url or self.root
 
 
 class MlflowTracking(ConfigurableResource):
@@ -169,7 +174,7 @@ def resources_for(settings: Settings) -> dict:
             predictions_dir=str(settings.predictions_dir),
             score_dir=str(settings.score_dir),
         ),
-        "model_store": ModelStore(root=str(settings.models_dir)),
+        "model_store": ModelStore(root=str(settings.models_dir), url=settings.models_url),
         "mlflow": MlflowTracking(
             tracking_uri=settings.tracking_uri, artifact_location=str(settings.artifacts_dir)
         ),

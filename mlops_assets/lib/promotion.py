@@ -140,10 +140,12 @@ def promote(
     connect: Callable[[], AbstractContextManager],
     run_id: str,
     trigger: str,
+    publish_to: str | None = None,
 ) -> PromotionOutcome:
     """Gate the best candidate and, when it wins, register it as `champion`, publish its bundle
-    and append a row to `<ds>.champion_history`; a loser above the baseline becomes
-    `challenger`. `connect()` opens the warehouse. Raises PromotionError or BundleError."""
+    (in `dataset_dir`, and at `publish_to` when servers follow another location) and append a
+    row to `<ds>.champion_history`; a loser above the baseline becomes `challenger`.
+    `connect()` opens the warehouse. Raises PromotionError or BundleError."""
     best = best_candidate(candidates, spec)
     model = registry.load_model(best["model_uri"])
     x_train, y_train = model_inputs(features, spec, "train")
@@ -167,7 +169,7 @@ def promote(
         return replace(outcome, version=version)
     manifest = manifest_for(spec, best, version, challenger, run_id, x_train)
     path = publish_bundle(
-        dataset_dir, model, manifest, x_test, reference_profile(spec, model, x_train)
+        dataset_dir, model, manifest, x_test, reference_profile(spec, model, x_train), publish_to
     )
     registry.set_alias(spec.name, registry.CHAMPION, version)
     outcome = replace(outcome, version=version, bundle_path=path)

@@ -12,7 +12,7 @@ import pandas as pd
 from mlops_assets.lib import drift, registry
 from mlops_assets.lib.contract import input_contract
 from mlops_assets.lib.spec import DatasetSpec
-from serving import bundle
+from serving import bundle, publish
 
 
 def manifest_for(
@@ -48,8 +48,11 @@ def reference_profile(spec: DatasetSpec, model, x_train: pd.DataFrame) -> bytes:
     return json.dumps(drift.build_profile(frame, kinds)).encode()
 
 
-def publish_bundle(dataset_dir: Path, model, manifest: dict, x_test, reference: bytes) -> Path:
-    """Write the bundle, prove it loads and predicts like the model in memory, then switch.
+def publish_bundle(
+    dataset_dir: Path, model, manifest: dict, x_test, reference: bytes, publish_to: str | None
+) -> Path:
+    """Write the bundle, prove it loads and predicts like the model in memory, then switch, and
+    copy it to the location the prediction servers follow (`publish_to`, when it is elsewhere).
 
     Raises `BundleError` when the written bundle does not predict like the model; the current
     bundle stays in force.
@@ -65,4 +68,5 @@ def publish_bundle(dataset_dir: Path, model, manifest: dict, x_test, reference: 
     if not np.array_equal(reloaded.model.predict(x_test), model.predict(x_test)):
         raise bundle.BundleError(f"{path}: the bundle predicts differently from the model")
     bundle.point_to(dataset_dir, bundle_id)
+    publish.publish_bundle(publish_to, dataset_dir, bundle_id)
     return path

@@ -36,12 +36,17 @@ def mlflow_server(postgres, tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def dagster_deployment(postgres, mlflow_server, tmp_path_factory) -> Iterator:
     """Code server, daemon and webserver on deploy/dagster.yaml with database `dagster_<n>`;
-    the pipeline's data dir is a temp folder and it tracks to `mlflow_server`."""
+    the pipeline's data dir is a temp folder, it tracks to `mlflow_server` and publishes
+    bundles to its artifacts."""
     root = tmp_path_factory.mktemp("dagster-deployment")
     database = f"dagster_{root.name.replace('-', '_')}"
     postgres.create_database(database)
     env = services.dagster_env(root / "dagster_home", postgres, database, free_port())
-    env.update(MLOPS_DATA_DIR=str(root / "data"), MLFLOW_TRACKING_URI=mlflow_server)
+    env.update(
+        MLOPS_DATA_DIR=str(root / "data"),
+        MLFLOW_TRACKING_URI=mlflow_server,
+        MLOPS_MODELS_URL=services.models_url(mlflow_server),  # bundles and drift.json too
+    )
     deployment = services.start_dagster(root / "dagster_home", env)
     yield deployment
     deployment.stop()
@@ -65,3 +70,23 @@ def prometheus(tmp_path) -> Iterator:
     yield start
     for service in started:
         service.stop()
+
+
+@pytest.fixture(scope="module")
+def replicas(dagster_deployment, mlflow_server, tmp_path_factory) -> Iterator[list[str]]:
+    """Two prediction servers reading models from the tracking server's artifacts; the first
+    writes its prediction log where the pipeline reads it (a shared volume in compose)."""
+    root = tmp_path_factory.mktemp("replicas")
+    models = services.models_url(mlflow_server)
+    data_dirs = [Path(dagster_deployment.env["MLOPS_DATA_DIR"]), root / "b-data"]
+    started: list[services.Service] = []
+    urls = []
+    try:
+        for name, data_dir in zip(("prediction-a", "prediction-b"), data_dirs, strict=True):
+            url, service = services.start_prediction_server(name, models, data_dir, root / name)
+            started.append(service)
+            urls.append(url)
+        yield urls
+    finally:
+        for service in started:
+            service.stop()

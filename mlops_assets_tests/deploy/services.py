@@ -276,3 +276,26 @@ def start_prometheus(
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     return url, start_service("prometheus", command, base_env(), workdir, http_ok(f"{url}/-/ready"))
+
+
+# ---------------------------------------------------------------- prediction server
+
+MLFLOW_ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+
+
+def models_url(tracking_url: str) -> str:
+    """MLOPS_MODELS_URL for bundles kept by a tracking server (as deploy/compose.yaml sets it)."""
+    return f"{tracking_url}{MLFLOW_ARTIFACTS}/models"
+
+
+def start_prediction_server(
+    name: str, models: str, data_dir: Path, workdir: Path
+) -> tuple[str, Service]:
+    """`python -m serving` on a free loopback port, following the champion at `models`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = base_env()
+    env.update(MLOPS_MODELS_URL=models, MLOPS_DATA_DIR=str(data_dir), MLOPS_RELOAD_INTERVAL="0.5")
+    command = [sys.executable, "-m", "serving", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    return url, start_service(name, command, env, workdir, http_ok(f"{url}/health"))

@@ -1,22 +1,32 @@
 """The production profile end to end on real services: a run submitted through the Dagster
 webserver (as the UI's "Materialize" does) waits in the queue of the PostgreSQL instance, the
-daemon launches it on the code server, and the champion lands on the MLflow tracking server."""
+daemon launches it on the code server, and the champion lands on the MLflow tracking server.
+Two prediction-server replicas follow the champion through the tracking server's artifacts
+(MLOPS_MODELS_URL), and a real Prometheus with deploy/prometheus/rules.yml scrapes them."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
-from dagster import DagsterRunStatus
+from dagster import AssetKey, DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 from mlflow.tracking import MlflowClient
 
 from mlops_assets.definitions import dataset_assets
 from mlops_assets.defs.ingestion.assets import files_partitions
+from mlops_assets.lib import traffic
 from mlops_assets.lib.sources import initial_partition
 from mlops_assets.lib.spec import load_specs
 from mlops_assets.settings import BUILTIN_SPECS_DIR
+from mlops_assets_tests.deploy import services
+from mlops_assets_tests.serving.conftest import IRIS_RECORD, iris_frame
+from serving.location import open_location
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +86,23 @@ def run_status_in_postgres(postgres, database: str, run_id: str) -> str:
     return status
 
 
+def submit(deployment, assets, partition: str | None = None, timeout: float = 480):
+    """Submit a run of `assets` through the webserver's GraphQL API, as the UI does; returns
+    its id and final status."""
+    client = DagsterGraphQLClient("127.0.0.1", port_number=deployment.webserver_port)
+    tags = {"mlops/trigger": "deploy test"}
+    if partition is not None:
+        tags["dagster/partition"] = partition
+    run_id = client.submit_job_execution(
+        IMPLICIT_ASSET_JOB,
+        repository_location_name=LOCATION,
+        repository_name=REPOSITORY,
+        asset_selection=list(assets),
+        tags=tags,
+    )
+    return run_id, wait_for_run(client, run_id, timeout)
+
+
 @pytest.fixture(scope="module")
 def iris_run(dagster_deployment) -> tuple[str, DagsterRunStatus]:
     """iris built as a user clicking "Materialize all" would: partition added and run submitted
@@ -83,15 +110,8 @@ def iris_run(dagster_deployment) -> tuple[str, DagsterRunStatus]:
     spec = load_specs([BUILTIN_SPECS_DIR])["iris"]
     partition = initial_partition(spec)
     add_partition(dagster_deployment, files_partitions(spec).name, partition)
-    client = DagsterGraphQLClient("127.0.0.1", port_number=dagster_deployment.webserver_port)
-    run_id = client.submit_job_execution(
-        IMPLICIT_ASSET_JOB,
-        repository_location_name=LOCATION,
-        repository_name=REPOSITORY,
-        asset_selection=[asset.key for asset in dataset_assets(spec)],
-        tags={"dagster/partition": partition, "mlops/trigger": "deploy test"},
-    )
-    return run_id, wait_for_run(client, run_id, timeout=480)
+    assets = [asset.key for asset in dataset_assets(spec)]
+    return submit(dagster_deployment, assets, partition)
 
 
 def test_a_run_submitted_to_the_queue_is_launched_by_the_daemon_and_recorded_in_postgres(
@@ -123,3 +143,115 @@ def test_model_artifacts_are_stored_by_the_tracking_server(iris_run, mlflow_serv
     client = MlflowClient(tracking_uri=mlflow_server)
     champion = client.get_model_version_by_alias("iris", "champion")
     assert client.get_run(champion.run_id).info.artifact_uri.startswith("mlflow-artifacts:")
+
+
+# ---------------------------------------------------------------- replicas and monitoring
+
+RULES = services.DEPLOY_DIR / "prometheus" / "rules.yml"
+DASHBOARDS = services.DEPLOY_DIR / "grafana" / "dashboards"
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def served_version(url: str) -> str | None:
+    answer = httpx.post(f"{url}/models/iris/predict", json=IRIS_RECORD, timeout=10)
+    return answer.json()["version"] if answer.status_code == 200 else None
+
+
+def publish_broken_bundle(models: str, dataset: str) -> None:
+    """A bundle whose model does not match its manifest, made current at `models`."""
+    location = open_location(models)
+    manifest = json.dumps(
+        {"format": 1, "name": dataset, "version": "1", "bundle_id": "b1",
+         "files": {"model.joblib": hashlib.sha256(b"another model").hexdigest()}}
+    ).encode()  # fmt: skip
+    location.write(f"{dataset}/bundles/b1/model.joblib", b"not this model")
+    location.write(f"{dataset}/bundles/b1/manifest.json", manifest)
+    pointer = {"bundle": "b1", "manifest_sha256": hashlib.sha256(manifest).hexdigest()}
+    location.write(f"{dataset}/current.json", json.dumps(pointer).encode())
+
+
+def prometheus_query(prometheus_url: str, expr: str) -> list:
+    answer = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": expr}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]["result"]
+
+
+def firing(prometheus_url: str, alert: str) -> bool:
+    alerts = httpx.get(f"{prometheus_url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+    return any(a["labels"]["alertname"] == alert and a["state"] == "firing" for a in alerts)
+
+
+def panel_queries() -> list[tuple[str, str]]:
+    def panels(items):
+        for panel in items:
+            yield panel
+            yield from panels(panel.get("panels", []))
+
+    return [
+        (f"{path.name}: {panel.get('title')}", target["expr"])
+        for path in sorted(DASHBOARDS.glob("*.json"))
+        for panel in panels(json.loads(path.read_text())["panels"])
+        for target in panel.get("targets", [])
+        if target.get("expr")
+    ]
+
+
+def test_replicas_follow_the_champion_through_the_tracking_server_and_prometheus_sees_them(
+    iris_run, dagster_deployment, mlflow_server, replicas, prometheus
+):
+    assert iris_run[1] == DagsterRunStatus.SUCCESS
+    registry = MlflowClient(tracking_uri=mlflow_server)
+    first = registry.get_model_version_by_alias("iris", "champion").version
+    wait_for(lambda: {served_version(url) for url in replicas} == {first}, 30, "both serve v1")
+    prometheus_url = prometheus([url.removeprefix("http://") for url in replicas], [RULES])
+
+    records = iris_frame()[0].to_dict("records")
+    for url in replicas:
+        assert traffic.send(url, "iris", records, batch=30) == {200: 5}
+
+    # a second build promotes a new version (same data: at least as good as the champion)
+    _, status = submit(dagster_deployment, [AssetKey(["iris", "champion_model"])], timeout=300)
+    assert status == DagsterRunStatus.SUCCESS
+    second = registry.get_model_version_by_alias("iris", "champion").version
+    assert second != first
+    wait_for(lambda: {served_version(url) for url in replicas} == {second}, 10, "both switch")
+
+    # drift over what replica a logged, published as drift.json, exported by both replicas
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    log_file = Path(dagster_deployment.env["MLOPS_DATA_DIR"]) / "predictions" / "iris"
+    log_file = log_file / f"{today}.jsonl"
+    wait_for(lambda: log_file.read_text().count("\n") >= len(records), 10, "prediction log")
+    for assets, partition in (([["iris", "prediction_log"]], today), ([["iris", "drift"]], None)):
+        keys = [AssetKey(key) for key in assets]
+        _, status = submit(dagster_deployment, keys, partition, timeout=300)
+        assert status == DagsterRunStatus.SUCCESS, assets
+    gauge = f'mlops_dataset_drift{{model="iris",version="{second}"}}'
+    wait_for(
+        lambda: all(gauge in httpx.get(f"{url}/metrics").text for url in replicas),
+        15, "drift gauges on both replicas",
+    )  # fmt: skip
+
+    # a broken bundle: rejected by both replicas, 503 for its data set, ModelLoadFailed fires
+    publish_broken_bundle(services.models_url(mlflow_server), "ghost")
+    for url in replicas:
+        wait_for(lambda u=url: httpx.get(f"{u}/models/ghost").json().get("load_error"), 15, url)
+        ghost = httpx.post(f"{url}/models/ghost/predict", json=IRIS_RECORD, timeout=10)
+        assert ghost.status_code == 503
+        assert served_version(url) == second
+    wait_for(lambda: firing(prometheus_url, "ModelLoadFailed"), 30, "ModelLoadFailed firing")
+
+    # every dashboard panel has data
+    for title, expr in panel_queries():
+        query = expr.replace("$__rate_interval", "1m")
+        wait_for(lambda q=query: prometheus_query(prometheus_url, q), 30, f"{title}: {expr}")

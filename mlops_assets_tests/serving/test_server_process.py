@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from mlops_assets_tests.live_server import free_port
 from mlops_assets_tests.serving.conftest import IRIS_RECORD, publish
@@ -57,3 +59,52 @@ def test_serving_does_not_import_the_pipeline_stack():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
+def requests_counted(metrics_text: str, route: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == "mlops_http_requests_total" and sample.labels["route"] == route
+    )
+
+
+def test_metrics_count_every_workers_requests_whichever_worker_answers(tmp_path, iris_model):
+    publish(tmp_path / "models", "iris", iris_model, "4")
+    port, scratch = free_port(), tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "MLOPS_DATA_DIR": str(tmp_path), "MLOPS_API_KEY": ""}
+    env["TMPDIR"] = str(scratch)  # where the server makes its metrics folder
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving", "--port", str(port), "--workers", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _ready(url):
+            assert process.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        sent = 60
+        for _ in range(sent):  # a new connection each, so both workers answer some
+            assert httpx.post(f"{url}/models/iris/predict", json=IRIS_RECORD).status_code == 200
+        [shared] = list(scratch.glob("mlops-serve-metrics-*"))
+        counting = {path.stem.rsplit("_", 1)[-1] for path in shared.glob("counter_*.db")}
+        assert len(counting) == 2, "both workers should have answered"
+        for _ in range(8):
+            text = httpx.get(f"{url}/metrics").text
+            assert requests_counted(text, "/models/{name}/predict") == sent
+            assert 'mlops_model_info{model="iris",version="4"} 1.0' in text
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    assert not shared.exists(), "the server removes its metrics folder when it stops"
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/ready").status_code == 200
+    except httpx.TransportError:
+        return False

@@ -27,6 +27,7 @@ from mlops_assets.lib.features import query_features
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import append_rows
 from serving.bundle import REFERENCE_FILE, BundleError, read_current_file
+from serving.publish import drift_document, publish_drift
 
 PREDICTION_DAYS = DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
 DRIFT_CHECK = "drift_within_threshold"
@@ -106,6 +107,8 @@ def monitoring_assets(spec: DatasetSpec) -> list:
                 return no_traffic(manifest)
             report, prediction = compare_window(spec, json.loads(reference), current)
             record_metrics(con, spec, report, prediction, context.run_id, manifest, (start, end))
+        location = model_store.location()
+        publish_drift(location, drift_document_of(ds, report, manifest))
         return drift_result(report, prediction, manifest, start, end)
 
     return [prediction_log, drift]
@@ -150,6 +153,17 @@ def record_metrics(con, spec: DatasetSpec, report, prediction, run_id, manifest,
     rows["threshold"] = report.threshold
     rows["dataset_drift"] = report.dataset_drift
     append_rows(con, spec.name, "drift_metrics", rows)
+
+
+def drift_document_of(dataset: str, report, manifest: dict) -> dict:
+    """What the prediction servers export as drift gauges (serving.publish)."""
+    features = {
+        f.feature: {"p_value": f.p_value, "psi": f.psi, "drifted": f.drifted}
+        for f in report.features
+    }
+    evaluated_at = datetime.now(UTC).isoformat()
+    version = str(manifest["version"])
+    return drift_document(dataset, version, evaluated_at, report.dataset_drift, features)
 
 
 def no_traffic(manifest: dict) -> MaterializeResult:

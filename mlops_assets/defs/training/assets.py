@@ -130,6 +130,7 @@ def training_assets(spec: DatasetSpec) -> list:
                     candidates_table,
                     frame,
                     dataset_dir=model_store.dataset_dir(ds),
+                    publish_to=model_store.url,
                     connect=warehouse.get_connection,
                     run_id=context.run_id,
                     trigger=context.run.tags.get(keys.TRIGGER_TAG, "manual"),

@@ -1,0 +1,147 @@
+"""A local copy of a remote model location, for replicas that cannot share the models folder.
+
+Every reload tick `sync()` reads each data set's `current.json` from the location; a bundle it
+names that is not in the cache yet is downloaded into a staging folder, moved into place, and
+only then is the cache's `current.json` replaced. The ModelStore reads the cache as it reads a
+local models folder, so a downloaded bundle is verified by serving.bundle before it is served and
+a broken one never replaces the model being served (its error shows in /ready and /metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from serving.bundle import (
+    DRIFT_FILE,
+    MANIFEST_FILE,
+    POINTER_FILE,
+    is_intact,
+)
+from serving.location import Location, LocationError
+
+log = logging.getLogger("serving.mirror")
+RETRY_INTERVAL = 30.0  # seconds before a bundle that downloaded broken is downloaded again
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+class RemoteMirror:
+    def __init__(self, location: Location, cache_dir: Path, retry_interval: float = RETRY_INTERVAL):
+        self.location = location
+        self.cache_dir = Path(cache_dir)
+        self.retry_interval = retry_interval
+        self.error: str | None = None  # why the last sync could not reach the location
+        # per data set: (pointer bytes, intact, time.monotonic()) of the last download
+        self._downloads: dict[str, tuple[bytes, bool, float]] = {}
+
+    def sync(self) -> None:
+        """Bring the cache up to date; an unreachable location leaves it as it is."""
+        try:
+            for dataset in self.location.list_dirs():
+                if not dataset.startswith("."):
+                    self._sync_one(dataset)
+        except LocationError as exc:
+            if str(exc) != self.error:
+                log.error("models location %s unreachable: %s", self.location.url, exc)
+            self.error = str(exc)
+            return
+        if self.error:
+            log.warning("models location %s reachable again", self.location.url)
+        self.error = None
+
+    def _sync_one(self, dataset: str) -> None:
+        dataset_dir = self.cache_dir / dataset
+        self._copy_if_changed(f"{dataset}/{DRIFT_FILE}", dataset_dir / DRIFT_FILE)
+        raw = self.location.read(f"{dataset}/{POINTER_FILE}")
+        if raw is None:
+            return
+        cached_pointer = dataset_dir / POINTER_FILE
+        unchanged = cached_pointer.is_file() and cached_pointer.read_bytes() == raw
+        if unchanged and not self._retry_due(dataset, raw):
+            return
+        try:
+            pointer = json.loads(raw)
+            bundle_id = str(pointer["bundle"])
+            if bundle_id.startswith(".") or "/" in bundle_id:
+                raise ValueError(f"bad bundle id {bundle_id!r}")
+        except (ValueError, TypeError, KeyError):
+            # the store reports the unreadable pointer; the model being served stays
+            dataset_dir.mkdir(parents=True, exist_ok=True)
+            _replace_file(cached_pointer, raw)
+            return
+        if not self._bundle_cached(dataset, raw, pointer):
+            self._download(dataset, bundle_id, raw, pointer)
+        _replace_file(cached_pointer, raw)
+
+    def _retry_due(self, dataset: str, raw: bytes) -> bool:
+        last = self._downloads.get(dataset)
+        if last is None or last[0] != raw or last[1]:
+            return False
+        return time.monotonic() - last[2] >= self.retry_interval
+
+    def _bundle_cached(self, dataset: str, raw: bytes, pointer: dict) -> bool:
+        last = self._downloads.get(dataset)
+        if last is not None and last[0] == raw:
+            intact, at = last[1], last[2]
+            return intact or time.monotonic() - at < self.retry_interval
+        return is_intact(self.cache_dir / dataset, pointer)
+
+    def _download(self, dataset: str, bundle_id: str, raw: bytes, pointer: dict) -> None:
+        bundles = self.cache_dir / dataset / "bundles"
+        bundles.mkdir(parents=True, exist_ok=True)
+        remote = f"{dataset}/bundles/{bundle_id}"
+        staging = Path(tempfile.mkdtemp(prefix=f".{bundle_id}-", dir=bundles))
+        try:
+            manifest_bytes = self.location.read(f"{remote}/{MANIFEST_FILE}")
+            if manifest_bytes is not None:
+                (staging / MANIFEST_FILE).write_bytes(manifest_bytes)
+                for name in _listed_files(manifest_bytes):
+                    content = self.location.read(f"{remote}/{name}")
+                    if content is not None:
+                        (staging / name).write_bytes(content)
+            self._move_into_place(staging, bundles / bundle_id, dataset, pointer)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        intact = is_intact(self.cache_dir / dataset, pointer)
+        self._downloads[dataset] = (raw, intact, time.monotonic())
+        log.info("downloaded bundle %s of %s (intact: %s)", bundle_id, dataset, intact)
+
+    def _move_into_place(self, staging: Path, final: Path, dataset: str, pointer: dict) -> None:
+        """Workers of one server share the cache: a bundle another one already put in place
+        intact is kept (it may be loading from it); an earlier broken download is replaced."""
+        if final.exists():
+            if is_intact(self.cache_dir / dataset, pointer):
+                shutil.rmtree(staging, ignore_errors=True)
+                return
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.replace(staging, final)
+        except OSError:  # another worker moved its copy in first
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _copy_if_changed(self, remote: str, local: Path) -> None:
+        content = self.location.read(remote)
+        if content is None or (local.is_file() and local.read_bytes() == content):
+            return
+        local.parent.mkdir(parents=True, exist_ok=True)
+        _replace_file(local, content)
+
+
+def _listed_files(manifest_bytes: bytes) -> list[str]:
+    """The file names a manifest lists; none when it is unreadable (the store reports that)."""
+    try:
+        files = json.loads(manifest_bytes).get("files", {})
+    except (ValueError, AttributeError):
+        return []
+    return [name for name in files if "/" not in name and not name.startswith(".")]
