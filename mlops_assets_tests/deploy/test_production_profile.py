@@ -35,25 +35,14 @@ REPOSITORY = "__repository__"  # the repository Dagster makes of a module's Defi
 IMPLICIT_ASSET_JOB = "__ASSET_JOB"
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
-ADD_PARTITION = """
-mutation($selector: RepositorySelector!, $name: String!, $key: String!) {
-  addDynamicPartition(repositorySelector: $selector, partitionsDefName: $name, partitionKey: $key) {
-    __typename
-    ... on PythonError { message }
-    ... on UnauthorizedError { message }
-  }
-}
-"""
 
-
-def add_partition(deployment, name: str, key: str) -> None:
-    selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
-    variables = {"selector": selector, "name": name, "key": key}
-    response = httpx.post(
-        deployment.graphql_url, json={"query": ADD_PARTITION, "variables": variables}, timeout=60
-    )
-    result = response.json()["data"]["addDynamicPartition"]
-    assert result["__typename"] == "AddDynamicPartitionSuccess", result
+def dynamic_partitions(postgres, database: str, name: str) -> list[str]:
+    connection = postgres.connect(database)
+    with connection, connection.cursor() as cursor:
+        cursor.execute(
+            "select partition from dynamic_partitions where partitions_def_name = %s", (name,)
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def wait_for_run(client: DagsterGraphQLClient, run_id: str, timeout: float) -> DagsterRunStatus:
@@ -104,12 +93,14 @@ def submit(deployment, assets, partition: str | None = None, timeout: float = 48
 
 
 @pytest.fixture(scope="module")
-def iris_run(dagster_deployment) -> tuple[str, DagsterRunStatus]:
-    """iris built as a user clicking "Materialize all" would: partition added and run submitted
-    through the webserver's GraphQL API. Returns the run id and its final status."""
+def iris_run(dagster_deployment, postgres) -> tuple[str, DagsterRunStatus]:
+    """iris built as a user clicking "Materialize all" would: its source is a partition as soon
+    as the code location loaded, and the run is submitted through the webserver's GraphQL API.
+    Returns the run id and its final status."""
     spec = load_specs([BUILTIN_SPECS_DIR])["iris"]
     partition = initial_partition(spec)
-    add_partition(dagster_deployment, files_partitions(spec).name, partition)
+    database = dagster_deployment.env["DAGSTER_PG_DB"]
+    assert partition in dynamic_partitions(postgres, database, files_partitions(spec).name)
     assets = [asset.key for asset in dataset_assets(spec)]
     return submit(dagster_deployment, assets, partition)
 
