@@ -126,14 +126,11 @@ def command_traffic(args: argparse.Namespace) -> int:
     except (ValueError, duckdb.Error) as exc:
         print(exc, file=sys.stderr)
         return 2
-    statuses = traffic.send(args.url, spec.name, records, args.batch)
-    print(
-        f"sent {len(records)} {spec.name} records to {args.url}: "
-        + ", ".join(f"{count} x HTTP {status}" for status, count in sorted(statuses.items()))
-    )
+    delivery = traffic.deliver(args.url, spec.name, records, args.batch)
+    print(f"sent {spec.name} to {args.url}: {delivery.describe()}")
     if clipped:
         print(f"{clipped} shifted value(s) were clipped to the spec's min/max")
-    return 0 if set(statuses) == {200} else 1
+    return 0 if set(delivery.requests) == {200} else 1
 
 
 def command_demo(args: argparse.Namespace) -> int:
