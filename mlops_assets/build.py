@@ -16,6 +16,9 @@ from mlops_assets.recovery import process_tags
 from mlops_assets.run_watch import BUILD_TAG, RunWatch
 from mlops_assets.settings import Settings
 
+# the data set a run built, for the Dagster runs list (the same key as the defs' own runs)
+DATASET_TAG = "dataset"
+
 
 @dataclass
 class BuildOutcome:
@@ -44,7 +47,12 @@ def build_dataset(spec: DatasetSpec, settings: Settings, instance: DagsterInstan
     fetch_source(spec, settings.sources_dir)
     partition = register_initial_partition(spec, instance)
     build_id = uuid.uuid4().hex
-    tags = {"mlops/dataset": spec.name, "mlops/trigger": "mlops build", BUILD_TAG: build_id}
+    tags = {
+        DATASET_TAG: spec.name,
+        "mlops/dataset": spec.name,
+        "mlops/trigger": "mlops build",
+        BUILD_TAG: build_id,
+    }
     with RunWatch(instance, build_id, POOL) as watch:
         result = materialize(
             dataset_assets(spec),
