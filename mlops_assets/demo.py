@@ -118,18 +118,19 @@ def stop_all(services: list[Service]) -> None:
     for service in started:
         service.signal_group(signal.SIGINT)
     for service in started:
-        how = "stopped"
-        if not service.wait_group(STOP_GRACE_SECONDS):
-            how = _escalate(service)
-        say(f"{how} {service.name}")
+        if service.wait_group(STOP_GRACE_SECONDS):
+            say(f"stopped {service.name}")
+        else:
+            say(_escalate(service))
 
 
 def _escalate(service: Service) -> str:
     for signum in (signal.SIGTERM, signal.SIGKILL):
         service.signal_group(signum)
         if service.wait_group(ESCALATION_SECONDS):
-            return f"killed ({signal.Signals(signum).name}, SIGINT was ignored)"
-    return f"could not kill process group {service.process.pid} of"
+            name = signal.Signals(signum).name
+            return f"killed {service.name} ({name}: it ignored SIGINT for {STOP_GRACE_SECONDS} s)"
+    return f"could not kill {service.name} (process group {service.process.pid})"
 
 
 def run_until_interrupted(services: list[Service], environment: dict, on_tick=None) -> int:
