@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -241,9 +242,24 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _quiet_mlflow() -> None:
+    """MLflow's per-model chatter that is not the user's business (three lines per data set).
+
+    Every logged model names its requirements explicitly (lib/registry.py), so MLflow's uv
+    project detection only copies uv.lock into each model and logs "Detected uv project"; and
+    the conda.yaml it writes beside the model (never used here) wants pip's version, which a uv
+    virtualenv does not have: "Failed to resolve installed pip version".
+    """
+    os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
+    logging.getLogger("mlflow.utils.environment").addFilter(
+        lambda record: "Failed to resolve installed pip version" not in record.getMessage()
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    _quiet_mlflow()
     if args.command in ("build", "datasets", "demo"):
         # at the repo root with the default Dagster home: record it for the plain `dagster` CLI
         if "DAGSTER_HOME" not in os.environ and Path("dagster.yaml").is_file():
