@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from dagster import DagsterEventType, DagsterInstance, materialize
 
 from mlops_assets.definitions import dataset_assets
-from mlops_assets.defs.ingestion.assets import POOL, files_partitions
+from mlops_assets.defs import keys
+from mlops_assets.defs.ingestion.partitions import add_source_partitions
 from mlops_assets.defs.resources import resources_for
 from mlops_assets.lib.sources import fetch_source, initial_partition
 from mlops_assets.lib.spec import DatasetSpec
@@ -31,21 +32,14 @@ class BuildOutcome:
         return f"{self.dataset}: FAILED (run {self.run_id}): " + "; ".join(self.failures)
 
 
-def register_initial_partition(spec: DatasetSpec, instance: DagsterInstance) -> str:
-    partition = initial_partition(spec)
-    name = files_partitions(spec).name
-    if not instance.has_dynamic_partition(name, partition):
-        instance.add_dynamic_partitions(name, [partition])
-    return partition
-
-
 def build_dataset(spec: DatasetSpec, settings: Settings, instance: DagsterInstance) -> BuildOutcome:
     """Fetch the source (raising SourceUnavailable), then materialize every asset of `spec`."""
     fetch_source(spec, settings.sources_dir)
-    partition = register_initial_partition(spec, instance)
+    add_source_partitions([spec], instance)
+    partition = initial_partition(spec)
     build_id = uuid.uuid4().hex
-    tags = {"mlops/dataset": spec.name, "mlops/trigger": "mlops build", BUILD_TAG: build_id}
-    with RunWatch(instance, build_id, POOL) as watch:
+    tags = {**keys.run_tags(spec.name, "mlops build"), BUILD_TAG: build_id}
+    with RunWatch(instance, build_id, keys.POOL) as watch:
         result = materialize(
             dataset_assets(spec),
             instance=instance,

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import signal
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
-from mlops_assets.settings import Settings, ensure_dagster_home, load_settings, write_dotenv
+from mlops_assets.settings import (
+    PROJECT_DIR,
+    Settings,
+    ensure_dagster_home,
+    load_settings,
+    write_dotenv,
+)
 
 DAGSTER_UI_PORT = 3000
 SERVER_PORT = 8000
@@ -126,52 +131,77 @@ def command_traffic(args: argparse.Namespace) -> int:
     except (ValueError, duckdb.Error) as exc:
         print(exc, file=sys.stderr)
         return 2
-    statuses = traffic.send(args.url, spec.name, records, args.batch)
-    print(
-        f"sent {len(records)} {spec.name} records to {args.url}: "
-        + ", ".join(f"{count} x HTTP {status}" for status, count in sorted(statuses.items()))
-    )
+    delivery = traffic.deliver(args.url, spec.name, records, args.batch)
+    print(f"sent {spec.name} to {args.url}: {delivery.describe()}")
     if clipped:
         print(f"{clipped} shifted value(s) were clipped to the spec's min/max")
-    return 0 if set(statuses) == {200} else 1
+    return 0 if set(delivery.requests) == {200} else 1
 
 
 def command_demo(args: argparse.Namespace) -> int:
-    code = command_build(argparse.Namespace(datasets=[]))
-    if code and not args.keep_going:
-        print("build failed; not starting the UI (use --keep-going to start anyway)")
-        return code
-    environment = {**os.environ, "DAGSTER_HOME": str(ensure_dagster_home())}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "--port", str(args.ui_port)], env=environment
+    from mlops_assets import demo
+    from mlops_assets.run_report import RunReport
+
+    settings, home = load_settings(), ensure_dagster_home()
+    logs = settings.data_dir / "logs"  # not DAGSTER_HOME/logs: Dagster empties that folder
+    if not args.skip_build:
+        code = _build_for_demo(logs / "build.log")
+        if code and not args.keep_going:
+            print("build failed; not starting the UI (use --keep-going to start anyway)")
+            return code
+    environment = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "MLOPS_DATA_DIR": str(settings.data_dir),  # the UI runs in DAGSTER_HOME, not here
+        "PYTHONUNBUFFERED": "1",
+    }
+    services = [
+        demo.Service(
+            "Dagster UI",
+            _dagster_dev_command(args.ui_port),
+            f"http://127.0.0.1:{args.ui_port}",
+            f"http://127.0.0.1:{args.ui_port}/server_info",
+            logs / "dagster.log",
+            # run where the instance's dagster.yaml is: from the repo root, dagster dev warns
+            # that the dagster.yaml there is not used (it is, through the link in DAGSTER_HOME)
+            cwd=home,
         ),
-        subprocess.Popen(
+        demo.Service(
+            "Prediction server",
             [sys.executable, "-m", "mlops_assets.cli", "serve", "--port", str(args.port)],
-            env=environment,
+            f"http://127.0.0.1:{args.port}",
+            f"http://127.0.0.1:{args.port}/health",
+            logs / "serving.log",
+            note="  (API docs: /docs)",
         ),
     ]
-    print(
-        f"\nDagster UI:        http://127.0.0.1:{args.ui_port}\n"
-        f"Prediction server: http://127.0.0.1:{args.port}  (API docs: /docs)\n"
-        "Ctrl-C stops both.\n",
-        flush=True,
-    )
-    return _wait(processes)
+    return demo.run_until_interrupted(services, environment, RunReport(demo.say))
 
 
-def _wait(processes: list[subprocess.Popen]) -> int:
-    try:
-        while all(process.poll() is None for process in processes):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    for process in processes:
-        process.wait(timeout=30)
-    return 0
+def _dagster_dev_command(port: int) -> list[str]:
+    # `dg dev` with a target runs what `dagster dev` runs, without its "superseded" warning
+    workspace = PROJECT_DIR / "workspace.yaml"
+    target = ["-w", str(workspace)] if workspace.is_file() else ["-m", "mlops_assets.definitions"]
+    dg = Path(sys.executable).with_name("dg")
+    return [str(dg), "dev", *target, "--host", "127.0.0.1", "--port", str(port)]
+
+
+def _build_for_demo(log_path: Path) -> int:
+    """`mlops build` in a child: its own lines on the terminal, Dagster's and MLflow's log (on
+    stderr) in `log_path`. Ctrl-C reaches the child too (same process group); it stops itself."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"building the data sets (log: {log_path}) ...", flush=True)
+    with log_path.open("ab") as log:
+        build = subprocess.Popen([sys.executable, "-m", "mlops_assets.cli", "build"], stderr=log)
+        try:
+            return build.wait()
+        except KeyboardInterrupt:
+            try:
+                build.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                build.kill()
+            print("\ninterrupted: build stopped", flush=True)
+            return 130
 
 
 def parser() -> argparse.ArgumentParser:
@@ -205,13 +235,31 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--ui-port", type=int, default=DAGSTER_UI_PORT)
     demo.add_argument("--port", type=int, default=SERVER_PORT)
     demo.add_argument("--keep-going", action="store_true", help="start even if a build failed")
+    demo.add_argument(
+        "--skip-build", action="store_true", help="start the UI and the server on what is built"
+    )
     demo.set_defaults(handler=command_demo)
     return root
+
+
+def _quiet_mlflow() -> None:
+    """MLflow's per-model chatter that is not the user's business (three lines per data set).
+
+    Every logged model names its requirements explicitly (lib/registry.py), so MLflow's uv
+    project detection only copies uv.lock into each model and logs "Detected uv project"; and
+    the conda.yaml it writes beside the model (never used here) wants pip's version, which a uv
+    virtualenv does not have: "Failed to resolve installed pip version".
+    """
+    os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
+    logging.getLogger("mlflow.utils.environment").addFilter(
+        lambda record: "Failed to resolve installed pip version" not in record.getMessage()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    _quiet_mlflow()
     if args.command in ("build", "datasets", "demo"):
         # at the repo root with the default Dagster home: record it for the plain `dagster` CLI
         if "DAGSTER_HOME" not in os.environ and Path("dagster.yaml").is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -16,6 +17,17 @@ from mlops_assets_tests.live_server import LiveServer, start_server
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+
+
+def pytest_unconfigure(config) -> None:
+    """Give the objects the in-process servers froze back to the garbage collector.
+
+    The prediction server calls `gc.freeze()` once its models are loaded (serving/service.py);
+    frozen objects are never collected, not even at interpreter exit, so DuckDB's nanobind
+    bindings found their objects alive and printed ~50 lines of `nanobind: leaked N instances!`
+    after the pytest summary. A server process exits right after, where that is harmless.
+    """
+    gc.unfreeze()
 
 
 @pytest.fixture(scope="session")

@@ -34,13 +34,18 @@ def test_unreachable_named_source_fails_with_advice(cli_env, capsys, monkeypatch
     assert "skipped abalone" in out.out
 
 
-@pytest.mark.slow
-def test_build_exits_non_zero_naming_the_failed_gate(cli_env, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def iris_failing_its_gate(tmp_path, monkeypatch):
+    """iris with min_rows above its 150 rows: the run stops at the validated gate, quickly."""
     specs = tmp_path / "specs"
     specs.mkdir()
     text = (BUILTIN_SPECS_DIR / "iris.yaml").read_text().replace("min_rows: 100", "min_rows: 1000")
     (specs / "iris.yaml").write_text(text)
     monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs))
+
+
+@pytest.mark.slow
+def test_build_exits_non_zero_naming_the_failed_gate(cli_env, iris_failing_its_gate, capsys):
     assert main(["build", "iris"]) == 1
     out = capsys.readouterr().out
     assert "iris: FAILED" in out
@@ -63,3 +68,13 @@ def test_an_explicit_dagster_home_is_left_alone(cli_env, tmp_path):
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     assert main(["datasets"]) == 0
     assert not (tmp_path / ".env").exists()
+
+
+@pytest.mark.slow
+def test_every_build_run_is_tagged_with_its_data_set(cli_env, iris_failing_its_gate):
+    from dagster import DagsterInstance, RunsFilter
+
+    main(["build", "iris"])
+    with DagsterInstance.get() as instance:
+        [run] = instance.get_runs(RunsFilter(tags={"mlops/dataset": "iris"}))
+    assert run.tags["mlops/trigger"] == "mlops build"

@@ -13,6 +13,7 @@ from serving.bundle import sha256_of
 
 SKLEARN_PREFIX = "sklearn:"
 DOWNLOAD_TIMEOUT_SECONDS = 30
+OVERRIDE_DIR = "override"  # under sources/<ds>/: a user's copy that is not the spec's file
 
 
 class SourceUnavailable(RuntimeError):
@@ -36,14 +37,30 @@ def _is_url(source: str) -> bool:
 
 
 def fetch_source(spec: DatasetSpec, sources_dir: Path) -> Path:
-    """A local path holding the source's bytes, downloading or generating it when needed."""
+    """A local path holding the source's bytes, downloading or generating it when needed.
+
+    A file named by `MLOPS_SOURCE_<NAME>` in place of a spec's URL is also copied into the
+    download cache, so later runs without the variable still have it (see `remember_override`).
+    """
     source = source_of(spec)
     overridden = source != spec.source
     if source.startswith(SKLEARN_PREFIX):
         return _write_sklearn(source.removeprefix(SKLEARN_PREFIX), sources_dir / spec.name)
     if _is_url(source):
-        checksum = None if overridden else spec.sha256
-        return _download(spec, source, checksum, sources_dir / spec.name)
+        if overridden:
+            path = _download(spec, source, None, sources_dir / spec.name / OVERRIDE_DIR / "url")
+        else:
+            return _cached_override(spec, sources_dir) or _download(
+                spec, source, spec.sha256, sources_dir / spec.name
+            )
+    else:
+        path = _local_path(spec, source, overridden)
+    if overridden and _is_url(spec.source):
+        remember_override(spec, path, sources_dir)
+    return path
+
+
+def _local_path(spec: DatasetSpec, source: str, overridden: bool) -> Path:
     path = Path(source).expanduser()
     if not path.is_absolute() and not overridden and spec.path is not None:
         path = spec.path.parent / path
@@ -55,6 +72,51 @@ def fetch_source(spec: DatasetSpec, sources_dir: Path) -> Path:
     return path.resolve()
 
 
+def download_cache(spec: DatasetSpec, sources_dir: Path) -> Path:
+    """Where the spec's own URL is cached once downloaded (and verified)."""
+    return sources_dir / spec.name / initial_partition(spec)
+
+
+def override_cache(spec: DatasetSpec, sources_dir: Path) -> Path:
+    """Where a user's copy is kept when it is not the spec's file (another sha256)."""
+    return sources_dir / spec.name / OVERRIDE_DIR / initial_partition(spec)
+
+
+def remember_override(spec: DatasetSpec, path: Path, sources_dir: Path) -> Path:
+    """Copy the user's file into the cache: as the download when it has the spec's sha256 (or
+    the spec names none), else beside it with its own sha256, for runs without the variable."""
+    actual = sha256_of(path)
+    verified = spec.sha256 is None or actual == spec.sha256
+    target = download_cache(spec, sources_dir) if verified else override_cache(spec, sources_dir)
+    checksum = target.with_name(target.name + ".sha256")
+    kept = verified or _recorded_sha256(checksum) == actual
+    if kept and target.is_file() and sha256_of(target) == actual:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    shutil.copyfile(path, partial)
+    if not verified:
+        checksum.write_text(actual + "\n")
+    partial.replace(target)
+    return target
+
+
+def _cached_override(spec: DatasetSpec, sources_dir: Path) -> Path | None:
+    """A kept copy of the user's file, when no verified download is cached; None otherwise."""
+    download = download_cache(spec, sources_dir)
+    if download.is_file() and (spec.sha256 is None or sha256_of(download) == spec.sha256):
+        return None  # the verified download wins
+    kept = override_cache(spec, sources_dir)
+    recorded = _recorded_sha256(kept.with_name(kept.name + ".sha256"))
+    if kept.is_file() and recorded == sha256_of(kept):
+        return kept
+    return None
+
+
+def _recorded_sha256(path: Path) -> str | None:
+    return path.read_text().strip() if path.is_file() else None
+
+
 def source_status(spec: DatasetSpec, sources_dir: Path) -> str:
     """A word on whether the source can be read, without touching the network."""
     source = source_of(spec)
@@ -62,11 +124,13 @@ def source_status(spec: DatasetSpec, sources_dir: Path) -> str:
         return "bundled with scikit-learn (offline)"
     if _is_url(source):
         cached = sources_dir / spec.name / source.rstrip("/").rsplit("/", 1)[-1]
+        if source == spec.source and (kept := _cached_override(spec, sources_dir)):
+            return f"local copy kept at {kept} (another sha256 than the spec's)"
         if cached.is_file():
             return f"downloaded to {cached}"
         return f"not downloaded yet (needs the network, or set {source_override_var(spec.name)})"
     try:
-        return f"local file {fetch_source(spec, sources_dir)}"
+        return f"local file {_local_path(spec, source, source != spec.source)}"
     except SourceUnavailable as exc:
         return f"missing: {exc}"
 

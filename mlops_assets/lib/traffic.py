@@ -7,6 +7,7 @@ import os
 import urllib.error
 import urllib.request
 from collections import Counter
+from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
@@ -54,9 +55,36 @@ def sample_records(
     return json.loads(records.to_json(orient="records")), clipped
 
 
+@dataclass
+class Delivery:
+    """What sending records did: requests and records counted apart, by HTTP status."""
+
+    requests: Counter = field(default_factory=Counter)
+    records: Counter = field(default_factory=Counter)
+
+    def describe(self) -> str:
+        """E.g. `50 records in 1 request: 50 x HTTP 200`."""
+        by_status = ", ".join(
+            f"{self.records[status]} x HTTP {status}"
+            + (f" ({_requests(count)})" if len(self.requests) > 1 else "")
+            for status, count in sorted(self.requests.items())
+        )
+        total = sum(self.records.values())
+        return f"{total} records in {_requests(sum(self.requests.values()))}: {by_status}"
+
+
+def _requests(count: int) -> str:
+    return f"{count} request" + ("" if count == 1 else "s")
+
+
 def send(url: str, dataset: str, records: list[dict], batch: int = 50) -> Counter:
     """POST the records in lists of `batch`; the count of responses by status code."""
-    statuses: Counter = Counter()
+    return deliver(url, dataset, records, batch).requests
+
+
+def deliver(url: str, dataset: str, records: list[dict], batch: int = 50) -> Delivery:
+    """POST the records in lists of `batch`; requests and records by status code."""
+    delivery = Delivery()
     endpoint = f"{url.rstrip('/')}/models/{dataset}/predict"
     headers = {"Content-Type": "application/json"}
     if os.environ.get("MLOPS_API_KEY"):
@@ -66,7 +94,9 @@ def send(url: str, dataset: str, records: list[dict], batch: int = 50) -> Counte
         request = urllib.request.Request(endpoint, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                statuses[response.status] += 1
+                status = response.status
         except urllib.error.HTTPError as error:
-            statuses[error.code] += 1
-    return statuses
+            status = error.code
+        delivery.requests[status] += 1
+        delivery.records[status] += len(records[start : start + batch])
+    return delivery

@@ -3,7 +3,7 @@
 import pytest
 from dagster import AssetKey, evaluate_automation_conditions, materialize
 
-from mlops_assets.build import build_dataset, failures_of, register_initial_partition
+from mlops_assets.build import build_dataset, failures_of
 from mlops_assets.definitions import build_definitions, dataset_assets
 from mlops_assets.defs.ingestion.assets import files_partitions
 from mlops_assets.defs.resources import resources_for
@@ -86,10 +86,3 @@ def test_a_new_partition_flows_downstream_by_declarative_automation(settings, in
         defs=defs, instance=instance, cursor=evaluation.cursor
     )
     assert evaluation.get_num_requested(AssetKey(["iris", "features"])) == 1
-
-
-def test_initial_partition_is_registered_once(instance, builtin_specs):
-    spec = builtin_specs["iris"]
-    assert register_initial_partition(spec, instance) == "iris.csv"
-    register_initial_partition(spec, instance)
-    assert instance.get_dynamic_partitions("iris_files") == ["iris.csv"]
