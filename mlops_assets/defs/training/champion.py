@@ -10,10 +10,12 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 from mlflow.tracking import MlflowClient
 
 from mlops_assets.defs.resources import Warehouse
+from mlops_assets.defs.training.card_metadata import card_metadata
 from mlops_assets.defs.training.checks import baseline_result
-from mlops_assets.lib import drift, registry, training
+from mlops_assets.lib import drift, model_card, registry, training
 from mlops_assets.lib import features as feature_lib
 from mlops_assets.lib.contract import input_contract
+from mlops_assets.lib.evaluation import evaluate
 from mlops_assets.lib.promotion import Decision, decide
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import append_rows
@@ -88,12 +90,11 @@ def promotion_row(context, spec: DatasetSpec, decision, version, previous_versio
     }
 
 
-def publish_bundle(dataset_dir: Path, model, manifest: dict, x_test, reference: bytes) -> Path:
+def publish_bundle(dataset_dir: Path, model, manifest: dict, x_test, extra: dict) -> Path:
     """Write the bundle, prove it loads and predicts like the model in memory, then switch."""
     if hasattr(model, "classes_"):
         manifest["classes"] = [c.item() if hasattr(c, "item") else c for c in model.classes_]
     bundle_id = f"v{manifest['version']}-{manifest['dagster_run_id'][:8]}"
-    extra = {bundle.REFERENCE_FILE: reference}
     path = bundle.write_bundle(
         dataset_dir, bundle_id, model, manifest, activate=False, extra_files=extra
     )
@@ -121,7 +122,8 @@ def promote_best(
         spec.task, training.baseline(spec, x_train, y_train), x_test, y_test
     )
     previous_version, previous = champion_metrics(context, spec, x_test, y_test)
-    decision = decide(spec, challenger, baseline, previous)
+    evaluation = evaluate(spec, model, x_train, y_train, x_test, y_test)
+    decision = evaluation.gated(decide(spec, challenger, baseline, previous))
     context.log.info(f"{spec.name}: {decision.reason}")
     version = bundle_path = None
     if decision.beats_baseline:
@@ -130,10 +132,18 @@ def promote_best(
             best["model_uri"],
             {"dagster_run_id": context.run_id, "family": best["family"]},
         )
+    with warehouse.get_connection() as con:
+        card = model_card.card_files(
+            con, spec, best, candidates, evaluation, decision, version, context.run_id
+        )
+    model_card.log_to_mlflow(best["run_id"], card)
+    if decision.beats_baseline:
         if decision.promote:
             manifest = manifest_for(spec, best, version, challenger, context, x_train)
+            manifest["metric_intervals"] = evaluation.intervals
             reference = reference_profile(spec, model, x_train)
-            bundle_path = publish_bundle(dataset_dir, model, manifest, x_test, reference)
+            extra = {bundle.REFERENCE_FILE: reference, **card}
+            bundle_path = publish_bundle(dataset_dir, model, manifest, x_test, extra)
         alias = registry.CHAMPION if decision.promote else registry.CHALLENGER
         MlflowClient().set_registered_model_alias(spec.name, alias, version)
         if decision.promote:
@@ -144,9 +154,12 @@ def promote_best(
                     con, spec.name, "champion_history", pd.DataFrame([history]), HISTORY_COLUMNS
                 )
     return MaterializeResult(
-        metadata=_metadata(
-            spec, best, decision, version, previous_version, challenger, previous, bundle_path
-        ),
+        metadata={
+            **_metadata(
+                spec, best, decision, version, previous_version, challenger, previous, bundle_path
+            ),
+            **card_metadata(evaluation, card),
+        },
         check_results=[
             baseline_result(
                 decision.beats_baseline,
