@@ -17,6 +17,7 @@ from mlops_assets_tests.serving.conftest import (
     manifest_for,
     publish,
 )
+from mlops_assets_tests.serving.test_web_page import CHROMIUM, browser_page  # noqa: F401
 from serving.bundle import CARD_JSON_FILE, CARD_MARKDOWN_FILE, write_bundle
 
 CARD = {"model": "abalone", "lineage": {"registered_version": "4", "spec_sha256": "ab" * 32}}
@@ -130,3 +131,16 @@ def test_a_tampered_card_is_not_served(carded):
     with carded.client() as client:
         answer = client.get("/models/abalone/card")
     assert answer.status_code == 503 and "sha256 mismatch" in answer.json()["detail"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+def test_web_page_shows_intervals_and_links_the_card(carded, browser_page):  # noqa: F811
+    browser_page.goto(carded.url + "/")
+    browser_page.wait_for_selector("body[data-ready=true]")
+    browser_page.select_option("#model", "abalone")
+    assert "test_r2 0.900 [0.450, 0.550]" in browser_page.text_content("#model-info")
+    assert browser_page.get_attribute("#model-card", "href") == "/models/abalone/card"
+    assert browser_page.is_visible("#model-card")
+    browser_page.select_option("#model", "iris")
+    assert not browser_page.is_visible("#model-card")
