@@ -12,6 +12,7 @@ from typing import Any
 from litestar import Litestar, Request, Response, get
 from litestar.static_files import create_static_files_router
 
+from serving import card
 from serving.config import ServingConfig, config_from_env
 from serving.fastpath import as_api_error, encode_json
 from serving.logs import configure_logging
@@ -79,6 +80,16 @@ def build_routes(service: PredictionService) -> list:
     async def model(name: str) -> Response:
         return json_response(service.describe(name))
 
+    @get("/models/{name:str}/card")
+    async def model_card(name: str, request: Request) -> Response:
+        as_json = card.wants_json(request.headers.get("accept"))
+        body = card.card_body(service.config.models_dir, service.resolve(name), as_json)
+        return Response(body, media_type=JSON if as_json else card.MARKDOWN)
+
+    @get("/models/{name:str}/lineage")
+    async def model_lineage(name: str) -> Response:
+        return json_response(card.lineage(service.config.models_dir, service.resolve(name)))
+
     @get("/openapi.json")
     async def openapi() -> Response:
         return json_response(build_openapi(service.store.loaded(), secured=api_key is not None))
@@ -93,7 +104,10 @@ def build_routes(service: PredictionService) -> list:
     async def index() -> Response:
         return Response(index_page, media_type="text/html")
 
-    return [health, ping, ready, metrics, models, model, openapi, docs, docs_static, index]
+    return [
+        *(health, ping, ready, metrics, models, model, model_card, model_lineage),
+        *(openapi, docs, docs_static, index),
+    ]
 
 
 def create_app(

@@ -5,6 +5,7 @@ Layout under `<models_dir>/<dataset>/`:
     bundles/<bundle_id>/model.joblib     the fitted scikit-learn Pipeline (takes spec column names)
     bundles/<bundle_id>/manifest.json    name, version, task, input schema, classes, metrics, ...
     bundles/<bundle_id>/reference.json   training-data profile that drift is measured against
+    bundles/<bundle_id>/card.md, card.json  the model card (Markdown; JSON with the lineage)
     current.json                         {"bundle": <bundle_id>, "manifest_sha256": ...}
 
 A bundle directory is complete before it gets its final name, and `current.json` is replaced
@@ -36,6 +37,8 @@ MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 POINTER_FILE = "current.json"
 REFERENCE_FILE = "reference.json"  # the drift reference profile of the training data
+CARD_MARKDOWN_FILE = "card.md"  # the model card, for people
+CARD_JSON_FILE = "card.json"  # the same card as data, with the lineage
 # `.<bundle_id>.pid<writer pid>.<random>`: a bundle being written (dot folders are never served)
 STAGING_NAME = re.compile(r"^\..+\.pid(\d+)\.[^.]+$")
 STALE_STAGING_SECONDS = 600  # a staging folder this old is abandoned even if its pid is alive

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from litestar.exceptions import HTTPException
 
+from serving.explain import explain_requested
 from serving.service import ApiError, PredictionService
 
 log = logging.getLogger("serving.fastpath")
@@ -118,6 +119,9 @@ async def _score(
             413, f"request body larger than {config.max_body_bytes} bytes (MLOPS_MAX_BODY_BYTES)"
         )
     raw = await read_body(receive, config.max_body_bytes)
+    if action == "predict" and scope["query_string"]:  # no query string: no extra work
+        explain = explain_requested(scope["query_string"])
+        return await service.predict(name, raw, scope["mlops"], explain=explain)
     score = service.predict if action == "predict" else service.invocations
     return await score(name, raw, scope["mlops"])
 

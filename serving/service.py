@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from serving.batcher import MicroBatcher
-from serving.bundle import DRIFT_FILE
+from serving.bundle import CARD_JSON_FILE, DRIFT_FILE
 from serving.config import ServingConfig
 from serving.contract import inputs_from_fields
 from serving.integrity import remove_stale_staging
@@ -232,14 +232,25 @@ class PredictionService:
 
     # scoring
 
-    async def predict(self, name: str, raw: bytes, context: dict) -> dict:
+    async def predict(self, name: str, raw: bytes, context: dict, explain: bool = False) -> dict:
         model = self.resolve(name)
         body = parse_json(raw)
         rows, is_batch, errors = validate_body(body, model.fields)
         if errors:
             raise _unprocessable(body, errors)
         prediction = await self._score(model, rows, body if is_batch else [body], context)
-        return _answer(model, prediction, is_batch, context)
+        answer = _answer(model, prediction, is_batch, context)
+        if explain:
+            explained = await self._explain(model, rows)
+            key = "explanations" if is_batch else "explanation"
+            answer[key] = explained if is_batch else explained[0]
+        return answer
+
+    async def _explain(self, model: LoadedModel, rows: list[list]) -> list[dict]:
+        from serving.explain import explain_rows  # serving.explain imports this module
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._model_pool, explain_rows, model, rows)
 
     async def predict_query(self, name: str, query: bytes, context: dict) -> dict:
         """GET predict: one record as query parameters, validated and answered like JSON."""
@@ -352,6 +363,7 @@ def _materialize_hint(datasets: list[str]) -> str:
 MANIFEST_FIELDS = (
     "version", "task", "target", "classes", "metrics", "selection_metric", "trained_at",
     "promoted_at", "mlflow_run_id", "model_uri", "data_version", "dagster_run_id", "bundle_id",
+    "metric_intervals",
 )  # fmt: skip
 INPUT_KEYS = ("field", "type", "nullable", "min", "max", "allowed", "description")
 
@@ -371,6 +383,8 @@ def describe_slot(slot: Slot) -> dict:
     info["load_error"] = slot.error
     info["damage"] = slot.damage
     info["fallback_from"] = slot.fallback_from
+    has_card = CARD_JSON_FILE in manifest.get("files", {})
+    info["card"] = f"/models/{slot.dataset}/card" if has_card else None
     return info
 
 

@@ -6,19 +6,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from mlops_assets.lib import registry, training
+from mlops_assets.lib import model_card, registry, training
+from mlops_assets.lib.evaluation import Evaluation, evaluate
 from mlops_assets.lib.features import model_inputs
 from mlops_assets.lib.publishing import manifest_for, publish_bundle, reference_profile
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.training import improvement
 from mlops_assets.lib.warehouse import append_rows
+from serving.bundle import REFERENCE_FILE
 
 HISTORY_COLUMNS = (
     "version VARCHAR, promoted_at TIMESTAMPTZ, previous_version VARCHAR, reason VARCHAR, "
@@ -99,6 +101,8 @@ class PromotionOutcome:
     version: str | None = None  # the registry version, None when below the baseline
     bundle_path: Path | None = None  # the new bundle, None when not promoted
     notes: tuple[str, ...] = ()  # warnings worth a log line
+    evaluation: Evaluation | None = None  # intervals, importance, slices, slice gate
+    card: dict[str, bytes] = field(default_factory=dict)  # the model card files
 
     @property
     def promoted(self) -> bool:
@@ -154,23 +158,33 @@ def promote(
     dummy = training.baseline(spec, x_train, y_train)
     baseline = training.holdout_metrics(spec.task, dummy, x_test, y_test)
     previous_version, previous, notes = champion_on_holdout(spec, x_test, y_test)
-    decision = decide(spec, challenger, baseline, previous)
+    evaluation = evaluate(spec, model, x_train, y_train, x_test, y_test)
+    # the slice gate, like the baseline, is decided before any alias moves
+    decision = evaluation.gated(decide(spec, challenger, baseline, previous))
     outcome = PromotionOutcome(
         decision, best["family"], best["run_id"], challenger, baseline, previous_version,
-        previous, notes=notes,
+        previous, notes=notes, evaluation=evaluation,
     )  # fmt: skip
+    version = None
+    if decision.beats_baseline:
+        version = registry.register(
+            spec.name, best["model_uri"], {"dagster_run_id": run_id, "family": best["family"]}
+        )
+    with connect() as con:
+        card = model_card.card_files(
+            con, spec, best, candidates, evaluation, decision, version, run_id
+        )
+    model_card.log_to_mlflow(best["run_id"], card)
+    outcome = replace(outcome, version=version, card=card)
     if not decision.beats_baseline:
         return outcome
-    version = registry.register(
-        spec.name, best["model_uri"], {"dagster_run_id": run_id, "family": best["family"]}
-    )
     if not decision.promote:
         registry.set_alias(spec.name, registry.CHALLENGER, version)
-        return replace(outcome, version=version)
+        return outcome
     manifest = manifest_for(spec, best, version, challenger, run_id, x_train)
-    path = publish_bundle(
-        dataset_dir, model, manifest, x_test, reference_profile(spec, model, x_train), publish_to
-    )
+    manifest["metric_intervals"] = evaluation.intervals
+    extra = {REFERENCE_FILE: reference_profile(spec, model, x_train), **card}
+    path = publish_bundle(dataset_dir, model, manifest, x_test, extra, publish_to)
     registry.set_alias(spec.name, registry.CHAMPION, version)
     outcome = replace(outcome, version=version, bundle_path=path)
     with connect() as con:

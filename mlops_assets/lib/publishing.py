@@ -49,7 +49,12 @@ def reference_profile(spec: DatasetSpec, model, x_train: pd.DataFrame) -> bytes:
 
 
 def publish_bundle(
-    dataset_dir: Path, model, manifest: dict, x_test, reference: bytes, publish_to: str | None
+    dataset_dir: Path,
+    model,
+    manifest: dict,
+    x_test,
+    extra: dict[str, bytes],
+    publish_to: str | None,
 ) -> Path:
     """Write the bundle, prove it loads and predicts like the model in memory, then switch, and
     copy it to the location the prediction servers follow (`publish_to`, when it is elsewhere).
@@ -60,9 +65,8 @@ def publish_bundle(
     if hasattr(model, "classes_"):
         manifest["classes"] = [c.item() if hasattr(c, "item") else c for c in model.classes_]
     bundle_id = f"v{manifest['version']}-{manifest['dagster_run_id'][:8]}"
-    extra = {bundle.REFERENCE_FILE: reference}
     path = bundle.write_bundle(
-        dataset_dir, bundle_id, model, manifest, activate=False, extra_files=extra
+        dataset_dir, bundle_id, model, manifest, activate=False, extra_files=extra_files
     )
     reloaded = bundle.load_bundle(dataset_dir, bundle.pointer_for(dataset_dir, bundle_id))
     if not np.array_equal(reloaded.model.predict(x_test), model.predict(x_test)):

@@ -149,6 +149,11 @@ class Gates(_Strict):
     max_drift_share: float = Field(
         0.5, gt=0, le=1, description="share of drifted features that makes it dataset drift"
     )
+    max_slice_gap: float | None = Field(
+        None,
+        ge=0,
+        description="how far a slice of a feature named in `slices` may trail the overall metric",
+    )
 
 
 class DatasetSpec(_Strict):
@@ -165,6 +170,9 @@ class DatasetSpec(_Strict):
     split: Split = Split()
     metric: str | None = None
     gates: Gates = Gates()
+    slices: list[str] = Field(
+        [], description="feature columns whose slices gates.max_slice_gap checks"
+    )
     cv_folds: int = Field(3, ge=2, le=10)
     path: Path | None = Field(None, exclude=True)
 
@@ -199,7 +207,18 @@ class DatasetSpec(_Strict):
             raise ValueError("a classification target must be a category, int or bool column")
         if not self.feature_columns:
             raise ValueError("no feature columns: every column is the target or excluded")
+        self._check_slices()
         return self
+
+    def _check_slices(self) -> None:
+        features = [c.name for c in self.feature_columns]
+        unknown = [name for name in self.slices if name not in features]
+        if unknown:
+            raise ValueError(f"slices {unknown} are not feature columns (features: {features})")
+        if self.gates.max_slice_gap is not None and not self.slices:
+            raise ValueError(
+                "gates.max_slice_gap needs `slices`: the features whose slices it checks"
+            )
 
     @property
     def all_columns(self) -> list[Column]:

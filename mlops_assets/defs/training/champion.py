@@ -3,6 +3,7 @@
 
 from dagster import MaterializeResult, MetadataValue
 
+from mlops_assets.defs.training.card_metadata import card_metadata
 from mlops_assets.defs.training.checks import baseline_result
 from mlops_assets.lib.promotion import PromotionOutcome
 from mlops_assets.lib.spec import DatasetSpec
@@ -17,7 +18,7 @@ def champion_result(spec: DatasetSpec, outcome: PromotionOutcome) -> Materialize
         "margin": spec.gates.baseline_margin,
     }
     return MaterializeResult(
-        metadata=champion_metadata(outcome),
+        metadata={**champion_metadata(outcome), **card_metadata(outcome.evaluation, outcome.card)},
         check_results=[baseline_result(outcome.decision.beats_baseline, gate)],
     )
 
