@@ -53,7 +53,7 @@ def publish_bundle(
     model,
     manifest: dict,
     x_test,
-    extra: dict[str, bytes],
+    extra_files: dict[str, bytes],
     publish_to: str | None,
 ) -> Path:
     """Write the bundle, prove it loads and predicts like the model in memory, then switch, and
