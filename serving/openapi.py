@@ -225,15 +225,47 @@ def _predict_get(model: LoadedModel, response: dict, secured: bool) -> dict:
     return operation
 
 
+EXPLAIN_PARAMETER = {
+    "name": "explain",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "boolean", "default": False},
+    "description": "Add per record the contribution of each input field (`explanation`, or "
+    "`explanations` for a list): the change of the prediction when the field is replaced by "
+    "the contract's example value; what interactions leave is `unexplained`.",
+}
+NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _model_document(summary: str, content: dict) -> dict:
+    ok = {"description": summary, "content": content}
+    return {**_get(summary, ok, 404, 503), "parameters": [NAME_PARAMETER]}
+
+
+def card_paths() -> dict[str, dict]:
+    card_json = {"schema": {"type": "object"}}
+    return {
+        "/models/{name}/card": _model_document(
+            "The served model's card (Markdown; JSON with `Accept: application/json`)",
+            {"text/markdown": {"schema": {"type": "string"}}, JSON: card_json},
+        ),
+        "/models/{name}/lineage": _model_document(
+            "From the served bundle back to the raw files that trained it", {JSON: card_json}
+        ),
+    }
+
+
 def scoring_paths(model: LoadedModel, secured: bool) -> dict[str, dict]:
     name, record = schema_name(model.name), example_record(model.record_fields)
     response = ref(f"{name}PredictResponse")
     split = {"columns": list(record), "data": [list(record.values())]}
+    predict = _scoring_post(
+        f"Predict with {model.name}", f"{name}PredictRequest", record, response, secured
+    )
+    predict["parameters"] = [EXPLAIN_PARAMETER]
     return {
         f"/models/{model.name}/predict": {
-            "post": _scoring_post(
-                f"Predict with {model.name}", f"{name}PredictRequest", record, response, secured
-            ),
+            "post": predict,
             "get": _predict_get(model, response, secured),
         },
         f"/models/{model.name}/invocations": {
@@ -273,10 +305,9 @@ def build_openapi(models: list[LoadedModel], secured: bool) -> dict:
         "/models": _get("Served models", _json({"type": "array", "items": ref("Model")}, "Models")),
         "/models/{name}": {
             **_get("One model", _json(ref("Model"), "Model"), 404),
-            "parameters": [
-                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [NAME_PARAMETER],
         },
+        **card_paths(),
     }
     for model in models:
         schemas.update(model_schemas(model))

@@ -324,3 +324,16 @@ def test_index_page(client):
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
+
+
+def test_openapi_documents_the_card_lineage_and_explanations(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    card = paths["/models/{name}/card"]["get"]["responses"]["200"]["content"]
+    assert set(card) == {"text/markdown", "application/json"}
+    assert (
+        "application/json" in paths["/models/{name}/lineage"]["get"]["responses"]["200"]["content"]
+    )
+    explain = paths["/models/iris/predict"]["post"]["parameters"]
+    assert [(p["name"], p["in"], p["schema"]["type"]) for p in explain] == [
+        ("explain", "query", "boolean")
+    ]
