@@ -136,6 +136,9 @@ def _escalate(service: Service) -> str:
 def run_until_interrupted(services: list[Service], environment: dict, on_tick=None) -> int:
     """Start the services, announce them, then wait for Ctrl-C (or SIGTERM) or a service's end."""
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # started in the background of a non-interactive shell, the process inherits SIGINT ignored;
+    # a Ctrl-C sent to its process group must still stop everything
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     try:
         for service in services:

@@ -33,7 +33,13 @@ def descendants(pid: int) -> list[int]:
     return found + [grand for child in found for grand in descendants(child)]
 
 
-def test_ctrl_c_stops_every_service_quietly(settings, tmp_path):
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# a demo started in the background of a non-interactive shell inherits SIGINT ignored
+@pytest.mark.parametrize("inherited", [None, ignore_sigint], ids=["terminal", "sigint-ignored"])
+def test_ctrl_c_stops_every_service_quietly(settings, tmp_path, inherited):
     ui_port, server_port = free_port(), free_port()
     environment = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
     (tmp_path / "home").mkdir()
@@ -41,7 +47,7 @@ def test_ctrl_c_stops_every_service_quietly(settings, tmp_path):
         [sys.executable, "-m", "mlops_assets.cli", "demo", "--skip-build",
          "--ui-port", str(ui_port), "--port", str(server_port)],
         cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+        text=True, start_new_session=True, preexec_fn=inherited,
     )  # fmt: skip
     lines, children = [], []
     try:
