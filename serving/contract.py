@@ -183,9 +183,6 @@ def example_record(fields: tuple[RecordField, ...]) -> dict[str, Any]:
 
 # Manifests written before `input_schema` carry only the `inputs` list of plain rule dicts;
 # these two convert between it and the fields, so both stay derived from one source.
-LEGACY_KEYS = ("field", "column", "type", "nullable", "min", "max", "allowed", "description")
-
-
 def inputs_from_fields(fields: tuple[RecordField, ...]) -> list[dict[str, Any]]:
     """The manifest's legacy `inputs` list for `fields`."""
     return [
