@@ -8,6 +8,7 @@ bytes, JSON bodies like the app's own errors.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import Any
@@ -23,6 +24,7 @@ REQUEST_LINE_OVERHEAD = len("  HTTP/1.1\r\n")  # besides the method and the targ
 HEADER_LINE_OVERHEAD = len(": \r\n")  # besides the name and the value
 
 
+@functools.cache  # read once per process, not on every new connection
 def max_header_bytes() -> int:
     """The limit on request line + headers: MLOPS_MAX_HEADER_BYTES, default 16 KiB."""
     raw = os.environ.get("MLOPS_MAX_HEADER_BYTES")
