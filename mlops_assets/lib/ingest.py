@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ class LoadResult:
     columns: list[str]
     has_header: bool
     sha256: str
+    landed_file: Path
 
 
 def _first_line(path: Path) -> str:
@@ -81,13 +83,20 @@ def file_columns(path: Path, spec: DatasetSpec) -> tuple[list[str], bool]:
 
 
 def landed_folder(con: duckdb.DuckDBPyConnection, dataset: str) -> Path:
-    """`<data dir>/landed/<ds>`, the data dir being the folder of the warehouse file."""
+    """`<data dir>/landed/<ds>`, the data dir being the folder of the warehouse file. An
+    in-memory warehouse lives as long as its process, so its files land in a folder that does."""
     database = scalar(
         con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
     )
-    if not database:
-        raise ValueError("landing needs a warehouse file: an in-memory database has no data dir")
-    return Path(database).resolve().parent / "landed" / dataset
+    if database:
+        return Path(database).resolve().parent / "landed" / dataset
+    global _PROCESS_FOLDER
+    if _PROCESS_FOLDER is None:
+        _PROCESS_FOLDER = tempfile.TemporaryDirectory(prefix="mlops-landed-")  # removed at exit
+    return Path(_PROCESS_FOLDER.name) / dataset
+
+
+_PROCESS_FOLDER: tempfile.TemporaryDirectory | None = None
 
 
 def land(path: Path, folder: Path) -> tuple[Path, str]:
@@ -170,7 +179,11 @@ def load_raw(
     try:
         # every column read (count(*) alone would skip decoding them, and bad bytes with it)
         reader = read_csv_sql(spec, columns, has_header, str(landed), rejects=True)
-        accepted = scalar(con, f"SELECT count(*), count(COLUMNS(*)) FROM {reader}")
+        try:
+            accepted = scalar(con, f"SELECT count(*), count(COLUMNS(*)) FROM {reader}")
+        except duckdb.InvalidInputException as exc:  # its message names the landed copy
+            reason = str(exc).splitlines()[0].removeprefix("Invalid Input Error: ")
+            raise FileRejected(f"{path.name}: not readable as CSV: {reason}") from None
         with transaction(con):
             _ensure_raw_tables(con, spec)
             previous = _landed_files(con, spec, partition)
@@ -182,7 +195,9 @@ def load_raw(
             if accepted + malformed == 0:
                 problem = "the header has no data rows below it" if has_header else "no data rows"
                 raise FileRejected(f"{path.name}: {problem}")
-            result = LoadResult(accepted + malformed, malformed, columns, has_header, digest)
+            result = LoadResult(
+                accepted + malformed, malformed, columns, has_header, digest, landed
+            )
             _record_file(con, spec, path, landed, partition, result)
             _refresh_raw_view(con, spec)
     finally:
