@@ -10,7 +10,9 @@ file and line number, every value as text (slow to query; the pipeline reads the
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import io
 import json
 import os
@@ -25,7 +27,6 @@ import duckdb
 
 from mlops_assets.lib.spec import DatasetSpec, api_name_for
 from mlops_assets.lib.warehouse import quote, scalar, table, transaction
-from serving.bundle import sha256_of
 
 META_COLUMNS = ["_partition", "_source_file", "_row_number", "_error", "_line"]
 
@@ -99,9 +100,9 @@ def landed_folder(con: duckdb.DuckDBPyConnection, dataset: str) -> Path:
 _PROCESS_FOLDER: tempfile.TemporaryDirectory | None = None
 
 
-def land(path: Path, folder: Path) -> tuple[Path, str]:
-    """The immutable, content-addressed copy of `path` under `folder`, and its sha256. A file
-    with the same bytes already landed is shared, not copied again."""
+def land(path: Path, folder: Path) -> tuple[Path, str, bool]:
+    """The immutable, content-addressed copy of `path` under `folder`, its sha256 and whether it
+    is valid UTF-8. A file with the same bytes already landed is shared, not copied again."""
     folder.mkdir(parents=True, exist_ok=True)
     staged = folder / f".landing-{uuid.uuid4().hex}{path.suffix}"
     try:
@@ -109,7 +110,7 @@ def land(path: Path, folder: Path) -> tuple[Path, str]:
     except OSError:  # another device, or a file system without hard links
         shutil.copyfile(path, staged)
     try:
-        digest = sha256_of(staged)  # of the bytes kept, whatever happens to `path` meanwhile
+        digest, utf8 = _sha256_and_utf8(staged)  # of the bytes kept, whatever `path` becomes
         landed = folder / f"{digest}{path.suffix}"
         if landed.exists():
             staged.unlink()
@@ -118,7 +119,25 @@ def land(path: Path, folder: Path) -> tuple[Path, str]:
             os.replace(staged, landed)
     finally:
         staged.unlink(missing_ok=True)
-    return landed, digest
+    return landed, digest, utf8
+
+
+def _sha256_and_utf8(path: Path) -> tuple[str, bool]:
+    digest, decoder, utf8 = hashlib.sha256(), codecs.getincrementaldecoder("utf-8")(), True
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            if utf8:
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    utf8 = False
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    return digest.hexdigest(), utf8
 
 
 def _ensure_raw_tables(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
@@ -174,13 +193,14 @@ def load_raw(
     """Make `path` the raw record of partition `partition`, replacing what it held."""
     columns, has_header = file_columns(path, spec)
     folder = landed_folder(con, spec.name)
-    landed, digest = land(path, folder)
+    landed, digest, utf8 = land(path, folder)
     previous: list[str] = []
     try:
-        # every column read (count(*) alone would skip decoding them, and bad bytes with it)
         reader = read_csv_sql(spec, columns, has_header, str(landed), rejects=True)
+        # count(*) alone splits the lines but decodes no field: enough unless there are bad bytes
+        counted = "count(*)" if utf8 else "count(*), count(COLUMNS(*))"
         try:
-            accepted = scalar(con, f"SELECT count(*), count(COLUMNS(*)) FROM {reader}")
+            accepted = scalar(con, f"SELECT {counted} FROM {reader}")
         except duckdb.InvalidInputException as exc:  # its message names the landed copy
             reason = str(exc).splitlines()[0].removeprefix("Invalid Input Error: ")
             raise FileRejected(f"{path.name}: not readable as CSV: {reason}") from None
@@ -266,7 +286,7 @@ def _refresh_raw_view(con, spec: DatasetSpec) -> None:
     """`<ds>.raw`: every line of every partition, as text, with file and line number."""
     files = con.execute(
         f"SELECT _partition, source_file, columns, has_header, landed_file "
-        f"FROM {table(spec.name, 'raw_files')} ORDER BY _partition"
+        f"FROM {table(spec.name, 'raw_files')} WHERE landed_file IS NOT NULL ORDER BY _partition"
     ).fetchall()
     malformed = table(spec.name, "raw_malformed")
     parts = [
