@@ -34,7 +34,6 @@ SQL_TYPES = {
 }
 TRUE_TEXT = ("true", "t", "yes", "y", "1")
 FALSE_TEXT = ("false", "f", "no", "n", "0")
-KEY_COLUMNS = ["_partition", "_source_file", "_row_number"]
 
 
 class MissingColumns(ValueError):
