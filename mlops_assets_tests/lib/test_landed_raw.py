@@ -129,3 +129,25 @@ def test_a_failed_load_leaves_no_landed_file_behind(con, abalone, data_dir, tmp_
     with pytest.raises(ValueError, match="no data rows"):
         load_raw(con, abalone, write(tmp_path, "e.csv", [HEADER]), "p1")
     assert list((data_dir / "landed" / "abalone").iterdir()) == [kept]
+
+
+def test_a_file_on_the_same_device_is_hard_linked(con, abalone, tmp_path):
+    source = write(tmp_path, "a.csv", [HEADER, *ROWS])
+    load_raw(con, abalone, source, "p1")
+    assert landed_file(con, "p1").samefile(source)  # no second copy of the bytes
+
+
+def test_a_file_on_another_device_is_copied(con, abalone, tmp_path):
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system to land from")
+    source = write(shm, f"landing-test-{tmp_path.name}.csv", [HEADER, *ROWS])
+    try:
+        load_raw(con, abalone, source, "p1")
+        landed = landed_file(con, "p1")
+        assert not landed.samefile(source)
+        assert landed.read_bytes() == source.read_bytes()
+        assert source.stat().st_mode & stat.S_IWUSR  # the source itself is left as it was
+    finally:
+        source.unlink()
+    assert scalar(con, "SELECT count(*) FROM abalone.raw") == 3  # the copy outlives the source
