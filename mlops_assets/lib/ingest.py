@@ -1,14 +1,24 @@
-"""Load a source file into `<ds>.raw` unchanged: every value as text, every line accounted for.
+"""Land a source file as the raw record of a partition: every line retrievable unchanged.
 
-Lines DuckDB cannot split into the expected fields (too few, too many, bad encoding) are kept as
-rows with `_error` and the line text in `_line`, so validation quarantines them with a reason.
+The file itself is the record: an immutable, content-addressed copy
+`<data dir>/landed/<ds>/<sha256><suffix>` (a hard link where the file system allows, else a copy),
+listed in `<ds>.raw_files`. Lines DuckDB cannot split into the expected fields (too few, too many,
+bad encoding) are also kept in `<ds>.raw_malformed` with the error and the line text, so
+validation quarantines them with a reason. `<ds>.raw` is a view over both: every line with its
+file and line number, every value as text (slow to query; the pipeline reads the file itself).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import io
 import json
+import os
+import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +27,6 @@ import duckdb
 
 from mlops_assets.lib.spec import DatasetSpec, api_name_for
 from mlops_assets.lib.warehouse import quote, scalar, table, transaction
-from serving.bundle import sha256_of
 
 META_COLUMNS = ["_partition", "_source_file", "_row_number", "_error", "_line"]
 
@@ -33,6 +42,7 @@ class LoadResult:
     columns: list[str]
     has_header: bool
     sha256: str
+    landed_file: Path
 
 
 def _first_line(path: Path) -> str:
@@ -73,133 +83,251 @@ def file_columns(path: Path, spec: DatasetSpec) -> tuple[list[str], bool]:
     return columns, True
 
 
-def _ensure_raw_tables(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, columns: list[str]):
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(spec.name)}")
-    data_columns = [c.name for c in spec.columns]
-    ddl = ", ".join(
-        ["_partition VARCHAR", "_source_file VARCHAR", "_row_number BIGINT"]
-        + ["_error VARCHAR", "_line VARCHAR"]
-        + [f"{quote(c)} VARCHAR" for c in data_columns]
+def landed_folder(con: duckdb.DuckDBPyConnection, dataset: str) -> Path:
+    """`<data dir>/landed/<ds>`, the data dir being the folder of the warehouse file. An
+    in-memory warehouse lives as long as its process, so its files land in a folder that does."""
+    database = scalar(
+        con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
     )
-    con.execute(f"CREATE TABLE IF NOT EXISTS {table(spec.name, 'raw')} ({ddl})")
-    for extra in (c for c in columns if c not in data_columns):
-        con.execute(
-            f"ALTER TABLE {table(spec.name, 'raw')} ADD COLUMN IF NOT EXISTS {quote(extra)} VARCHAR"
-        )
+    if database:
+        return Path(database).resolve().parent / "landed" / dataset
+    global _PROCESS_FOLDER
+    if _PROCESS_FOLDER is None:
+        _PROCESS_FOLDER = tempfile.TemporaryDirectory(prefix="mlops-landed-")  # removed at exit
+    return Path(_PROCESS_FOLDER.name) / dataset
+
+
+_PROCESS_FOLDER: tempfile.TemporaryDirectory | None = None
+
+
+def land(path: Path, folder: Path) -> tuple[Path, str, bool]:
+    """The immutable, content-addressed copy of `path` under `folder`, its sha256 and whether it
+    is valid UTF-8. A file with the same bytes already landed is shared, not copied again."""
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = folder / f".landing-{uuid.uuid4().hex}{path.suffix}"
+    try:
+        os.link(path, staged)
+    except OSError:  # another device, or a file system without hard links
+        shutil.copyfile(path, staged)
+    try:
+        digest, utf8 = _sha256_and_utf8(staged)  # of the bytes kept, whatever `path` becomes
+        landed = folder / f"{digest}{path.suffix}"
+        if landed.exists():
+            staged.unlink()
+        else:
+            staged.chmod(0o444)
+            os.replace(staged, landed)
+    finally:
+        staged.unlink(missing_ok=True)
+    return landed, digest, utf8
+
+
+def _sha256_and_utf8(path: Path) -> tuple[str, bool]:
+    digest, decoder, utf8 = hashlib.sha256(), codecs.getincrementaldecoder("utf-8")(), True
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            if utf8:
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    utf8 = False
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    return digest.hexdigest(), utf8
+
+
+def _ensure_raw_tables(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(spec.name)}")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {table(spec.name, 'raw_files')} (_partition VARCHAR, "
         "source_file VARCHAR, sha256 VARCHAR, bytes BIGINT, columns VARCHAR, has_header BOOLEAN, "
-        "rows BIGINT, malformed_lines BIGINT, loaded_at TIMESTAMP)"
+        "rows BIGINT, malformed_lines BIGINT, loaded_at TIMESTAMP, landed_file VARCHAR)"
     )
+    con.execute(
+        f"ALTER TABLE {table(spec.name, 'raw_files')} ADD COLUMN IF NOT EXISTS landed_file VARCHAR"
+    )
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {table(spec.name, 'raw_malformed')} (_partition VARCHAR, "
+        "_source_file VARCHAR, _row_number BIGINT, _error VARCHAR, _line VARCHAR)"
+    )
+    kind = scalar(
+        con,
+        "SELECT any_value(table_type) FROM information_schema.tables "
+        "WHERE table_schema = $s AND table_name = 'raw'",
+        {"s": spec.name},
+    )
+    if kind == "BASE TABLE":  # a warehouse from before landing: keep its rows aside
+        con.execute(f"ALTER TABLE {table(spec.name, 'raw')} RENAME TO raw_before_landing")
 
 
-def _read_csv_sql(spec: DatasetSpec, columns: list[str], has_header: bool) -> str:
+def read_csv_sql(
+    spec: DatasetSpec, columns: list[str], has_header: bool, path: str, rejects: bool = False
+) -> str:
+    """DuckDB's reader over a source file, every value as text. With `rejects`, the lines it
+    cannot split go to `_rejects`; without, they are skipped (they are in `raw_malformed`)."""
     column_types = (
         "{" + ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for c in columns) + "}"
     )
     delimiter = spec.read.delimiter.replace("'", "''")
     quote_char = spec.read.quote.replace("'", "''")
+    errors = (
+        "store_rejects=true, rejects_table='_rejects', rejects_scan='_rejects_scan'"
+        if rejects
+        else "ignore_errors=true"
+    )
     return (
-        f"read_csv($path, header={str(has_header).lower()}, delim='{delimiter}', "
-        f"quote='{quote_char}', escape='{quote_char}', columns={column_types}, auto_detect=false, "
-        "all_varchar=true, store_rejects=true, rejects_table='_rejects', "
-        "rejects_scan='_rejects_scan', null_padding=false, strict_mode=true, "
-        "max_line_size=10000000, parallel=true)"
+        f"read_csv('{path.replace(chr(39), chr(39) * 2)}', header={str(has_header).lower()}, "
+        f"delim='{delimiter}', quote='{quote_char}', escape='{quote_char}', "
+        f"columns={column_types}, auto_detect=false, all_varchar=true, {errors}, "
+        "null_padding=false, strict_mode=true, max_line_size=10000000, parallel=true)"
     )
 
 
 def load_raw(
     con: duckdb.DuckDBPyConnection, spec: DatasetSpec, path: Path, partition: str
 ) -> LoadResult:
-    """Replace partition `partition` of `<ds>.raw` with the contents of `path`."""
+    """Make `path` the raw record of partition `partition`, replacing what it held."""
     columns, has_header = file_columns(path, spec)
-    raw = table(spec.name, "raw")
-    # outside the transaction, so that the staged rows' rowids are their positions in the file
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _staging AS SELECT * FROM "
-        + _read_csv_sql(spec, columns, has_header),
-        {"path": str(path)},
-    )
+    folder = landed_folder(con, spec.name)
+    landed, digest, utf8 = land(path, folder)
+    previous: list[str] = []
     try:
+        reader = read_csv_sql(spec, columns, has_header, str(landed), rejects=True)
+        # count(*) alone splits the lines but decodes no field: enough unless there are bad bytes
+        counted = "count(*)" if utf8 else "count(*), count(COLUMNS(*))"
+        try:
+            accepted = scalar(con, f"SELECT {counted} FROM {reader}")
+        except duckdb.InvalidInputException as exc:  # its message names the landed copy
+            reason = str(exc).splitlines()[0].removeprefix("Invalid Input Error: ")
+            raise FileRejected(f"{path.name}: not readable as CSV: {reason}") from None
         with transaction(con):
-            _ensure_raw_tables(con, spec, columns)
-            for name in ("raw", "raw_files"):
+            _ensure_raw_tables(con, spec)
+            previous = _landed_files(con, spec, partition)
+            for name in ("raw_malformed", "raw_files"):
                 con.execute(
                     f"DELETE FROM {table(spec.name, name)} WHERE _partition = $p", {"p": partition}
                 )
-            malformed = _insert_rows(con, spec, raw, columns, has_header, path, partition)
-            rows = scalar(
-                con, f"SELECT count(*) FROM {raw} WHERE _partition = $p", {"p": partition}
-            )
-            if rows == 0:
+            malformed = _insert_malformed(con, spec, has_header, path, partition)
+            if accepted + malformed == 0:
                 problem = "the header has no data rows below it" if has_header else "no data rows"
                 raise FileRejected(f"{path.name}: {problem}")
-            result = LoadResult(rows, malformed, columns, has_header, sha256_of(path))
-            _record_file(con, spec, path, partition, result)
+            result = LoadResult(
+                accepted + malformed, malformed, columns, has_header, digest, landed
+            )
+            _record_file(con, spec, path, landed, partition, result)
+            _refresh_raw_view(con, spec)
     finally:
-        con.execute("DROP TABLE IF EXISTS _staging")
+        con.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _rejects_scan")
+        _forget_unused(con, spec, [str(landed), *previous])
     return result
 
 
-def _record_file(con, spec: DatasetSpec, path: Path, partition: str, result: LoadResult) -> None:
+def _landed_files(con, spec: DatasetSpec, partition: str | None = None) -> list[str]:
+    where = "" if partition is None else "WHERE _partition = $p"
+    params = {} if partition is None else {"p": partition}
+    rows = con.execute(
+        f"SELECT DISTINCT landed_file FROM {table(spec.name, 'raw_files')} {where}", params
+    ).fetchall()
+    return [row[0] for row in rows if row[0]]
+
+
+def _forget_unused(con, spec: DatasetSpec, candidates: list[str]) -> None:
+    """Delete those of `candidates` that no partition uses any more."""
+    try:
+        in_use = set(_landed_files(con, spec))
+    except duckdb.CatalogException:  # the first load failed before creating raw_files
+        in_use = set()
+    for name in set(candidates) - in_use:
+        Path(name).unlink(missing_ok=True)
+
+
+def _insert_malformed(con, spec: DatasetSpec, has_header: bool, path: Path, partition) -> int:
+    """Keep the lines the reader rejected, numbered by their line in the file."""
     con.execute(
-        f"INSERT INTO {table(spec.name, 'raw_files')} VALUES ($p, $f, $s, $b, $c, $h, $r, $m, $t)",
+        f"INSERT INTO {table(spec.name, 'raw_malformed')} "
+        "SELECT $p, $f, line - $o, error_message, csv_line FROM "
+        "(SELECT DISTINCT ON (line) line, error_message, csv_line FROM _rejects ORDER BY line)",
+        {"p": partition, "f": path.name, "o": 1 if has_header else 0},
+    )
+    return scalar(
+        con,
+        f"SELECT count(*) FROM {table(spec.name, 'raw_malformed')} WHERE _partition = $p",
+        {"p": partition},
+    )
+
+
+def _record_file(
+    con, spec: DatasetSpec, path: Path, landed: Path, partition: str, result: LoadResult
+) -> None:
+    con.execute(
+        f"INSERT INTO {table(spec.name, 'raw_files')} BY NAME SELECT $p AS _partition, "
+        "$f AS source_file, $s AS sha256, $b AS bytes, $c AS columns, $h AS has_header, "
+        "$r AS rows, $m AS malformed_lines, $t AS loaded_at, $l AS landed_file",
         {
             "p": partition,
             "f": str(path),
             "s": result.sha256,
-            "b": path.stat().st_size,
+            "b": landed.stat().st_size,
             "c": json.dumps(result.columns),
             "h": result.has_header,
             "r": result.rows,
             "m": result.malformed_lines,
             "t": datetime.now(UTC).replace(tzinfo=None),
+            "l": str(landed),
         },
     )
 
 
-def _insert_rows(con, spec, raw, columns, has_header, path, partition) -> int:
-    """Insert accepted and rejected lines with row numbers in file order; returns rejected count.
-
-    `_staging` holds the accepted lines in file order (its rowid); each takes the next row number
-    the rejected lines leave free: its position plus the rejected lines before it."""
-    offset = 1 if has_header else 0
-    rejected = con.execute(
-        "SELECT DISTINCT ON (line) line - $o AS row_number, error_message, csv_line FROM _rejects "
-        "ORDER BY line",
-        {"o": offset},
-    ).df()
-    selected = ", ".join(f"s.{quote(c)}" for c in columns)
-    names = ", ".join(quote(c) for c in columns)
-    params = {"p": partition, "f": path.name}
-    con.register("_rejected", rejected)
-    try:
-        con.execute(
-            f"INSERT INTO {raw} (_partition, _source_file, _row_number, {names}) "
-            f"SELECT $p, $f, {_numbered_staging(shifted=bool(len(rejected)), selected=selected)}",
-            params,
-        )
-        con.execute(
-            f"INSERT INTO {raw} (_partition, _source_file, _row_number, _error, _line) "
-            "SELECT $p, $f, row_number, error_message, csv_line FROM _rejected",
-            params,
-        )
-    finally:
-        con.unregister("_rejected")
-        con.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _rejects_scan")
-    return len(rejected)
-
-
-def _numbered_staging(shifted: bool, selected: str) -> str:
-    """Row number, `selected` and the FROM clause for the staged lines. With rejected lines, an
-    ASOF join counts those before each accepted line (it sorts, so it is only paid then)."""
-    if not shifted:
-        return f"rowid + 1, {selected} FROM _staging s"
-    shifts = (
-        "SELECT row_number - rank AS k, max(rank) AS shift FROM (SELECT row_number, "
-        "row_number() OVER (ORDER BY row_number) AS rank FROM _rejected) GROUP BY ALL"
+def _refresh_raw_view(con, spec: DatasetSpec) -> None:
+    """`<ds>.raw`: every line of every partition, as text, with file and line number."""
+    files = con.execute(
+        f"SELECT _partition, source_file, columns, has_header, landed_file "
+        f"FROM {table(spec.name, 'raw_files')} WHERE landed_file IS NOT NULL ORDER BY _partition"
+    ).fetchall()
+    malformed = table(spec.name, "raw_malformed")
+    parts = [
+        _accepted_lines_sql(spec, partition, Path(source).name, json.loads(cols), header, landed)
+        for partition, source, cols, header, landed in files
+    ]
+    spec_columns = ", ".join(f"NULL::VARCHAR AS {quote(c.name)}" for c in spec.columns)
+    parts.append(
+        f"SELECT _partition, _source_file, _row_number, _error, _line, {spec_columns} "
+        f"FROM {malformed}"
     )
+    con.execute(
+        f"CREATE OR REPLACE VIEW {table(spec.name, 'raw')} AS " + " UNION ALL BY NAME ".join(parts)
+    )
+
+
+def _accepted_lines_sql(spec, partition, source, columns, has_header, landed) -> str:
+    """The lines of one landed file the reader splits, numbered by their line in the file: their
+    position, shifted by the malformed lines before them (read in one thread, so in order)."""
+    reader = read_csv_sql(spec, columns, has_header, landed).replace(
+        "parallel=true", "parallel=false"
+    )
+    shifts = (
+        "SELECT _row_number - rank AS k, max(rank) AS shift FROM (SELECT _row_number, "
+        "row_number() OVER (ORDER BY _row_number) AS rank FROM "
+        f"{table(spec.name, 'raw_malformed')} WHERE _partition = {_text(partition)}) GROUP BY ALL"
+    )
+    missing = [c.name for c in spec.columns if c.name not in columns]
+    selected = [f"s.{quote(c)}" for c in columns] + [
+        f"NULL::VARCHAR AS {quote(c)}" for c in missing
+    ]
     return (
-        f"s.k + 1 + coalesce(t.shift, 0), {selected} FROM (SELECT rowid AS k, * FROM _staging) s "
+        f"SELECT {_text(partition)} AS _partition, {_text(source)} AS _source_file, "
+        "s.k + 1 + coalesce(t.shift, 0) AS _row_number, NULL::VARCHAR AS _error, "
+        f"NULL::VARCHAR AS _line, {', '.join(selected)} "
+        f"FROM (SELECT row_number() OVER () - 1 AS k, * FROM {reader} "
+        # a filter on every field, so that a count decodes them and skips what the file holds
+        f"WHERE length(concat({', '.join(quote(c) for c in columns)})) >= 0) s "
         f"ASOF LEFT JOIN ({shifts}) t ON s.k >= t.k"
     )
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

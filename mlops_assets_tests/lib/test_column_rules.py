@@ -37,7 +37,7 @@ def sql_accepts(spec, row: dict, tmp_path: Path) -> bool:
     text = ["" if value is None else str(value) for value in row.values()]
     path = tmp_path / "bounds.csv"
     path.write_text(",".join(row) + "\n" + ",".join(text) + "\n")
-    with duckdb.connect() as con:
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:  # files land beside it
         load_raw(con, spec, path, "p")
         return validate_partition(con, spec, "p").valid == 1
 

@@ -20,8 +20,10 @@ ROWS = [
 
 
 @pytest.fixture
-def con():
-    connection = duckdb.connect()
+def con(tmp_path):
+    # a warehouse file, as the assets use: files land in the folder next to it
+    (tmp_path / "data").mkdir()
+    connection = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"))
     yield connection
     connection.close()
 

@@ -33,13 +33,16 @@ def ingestion_assets(spec: DatasetSpec) -> list:
         partitions_def=partitions,
         pool=POOL,
         kinds={"duckdb"},
-        description=f"The source file loaded unchanged into `{ds}.raw` (values as text).",
+        description=(
+            f"The source file landed unchanged (content-addressed, read-only) as the raw record; "
+            f"`{ds}.raw` shows its lines as text with file and line number."
+        ),
     )
     def raw(
         context: AssetExecutionContext, warehouse: Warehouse, source_files: SourceFiles
     ) -> MaterializeResult:
         path = source_files.path_for(spec, context.partition_key)
-        context.log.info(f"loading {path} into {ds}.raw")
+        context.log.info(f"landing {path} as the raw record of {ds}")
         try:
             with warehouse.get_connection() as con:
                 loaded = load_raw(con, spec, path, context.partition_key)
@@ -53,6 +56,7 @@ def ingestion_assets(spec: DatasetSpec) -> list:
                 "has_header": loaded.has_header,
                 "columns": loaded.columns,
                 "sha256": loaded.sha256,
+                "landed_file": str(loaded.landed_file),
                 "dagster/table_name": f"{ds}.raw",
                 "dagster/row_count": loaded.rows,
             },

@@ -1,0 +1,153 @@
+"""The landed file as the raw record, on a real DuckDB file: content-addressed, read-only, shared
+between partitions with the same bytes, and every line retrievable through `<ds>.raw`."""
+
+import hashlib
+import shutil
+import stat
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from mlops_assets.lib.ingest import load_raw
+from mlops_assets.lib.validation import validate_partition
+from mlops_assets.lib.warehouse import scalar
+
+HEADER = "Sex,Length,Diameter,Height,Whole weight,Shucked weight,Viscera weight,Shell weight,Rings"
+ROWS = [
+    "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15",
+    "F,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21,9",
+    "I,0.425,0.3,0.095,0.3515,0.141,0.0775,0.12,8",
+]
+SHORT = "M,0.4,0.3"
+LONG = ROWS[0] + ",3"
+BAD_VALUE = "X,0.450,0.365,0.095,0.514,0.2245,0.101,0.15,15"
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def con(data_dir):
+    connection = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def abalone(builtin_specs):
+    return builtin_specs["abalone"]
+
+
+def write(folder: Path, name: str, lines: list[str]) -> Path:
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def landed_file(con, partition: str) -> Path:
+    return Path(
+        scalar(
+            con, "SELECT landed_file FROM abalone.raw_files WHERE _partition = $p", {"p": partition}
+        )
+    )
+
+
+def test_landed_copy_is_content_addressed_read_only_and_recorded(con, abalone, data_dir, tmp_path):
+    source = write(tmp_path, "a.csv", [HEADER, *ROWS])
+    loaded = load_raw(con, abalone, source, "p1")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    landed = landed_file(con, "p1")
+    assert landed == data_dir / "landed" / "abalone" / f"{digest}.csv"
+    assert landed.read_bytes() == source.read_bytes()
+    assert loaded.sha256 == digest
+    assert scalar(con, "SELECT sha256 FROM abalone.raw_files") == digest
+    assert not landed.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    assert [p.name for p in landed.parent.iterdir()] == [landed.name]  # no staging left over
+
+
+def test_partitions_with_the_same_bytes_share_one_copy_until_neither_uses_it(
+    con, abalone, tmp_path
+):
+    first = write(tmp_path, "a.csv", [HEADER, *ROWS])
+    second = tmp_path / "b.csv"
+    shutil.copyfile(first, second)
+    load_raw(con, abalone, first, "p1")
+    load_raw(con, abalone, second, "p2")
+    shared = landed_file(con, "p1")
+    assert landed_file(con, "p2") == shared
+    load_raw(con, abalone, write(tmp_path, "c.csv", [HEADER, ROWS[0]]), "p1")  # p1 re-run
+    assert shared.exists()  # p2 still uses it
+    assert scalar(con, "SELECT count(*) FROM abalone.raw WHERE _partition = 'p2'") == 3
+    load_raw(con, abalone, write(tmp_path, "d.csv", [HEADER, ROWS[1]]), "p2")
+    assert not shared.exists()  # no partition uses it any more
+    assert landed_file(con, "p1").exists() and landed_file(con, "p2").exists()
+
+
+def test_raw_view_returns_every_line_with_file_and_line_number(con, abalone, tmp_path):
+    lines = [HEADER, ROWS[0], SHORT, ROWS[1], LONG, ROWS[2]]
+    load_raw(con, abalone, write(tmp_path, "m.csv", lines), "p1")
+    rows = con.execute(
+        "SELECT _source_file, _row_number, _error IS NOT NULL, _line, Sex, Rings "
+        "FROM abalone.raw ORDER BY _row_number"
+    ).fetchall()
+    assert [r[:3] for r in rows] == [
+        ("m.csv", 1, False),
+        ("m.csv", 2, True),
+        ("m.csv", 3, False),
+        ("m.csv", 4, True),
+        ("m.csv", 5, False),
+    ]
+    assert [r[3] for r in rows if r[2]] == [SHORT, LONG]  # malformed lines kept as they were
+    assert [(r[4], r[5]) for r in rows if not r[2]] == [("M", "15"), ("F", "9"), ("I", "8")]
+    assert scalar(con, "SELECT malformed_lines FROM abalone.raw_files") == 2
+
+
+def test_quarantine_keeps_the_line_text_and_file_positions(con, abalone, tmp_path):
+    lines = [HEADER, ROWS[0], BAD_VALUE, SHORT, ROWS[1]]
+    load_raw(con, abalone, write(tmp_path, "q.csv", lines), "p1")
+    summary = validate_partition(con, abalone, "p1")
+    assert (summary.rows, summary.valid, summary.quarantined) == (4, 2, 2)
+    quarantined = con.execute(
+        "SELECT _row_number, _line, Sex, Length, _reasons FROM abalone.quarantine ORDER BY 1"
+    ).fetchall()
+    assert [row[:2] for row in quarantined] == [(2, BAD_VALUE), (3, SHORT)]
+    assert quarantined[0][2:4] == ("X", "0.450")  # values as read, not as typed
+    assert "Sex: 'X' is not an allowed value" in quarantined[0][4]
+    assert quarantined[1][4].startswith("malformed line: ")
+    valid = con.execute("SELECT _row_number, Sex FROM abalone.validated ORDER BY 1").fetchall()
+    assert valid == [(1, "M"), (4, "F")]
+
+
+def test_a_failed_load_leaves_no_landed_file_behind(con, abalone, data_dir, tmp_path):
+    load_raw(con, abalone, write(tmp_path, "a.csv", [HEADER, *ROWS]), "p1")
+    kept = landed_file(con, "p1")
+    with pytest.raises(ValueError, match="no data rows"):
+        load_raw(con, abalone, write(tmp_path, "e.csv", [HEADER]), "p1")
+    assert list((data_dir / "landed" / "abalone").iterdir()) == [kept]
+
+
+def test_a_file_on_the_same_device_is_hard_linked(con, abalone, tmp_path):
+    source = write(tmp_path, "a.csv", [HEADER, *ROWS])
+    load_raw(con, abalone, source, "p1")
+    assert landed_file(con, "p1").samefile(source)  # no second copy of the bytes
+
+
+def test_a_file_on_another_device_is_copied(con, abalone, tmp_path):
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system to land from")
+    source = write(shm, f"landing-test-{tmp_path.name}.csv", [HEADER, *ROWS])
+    try:
+        load_raw(con, abalone, source, "p1")
+        landed = landed_file(con, "p1")
+        assert not landed.samefile(source)
+        assert landed.read_bytes() == source.read_bytes()
+        assert source.stat().st_mode & stat.S_IWUSR  # the source itself is left as it was
+    finally:
+        source.unlink()
+    assert scalar(con, "SELECT count(*) FROM abalone.raw") == 3  # the copy outlives the source
