@@ -1,10 +1,13 @@
 """The compiled predictor gives exactly the numbers of the fitted pipeline, for every model family
 training builds, including rows that take its fallbacks (missing values, unknown categories)."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 from sklearn.pipeline import Pipeline
 
 from mlops_assets.lib.training import families, preprocessor
@@ -59,3 +62,23 @@ def test_an_unknown_pipeline_shape_is_called_as_it_is(builtin_specs):
     frame = scoring_rows()
     assert not predictor.compiled
     assert np.array_equal(predictor.predict(predictor.prepare(frame)), pipeline.predict(frame))
+
+
+EXTRA_TREES = [
+    ("regression", ExtraTreesRegressor(n_estimators=12, random_state=0)),
+    ("classification", ExtraTreesClassifier(n_estimators=12, random_state=0)),
+]
+
+
+@pytest.mark.parametrize(("task", "estimator"), EXTRA_TREES, ids=["regression", "classification"])
+@pytest.mark.parametrize("rows", [scoring_rows, rows_with_missing_values])
+def test_extra_trees_called_tree_by_tree_match_the_pipeline_exactly(
+    builtin_specs, task, estimator, rows
+):
+    pipeline = fitted(builtin_specs["abalone"], SimpleNamespace(estimator=estimator), task)
+    predictor = compile_predictor(pipeline)
+    frame = rows()
+    features = predictor.prepare(frame)
+    assert np.array_equal(predictor.predict(features), pipeline.predict(frame))
+    if task == "classification":
+        assert np.array_equal(predictor.predict_proba(features), pipeline.predict_proba(frame))
