@@ -11,8 +11,12 @@ from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 from sklearn.pipeline import Pipeline
 
 from mlops_assets.lib.training import families, preprocessor
+from mlops_assets_tests.serving.conftest import manifest_for
 from mlops_assets_tests.synthetic import abalone_features
+from serving.contract import manifest_fields
 from serving.inference import compile_predictor
+from serving.model import LoadedModel, to_frame
+from serving.validation import compile_fields
 
 
 def scoring_rows() -> pd.DataFrame:
@@ -82,3 +86,28 @@ def test_extra_trees_called_tree_by_tree_match_the_pipeline_exactly(
     assert np.array_equal(predictor.predict(features), pipeline.predict(frame))
     if task == "classification":
         assert np.array_equal(predictor.predict_proba(features), pipeline.predict_proba(frame))
+
+
+def validated_rows(frame: pd.DataFrame, fields) -> list[list]:
+    """The frame's records as validation hands them to the model: field order, None for null."""
+    records = frame.to_dict("records")
+    return [[None if pd.isna(r[f.column]) else r[f.column] for f in fields] for r in records]
+
+
+@pytest.mark.parametrize(("task", "family"), CASES, ids=[f"{t}-{f.name}" for t, f in CASES])
+@pytest.mark.parametrize("rows", [scoring_rows, rows_with_missing_values])
+def test_served_rows_skip_the_dataframe_and_match_the_pipeline_exactly(
+    builtin_specs, task, family, rows
+):
+    pipeline = fitted(builtin_specs["abalone"], family, task)
+    fields = compile_fields(manifest_fields(manifest_for("abalone", "1")))
+    labels = tuple(str(c) for c in pipeline.classes_) if task == "classification" else None
+    model = LoadedModel("abalone", {"version": "1"}, fields, pipeline, labels)
+    served = validated_rows(rows(), fields)
+    frame = to_frame(served, fields)
+    prediction = model.predict(served)
+    assert model.predictor.prepare_columns is not None
+    assert np.array_equal(prediction.values, pipeline.predict(frame))
+    if task == "classification":
+        got = np.array([list(row.values()) for row in prediction.probabilities])
+        assert np.array_equal(got, pipeline.predict_proba(frame))
