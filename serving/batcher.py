@@ -1,9 +1,12 @@
 """Micro-batching: concurrent requests for one data set share a single model call.
 
-A pipeline call costs about the same for 1 row as for 100, so the first request after an idle
-spell waits up to `wait_s` for company; under load, requests pile up while the previous call
-runs and go out together without waiting. Each job keeps the model object it started with, and
-a batch only groups jobs of the same model, so a hot swap never changes a request's model.
+A pipeline call costs about the same for 1 row as for 100, so a batch waits up to `wait_s` for
+company, but goes as soon as it has as many rows as the previous batch had (at least 2):
+clients that each wait for their answer before sending again (a fixed number of connections)
+send the next round right after a batch is answered, and that round is complete once it is as
+large as the last one. Requests that pile up while the previous call runs go out together
+without waiting. Each job keeps the model object it started with, and a batch only groups jobs
+of the same model, so a hot swap never changes a request's model.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class MicroBatcher:
         self._pending: deque[Job] = deque()
         self._pending_rows = 0
         self._worker: asyncio.Task | None = None
+        self._last_batch_rows = 2  # the size a waiting batch goes at, before wait_s is over
+        self._full: asyncio.Event | None = None  # set while a batch waits, once it has them
 
     async def predict(self, model: LoadedModel, rows: list[list]) -> Prediction:
         future = asyncio.get_running_loop().create_future()
@@ -73,15 +78,31 @@ class MicroBatcher:
         self._pending_rows += len(rows)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
+        elif self._full is not None and self._pending_rows >= self._last_batch_rows:
+            self._full.set()
         return await future
+
+    async def _wait_for_company(self) -> None:
+        """Until the pending rows reach the previous batch's size or max_rows, at most wait_s."""
+        if self._pending_rows >= min(self._last_batch_rows, self.max_rows):
+            return
+        self._full = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._full.wait(), self.wait_s)
+        except TimeoutError:
+            pass
+        finally:
+            self._full = None
 
     async def _drain(self) -> None:
         try:
-            if self.wait_s > 0 and self._pending_rows < self.max_rows:
-                await asyncio.sleep(self.wait_s)
+            if self.wait_s > 0:
+                await self._wait_for_company()
             while self._pending:
                 batch = _take_batch(self._pending, self.max_rows)
-                self._pending_rows -= sum(len(job.rows) for job in batch)
+                rows = sum(len(job.rows) for job in batch)
+                self._pending_rows -= rows
+                self._last_batch_rows = max(rows, 2)
                 await self._run(batch)
         except BaseException as exc:  # e.g. cancelled at shutdown: no request may wait forever
             while self._pending:

@@ -10,7 +10,7 @@ model family). Any other estimator is called as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +27,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 Transform = Callable[[pd.DataFrame], np.ndarray]
+Columns = Mapping[str, np.ndarray]  # column name -> its values, one 1-d array per column
 FOREST_REGRESSORS = (RandomForestRegressor, ExtraTreesRegressor)
 FOREST_CLASSIFIERS = (RandomForestClassifier, ExtraTreesClassifier)
 
@@ -34,25 +35,29 @@ FOREST_CLASSIFIERS = (RandomForestClassifier, ExtraTreesClassifier)
 @dataclass(frozen=True)
 class Predictor:
     """`prepare` turns input rows into the final estimator's features once; `predict` and
-    `predict_proba` (None for regressors) take those features."""
+    `predict_proba` (None for regressors) take those features. A compiled predictor also has
+    `prepare_columns`, the same features from column arrays, without building a DataFrame."""
 
     prepare: Callable[[pd.DataFrame], object]
     predict: Callable[[object], np.ndarray]
     predict_proba: Callable[[object], np.ndarray] | None
     compiled: bool = False  # preprocessing runs as direct calls
+    prepare_columns: Callable[[Columns], np.ndarray] | None = None
 
 
 def compile_predictor(estimator) -> Predictor:
     if not isinstance(estimator, Pipeline) or len(estimator.steps) < 2:
         return Predictor(lambda frame: frame, *_final_calls(estimator))
     compiled = _compiled_prepare(estimator)
-    prepare = compiled or estimator[:-1].transform
-    return Predictor(prepare, *_final_calls(estimator[-1]), compiled=compiled is not None)
+    if compiled is None:
+        return Predictor(estimator[:-1].transform, *_final_calls(estimator[-1]))
+    from_frame, from_columns = compiled
+    return Predictor(from_frame, *_final_calls(estimator[-1]), True, from_columns)
 
 
-def _compiled_prepare(pipeline: Pipeline) -> Transform | None:
-    """A two-step pipeline's ColumnTransformer as direct calls, or None when some part is not
-    one `_compiled_step` knows."""
+def _compiled_prepare(pipeline: Pipeline) -> tuple[Transform, Callable] | None:
+    """A two-step pipeline's ColumnTransformer as direct calls, from a DataFrame and from column
+    arrays, or None when some part is not one `_compiled_step` knows."""
     prepare = pipeline[0]
     if len(pipeline.steps) != 2 or not isinstance(prepare, ColumnTransformer):
         return None
@@ -66,16 +71,30 @@ def _compiled_prepare(pipeline: Pipeline) -> Transform | None:
             return None
         groups.append((list(columns), calls))
 
-    def transform(frame: pd.DataFrame) -> np.ndarray:
+    def transform(block_of: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         blocks = []
         for columns, calls in groups:
-            data = frame[columns].to_numpy()
+            data = block_of(columns)
             for call in calls:
                 data = call(data)
             blocks.append(data)
         return np.hstack(blocks)
 
-    return transform
+    def from_frame(frame: pd.DataFrame) -> np.ndarray:
+        return transform(lambda columns: frame[columns].to_numpy())
+
+    def from_columns(arrays: Columns) -> np.ndarray:
+        return transform(lambda columns: _stacked([arrays[name] for name in columns]))
+
+    return from_frame, from_columns
+
+
+def _stacked(arrays: list[np.ndarray]) -> np.ndarray:
+    """Columns side by side, as `frame[columns].to_numpy()` gives them: one dtype stacks as it is;
+    mixed dtypes go through pandas, whose common-type rules differ from numpy's."""
+    if all(array.dtype == arrays[0].dtype for array in arrays):
+        return np.column_stack(arrays)
+    return pd.DataFrame(dict(enumerate(arrays))).to_numpy()
 
 
 def _compiled_step(step) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -143,19 +162,26 @@ def _one_hot(encoder: OneHotEncoder):
 def _final_calls(final) -> tuple[Callable, Callable | None]:
     """(predict, predict_proba or None) of the final estimator over prepared features."""
     if isinstance(final, FOREST_REGRESSORS) and final.n_outputs_ == 1:
-        return (lambda x: _forest_mean(final, x, "predict")), None
+        return _forest_mean(final, lambda values: values[:, 0]), None
     if isinstance(final, FOREST_CLASSIFIERS) and final.n_outputs_ == 1:
-        return (
-            lambda x: final.classes_.take(np.argmax(_forest_mean(final, x, "predict_proba"), 1)),
-            lambda x: _forest_mean(final, x, "predict_proba"),
-        )
+        proba = _forest_mean(final, lambda values: values[:, : final.n_classes_])
+        return (lambda x: final.classes_.take(np.argmax(proba(x), 1))), proba
     return final.predict, getattr(final, "predict_proba", None)
 
 
-def _forest_mean(forest, features, method: str) -> np.ndarray:
-    """The trees' mean output, summed tree by tree in order as the forest's own method does."""
-    x = np.ascontiguousarray(features, dtype=np.float32)  # the trees' input dtype
-    total = 0.0
-    for tree in forest.estimators_:
-        total = total + getattr(tree, method)(x, check_input=False)
-    return total / len(forest.estimators_)
+def _forest_mean(forest, output: Callable[[np.ndarray], np.ndarray]) -> Callable:
+    """The trees' mean output, summed tree by tree in order as the forest's own method does.
+
+    Each fitted tree's `tree_.predict` is what the tree's own predict / predict_proba returns
+    (before `output` picks the columns) once its checks passed; calling it directly skips
+    those per-tree checks, which cost more than the arithmetic on a micro-batch."""
+    trees = [tree.tree_ for tree in forest.estimators_]
+
+    def mean(features) -> np.ndarray:
+        x = np.ascontiguousarray(features, dtype=np.float32)  # the trees' input dtype
+        total = 0.0
+        for tree in trees:
+            total = total + output(tree.predict(x))
+        return total / len(trees)
+
+    return mean

@@ -66,8 +66,17 @@ class LoadedModel:
     def bundle_id(self) -> str:
         return self.manifest.get("bundle_id", "")
 
+    @cached_property
+    def _columns_path(self) -> bool:
+        """Compiled preprocessing over plain column arrays (dates need a DataFrame's parsing)."""
+        has_dates = any(field.type == "date" for field in self.fields)
+        return self.predictor.prepare_columns is not None and not has_dates
+
     def predict(self, rows: list[list]) -> Prediction:
-        features = self.predictor.prepare(to_frame(rows, self.fields))
+        if self._columns_path:
+            features = self.predictor.prepare_columns(column_arrays(rows, self.fields))
+        else:
+            features = self.predictor.prepare(to_frame(rows, self.fields))
         values = _plain(self.predictor.predict(features))
         if self.labels is None:
             return Prediction(values, None)
@@ -92,15 +101,18 @@ def _column(values: tuple, type_: str) -> Any:
     return np.array(values, dtype=object)
 
 
+def column_arrays(rows: list[list], fields: tuple[Field, ...]) -> dict[str, Any]:
+    """Validated rows as one array per column, keyed by the spec's column names."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in fields]
+    return {
+        field.column: _column(values, field.type)
+        for field, values in zip(fields, columns, strict=True)
+    }
+
+
 def to_frame(rows: list[list], fields: tuple[Field, ...]) -> pd.DataFrame:
     """Validated rows as a DataFrame with the spec's column names, built column by column."""
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in fields]
-    return pd.DataFrame(
-        {
-            field.column: _column(values, field.type)
-            for field, values in zip(fields, columns, strict=True)
-        }
-    )
+    return pd.DataFrame(column_arrays(rows, fields))
 
 
 def example_row(fields: tuple[Field, ...]) -> list:

@@ -2,7 +2,8 @@
 
     <predictions_dir>/<dataset>/<YYYY-MM-DD>.jsonl   (UTC date of the prediction)
 
-Requests only put a batch on a bounded queue; a daemon thread drains it about once a second and
+Requests only put a batch on a bounded queue (a deque: appending and popping are atomic, with no
+lock to take per request); a daemon thread drains it about once a second and
 appends each file's new lines with one write and a flush, so a crash loses at most what was
 still buffered and never tears an earlier line. A torn last line is skipped by `read_records`.
 """
@@ -10,9 +11,8 @@ still buffered and never tears an earlier line. A torn last line is skipped by `
 from __future__ import annotations
 
 import json
-import queue
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,23 +78,24 @@ class PredictionLog(PeriodicFlush):
     ) -> None:
         super().__init__(flush_interval, "prediction-log")
         self.directory = Path(directory)
-        self._queue: queue.Queue[Served] = queue.Queue(maxsize=max_queued)
+        self.max_queued = max_queued
+        self._queue: deque[Served] = deque()
         self._on_drop = on_drop
         self._lock = threading.Lock()
 
     def append(self, served: Served) -> None:
-        try:
-            self._queue.put_nowait(served)
-        except queue.Full:
+        if len(self._queue) >= self.max_queued:
             self._on_drop()
+            return
+        self._queue.append(served)
 
     def flush(self) -> None:
         with self._lock:
             batches: dict[Path, list[bytes]] = defaultdict(list)
             while True:
                 try:
-                    served = self._queue.get_nowait()
-                except queue.Empty:
+                    served = self._queue.popleft()
+                except IndexError:
                     break
                 day = served.timestamp[:10]
                 batches[self.directory / served.dataset / f"{day}.jsonl"].append(lines_of(served))

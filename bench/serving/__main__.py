@@ -38,6 +38,7 @@ from bench.serving.servers import (
     copy_peer_models,
     make_subjects,
     read_manifest,
+    select_subjects,
     stop_on_sigterm,
     workspace_folder,
 )
@@ -70,6 +71,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, help="rounds (default 3; smoke 1)")
     parser.add_argument(
+        "--subjects",
+        help="development: comma-separated subject keys to run (ours, fastapi, mlflow, ceiling, "
+        "ours_w2); default all",
+    )
+    parser.add_argument(
+        "--connections",
+        type=lambda text: [int(part) for part in text.split(",")],
+        help="development: comma-separated connection counts of the one-record points",
+    )
+    parser.add_argument(
         "--reuse",
         type=Path,
         help="development: a folder a previous run built in (its data/ is reused, no build)",
@@ -87,7 +98,7 @@ def prepare(plan: Plan, workspace: Workspace, build: bool) -> tuple[Context, lis
     bodies, check_records = make_bodies(workspace, plan, source)
     lua = write_script(workspace.root)
     peer_models = copy_peer_models(workspace, plan.datasets)
-    subjects = make_subjects("iris" in plan.datasets, peer_models)
+    subjects = select_subjects(make_subjects("iris" in plan.datasets, peer_models), plan.subjects)
     manifest = read_manifest(workspace, "abalone")[0]
     info = {
         "abalone_source": f"{source} ({source_kind})",

@@ -28,6 +28,7 @@ from bench.serving.servers import (
     serving,
 )
 
+SMOKE_SUBJECTS = ("ours", "fastapi", "mlflow", "ceiling")  # not the 2-worker point
 FULL_DURATION = 10  # 15 s per point takes the full run past 20 minutes on 2 cores
 
 
@@ -46,13 +47,24 @@ class Plan:
     warmup: int = 1
     wrk_threads: int = 1
     wrk_timeout: int = 10
+    subjects: tuple[str, ...] | None = None  # None: every subject
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
+    subjects = tuple(args.subjects.split(",")) if args.subjects else None
     if args.smoke:
-        return Plan(True, (8,), args.duration or 2, args.rounds or 1, 1, ("abalone",), 8)
+        subjects = subjects or SMOKE_SUBJECTS
+        connections = tuple(args.connections or (8,))
+        return Plan(
+            True, connections, args.duration or 2, args.rounds or 1, 1, ("abalone",),
+            8 if 8 in connections else connections[0], subjects=subjects,
+        )  # fmt: skip
     duration, rounds = args.duration or FULL_DURATION, args.rounds or 3
-    return Plan(False, (1, 8, 32, 128), duration, rounds, 3, ("abalone", "iris"), 32)
+    connections = tuple(args.connections or (1, 8, 32, 128))
+    headline = 32 if 32 in connections else connections[0]
+    return Plan(
+        False, connections, duration, rounds, 3, ("abalone", "iris"), headline, subjects=subjects
+    )
 
 
 def estimated_seconds(plan: Plan) -> float:
@@ -191,9 +203,18 @@ def write_script(folder: Path) -> Path:
     return lua
 
 
-def run_wrk(url: str, bodies: Path, connections: int, seconds: int, plan: Plan, lua: Path) -> dict:
+def run_wrk(
+    url: str,
+    bodies: Path,
+    connections: int,
+    seconds: int,
+    plan: Plan,
+    lua: Path,
+    cpus: str | None = None,
+) -> dict:
     threads = min(plan.wrk_threads, connections)
-    argv = [str(WRK), f"-t{threads}", f"-c{connections}", f"-d{seconds}s"]
+    pinned = ["taskset", "-c", cpus] if cpus else []
+    argv = [*pinned, str(WRK), f"-t{threads}", f"-c{connections}", f"-d{seconds}s"]
     argv += [f"--timeout={plan.wrk_timeout}s", "-s", str(lua), url, "--", str(bodies)]
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in completed.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
@@ -294,7 +315,8 @@ class Context:
 
 def scenario_points(subject: Subject, plan: Plan) -> list[tuple[str, int]]:
     """(scenario, connections) pairs the subject is measured at, in order."""
-    points = [("single", connections) for connections in plan.connections]
+    allowed = subject.connections or plan.connections
+    points = [("single", count) for count in plan.connections if count in allowed]
     if "list" in subject.routes:
         points.append(("list", plan.list_connections))
     if "iris" in subject.routes:
@@ -303,12 +325,18 @@ def scenario_points(subject: Subject, plan: Plan) -> list[tuple[str, int]]:
 
 
 def load_route(
-    route: Route, running: dict[str, Running], context: Context, connections: int, seconds: int
+    subject: Subject,
+    route: Route,
+    running: dict[str, Running],
+    context: Context,
+    connections: int,
+    seconds: int,
 ) -> dict:
     """One wrk run against the route, posting its bodies."""
     url = route_url(running, route)
     bodies = context.bodies[route.bodies]
-    return run_wrk(url, bodies, connections, seconds, context.plan, context.lua)
+    plan, lua = context.plan, context.lua
+    return run_wrk(url, bodies, connections, seconds, plan, lua, subject.wrk_cpus)
 
 
 def measure_subject(
@@ -316,10 +344,11 @@ def measure_subject(
 ) -> list[dict]:
     plan = context.plan
     for route in subject.routes.values():  # warm-up, not recorded
-        load_route(route, running, context, 8, plan.warmup)
+        load_route(subject, route, running, context, 8, plan.warmup)
     points = []
     for scenario, connections in scenario_points(subject, plan):
-        result = load_route(subject.routes[scenario], running, context, connections, plan.duration)
+        route = subject.routes[scenario]
+        result = load_route(subject, route, running, context, connections, plan.duration)
         point = {"subject": subject.key, "scenario": scenario, "connections": connections}
         points.append({**point, "round": round_index, **result})
         print(f"  {subject.key:8} {scenario:6} c={connections:<3} {describe(result)}", flush=True)

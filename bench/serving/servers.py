@@ -188,6 +188,8 @@ class Subject:
     servers: tuple[ServerSpec, ...]
     routes: dict[str, Route]
     note: str = ""
+    wrk_cpus: str | None = None  # `taskset -c` list wrk is pinned to; None: unpinned
+    connections: tuple[int, ...] | None = None  # one-record points only at these; None: all
 
     @property
     def cold_server(self) -> ServerSpec:
@@ -277,7 +279,33 @@ def make_subjects(iris: bool, peer_models: Path) -> list[Subject]:
             iris=Route("ceiling", "/predict", "iris"),
         ),
     )
-    return [ours, fastapi_peer, mlflow, ceiling]
+    ours_two_workers = Subject(
+        "ours_w2",
+        "ours, 2 workers (wrk pinned to core 1)",
+        (
+            ServerSpec(
+                "ours-w2",
+                (str(VENV_BIN / "mlops"), "serve", "--port", "{port}", "--workers", "2"),
+                "/ready",
+            ),
+        ),
+        {"single": Route("ours-w2", "/models/abalone/predict", "records")},
+        note="reported apart: two server processes on the 2 cores, wrk on core 1",
+        wrk_cpus="1",
+        connections=(32,),
+    )
+    return [ours, fastapi_peer, mlflow, ceiling, ours_two_workers]
+
+
+def select_subjects(subjects: list[Subject], keys: tuple[str, ...] | None) -> list[Subject]:
+    """The subjects named (in the order given), or all of them."""
+    if keys is None:
+        return subjects
+    known = {subject.key: subject for subject in subjects}
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        raise SystemExit(f"unknown subject(s) {unknown}; known: {list(known)}")
+    return [known[key] for key in keys]
 
 
 READY_TIMEOUT = 180.0

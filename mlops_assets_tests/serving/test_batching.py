@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 
-from mlops_assets_tests.serving.conftest import iris_frame
+from mlops_assets_tests.serving.conftest import iris_frame, publish
 from mlops_assets_tests.serving.test_contract import abalone_rows, as_frame
+from serving.batcher import MicroBatcher
+from serving.model import LoadedModel, example_row
+from serving.store import ModelStore
 
 
 def test_concurrent_requests_are_batched_and_exact(live, abalone_model, iris_model):
@@ -41,3 +46,39 @@ def test_concurrent_requests_are_batched_and_exact(live, abalone_model, iris_mod
     )
     rows = float(re.search(r'mlops_inference_batch_rows_sum\{model="abalone"\} (\S+)', metrics)[1])
     assert rows / calls > 1.5  # concurrent requests really shared model calls
+
+
+def served_model(models_dir, pipeline) -> LoadedModel:
+    publish(models_dir, "abalone", pipeline, "1")
+    store = ModelStore(models_dir)
+    store.refresh()
+    return store.slot("abalone").model
+
+
+def test_a_batch_goes_as_soon_as_it_is_as_large_as_the_last_one(tmp_path, abalone_model):
+    """Clients on a fixed number of connections send their next round right after an answer: a
+    round as large as the last batch goes at once instead of waiting out the batch window."""
+    model = served_model(tmp_path, abalone_model)
+    row = example_row(model.fields)
+    sizes = []
+
+    async def rounds() -> tuple[float, float]:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(pool, 5.0, 256, lambda model, rows, seconds: sizes.append(rows))
+
+            async def one(delay: float = 0.0):
+                await asyncio.sleep(delay)
+                return await batcher.predict(model, [row])
+
+            await asyncio.gather(*(one() for _ in range(4)))
+            started = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(4)))
+            second = time.perf_counter() - started
+            started = time.perf_counter()  # two now, two 50 ms later: one batch of four
+            await asyncio.gather(one(), one(), one(0.05), one(0.05))
+            return second, time.perf_counter() - started
+
+    second, third = asyncio.run(rounds())
+    assert sizes == [4, 4, 4]
+    assert second < 1.0 and third < 1.0  # neither waited out the 5 s window
+    assert third >= 0.05  # the partial round waited for the rest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -108,3 +109,66 @@ def _ready(url: str) -> bool:
         return httpx.get(f"{url}/ready").status_code == 200
     except httpx.TransportError:
         return False
+
+
+def predictions_counted(metrics_text: str, model: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == "mlops_predictions_total" and sample.labels["model"] == model
+    )
+
+
+async def _concurrent_predictions(url: str, count: int, connections: int) -> list[str]:
+    """`count` single-record predictions over `connections` connections; their request ids."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+
+        async def one(index: int) -> str:
+            response = await http.post(
+                "/models/iris/predict", json=IRIS_RECORD, headers={"X-Request-ID": f"r-{index}"}
+            )
+            assert response.status_code == 200, response.text
+            return response.headers["x-request-id"]
+
+        return await asyncio.gather(*(one(index) for index in range(count)))
+
+
+def test_two_workers_under_concurrent_load_log_and_count_every_prediction(tmp_path, iris_model):
+    """Batched requests on two workers: /metrics counts every request and row whichever worker
+    answers the scrape, and the prediction log has exactly one line per answered request."""
+    publish(tmp_path / "models", "iris", iris_model, "4")
+    port, scratch = free_port(), tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "MLOPS_DATA_DIR": str(tmp_path), "MLOPS_API_KEY": ""}
+    env["TMPDIR"] = str(scratch)  # where the server makes its metrics folder
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving", "--port", str(port), "--workers", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    sent = 600
+    try:
+        deadline = time.monotonic() + 60
+        while not _ready(url):
+            assert process.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        answered = asyncio.run(_concurrent_predictions(url, sent, connections=16))
+        [shared] = list(scratch.glob("mlops-serve-metrics-*"))
+        counting = {path.stem.rsplit("_", 1)[-1] for path in shared.glob("counter_*.db")}
+        assert len(counting) == 2, "both workers should have answered predictions"
+        for _ in range(8):  # new connections: both workers answer scrapes
+            text = httpx.get(f"{url}/metrics").text
+            assert requests_counted(text, "/models/{name}/predict") == sent
+            assert predictions_counted(text, "iris") == sent
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # a graceful stop flushes the log
+        process.wait(timeout=30)
+    logged = [
+        json.loads(line)["request_id"]
+        for path in (tmp_path / "predictions" / "iris").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert sorted(logged) == sorted(answered) and len(set(logged)) == sent
