@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from serving.model import LoadedModel, example_row
 from serving.service import ApiError
 
-TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
+TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
 def explain_requested(query: bytes) -> bool:
