@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterEventType, DagsterInstance, materialize
 
-from mlops_assets.definitions import dataset_assets
+from mlops_assets.components.dataset import dataset_assets
 from mlops_assets.defs import keys
 from mlops_assets.defs.ingestion.partitions import add_source_partitions
 from mlops_assets.defs.resources import resources_for

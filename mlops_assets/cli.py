@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -144,11 +143,10 @@ def command_demo(args: argparse.Namespace) -> int:
 
     settings, home = load_settings(), ensure_dagster_home()
     logs = settings.data_dir / "logs"  # not DAGSTER_HOME/logs: Dagster empties that folder
+    build = None
     if not args.skip_build:
-        code = _build_for_demo(logs / "build.log")
-        if code and not args.keep_going:
-            print("build failed; not starting the UI (use --keep-going to start anyway)")
-            return code
+        command = [sys.executable, "-m", "mlops_assets.cli", "build"]
+        build = demo.Build(command, logs / "build.log", keep_going=args.keep_going)
     environment = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -165,6 +163,7 @@ def command_demo(args: argparse.Namespace) -> int:
             # run where the instance's dagster.yaml is: from the repo root, dagster dev warns
             # that the dagster.yaml there is not used (it is, through the link in DAGSTER_HOME)
             cwd=home,
+            uses_instance=True,
         ),
         demo.Service(
             "Prediction server",
@@ -175,7 +174,7 @@ def command_demo(args: argparse.Namespace) -> int:
             note="  (API docs: /docs)",
         ),
     ]
-    return demo.run_until_interrupted(services, environment, RunReport(demo.say))
+    return demo.run_until_interrupted(services, environment, RunReport(demo.say), build)
 
 
 def _dagster_dev_command(port: int) -> list[str]:
@@ -184,24 +183,6 @@ def _dagster_dev_command(port: int) -> list[str]:
     target = ["-w", str(workspace)] if workspace.is_file() else ["-m", "mlops_assets.definitions"]
     dg = Path(sys.executable).with_name("dg")
     return [str(dg), "dev", *target, "--host", "127.0.0.1", "--port", str(port)]
-
-
-def _build_for_demo(log_path: Path) -> int:
-    """`mlops build` in a child: its own lines on the terminal, Dagster's and MLflow's log (on
-    stderr) in `log_path`. Ctrl-C reaches the child too (same process group); it stops itself."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"building the data sets (log: {log_path}) ...", flush=True)
-    with log_path.open("ab") as log:
-        build = subprocess.Popen([sys.executable, "-m", "mlops_assets.cli", "build"], stderr=log)
-        try:
-            return build.wait()
-        except KeyboardInterrupt:
-            try:
-                build.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                build.kill()
-            print("\ninterrupted: build stopped", flush=True)
-            return 130
 
 
 def parser() -> argparse.ArgumentParser:
