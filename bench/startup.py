@@ -295,7 +295,7 @@ def markdown(subjects: list[Subject], summary: dict[str, dict]) -> str:
             continue
         cells = [f"{value:.2f}" for value in values]
         if len(subjects) == 2:
-            cells.append(f"{values[1] / values[0]:.2f}" if values[0] else "-")
+            cells.append(f"{values[1] / values[0]:.2f}" if values[0] >= 0.01 else "-")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
