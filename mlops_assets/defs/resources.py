@@ -19,9 +19,9 @@ from pydantic import Field
 from mlops_assets.defs.keys import TRIGGER_TAG
 from mlops_assets.lib.sources import SourceUnavailable, fetch_source, initial_partition
 from mlops_assets.lib.spec import DatasetSpec
-from mlops_assets.settings import Settings
+from mlops_assets.settings import MLFLOW_EXPERIMENT, Settings
 
-EXPERIMENT = "mlops_assets"
+EXPERIMENT = MLFLOW_EXPERIMENT
 PARENT_ROLE_TAG = "mlops.role"
 PARENT_DATASET_TAG = "mlops.dataset"
 # tags Dagster puts on runs a sensor or a schedule launched
