@@ -11,8 +11,9 @@ it). Per round and subject (alternating), from empty data dir, DAGSTER_HOME and 
 downloads failing fast (a proxy that refuses, as offline):
 
 - build: `mlops build iris` wall time, and the step times from the run's step statistics;
-- demo: what `make demo` runs (`uv sync --locked`, then `uv run mlops demo --keep-going`, on free
-  ports) until the Dagster UI (`/server_info`) and `POST /models/iris/predict` both answer 200;
+- demo: what the subject's `make demo` runs (its `setup` and `demo` recipes from its Makefile,
+  on free ports) until the Dagster UI (`/server_info`) and `POST /models/iris/predict` both
+  answer 200;
   then the demo's process group gets SIGTERM (SIGKILL after 60 s) and no process is left;
 - phases: in a fresh process, importing `mlops_assets.build` (what `mlops build` imports), then
   `mlops_assets.definitions` (what the UI's code server loads: it builds `defs`; nothing left
@@ -187,8 +188,7 @@ def measure_demo(subject: Subject, folder: Path, uv: str) -> dict:
     """`make demo`'s two commands, timed until the UI and a prediction answer; then stopped."""
     env = fresh_environment(subject, folder)
     ui_port, port = free_port(), free_port()
-    command = (f"{uv} sync --locked --quiet && exec {uv} run mlops demo --keep-going "
-               f"--ui-port {ui_port} --port {port}")  # fmt: skip
+    command = make_demo_command(subject.project, uv, f"--ui-port {ui_port} --port {port}")
     log = (folder / "demo.log").open("w")
     started = time.perf_counter()
     demo = subprocess.Popen(["sh", "-c", command], cwd=subject.project, env=env, stdout=log,
@@ -217,32 +217,61 @@ def measure_demo(subject: Subject, folder: Path, uv: str) -> dict:
     return {"demo_s": max(seen["ui_s"], seen["predict_s"]), **seen, "left_processes": left}
 
 
+def make_demo_command(project: Path, uv: str, ports: str) -> str:
+    """What `make demo` runs in `project` (the `setup` recipe, then the `demo` recipe), as one
+    shell command with `$(UV)` resolved and the ports added to `mlops demo`: `make demo` itself
+    would use ports 3000 and 8000, which the machine's other users may hold."""
+    recipes, target = {}, None
+    for line in (project / "Makefile").read_text().splitlines():
+        if line.startswith("\t") and target:
+            recipes[target].append(line.strip())
+        elif ":" in line and not line.startswith((" ", "#", ".")) and "=" not in line:
+            target = line.split(":", 1)[0].strip()
+            recipes[target] = []
+        elif not line.startswith("\t"):
+            target = None
+    steps = []
+    for line in recipes["setup"] + recipes["demo"]:
+        line = line.replace("$(UV)", uv)
+        if "mlops demo" in line:
+            line = line.replace("$(DEMO_ARGS)", "") + f" {ports}"
+        steps.append(line)
+    return " && ".join(steps)
+
+
 def descendants(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    try:
-        found = [int(child) for child in children.read_text().split()]
-    except OSError:
-        return []
+    """Every live descendant; a thread's children are listed under that thread (uv and dg
+    start theirs from worker threads)."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(child) for child in children.read_text().split()]
+        except OSError:
+            continue
     return found + [grand for child in found for grand in descendants(child)]
 
 
 def stop_group(demo: subprocess.Popen, family: set[int]) -> int:
-    """SIGTERM to the demo's group (it stops its services), SIGKILL after 60 s; then SIGKILL to
-    the group of any process of the demo still alive. Returns how many had to be killed so."""
+    """SIGTERM to the demo's group (it stops its services), then up to 60 s for every process
+    of the demo to end; SIGKILL to the group of any still alive. Returns how many had to be."""
     with _suppress_gone():
         os.killpg(demo.pid, signal.SIGTERM)
-    try:
-        demo.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        with _suppress_gone():
-            os.killpg(demo.pid, signal.SIGKILL)
-        demo.wait()
-    time.sleep(0.5)
-    survivors = [pid for pid in family if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+    deadline = time.monotonic() + 60
+    while _alive(family) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    demo.poll()
+    survivors = _alive(family)
     for pid in survivors:
         with _suppress_gone():
             os.killpg(os.getpgid(pid), signal.SIGKILL)
+    with _suppress_gone():
+        os.killpg(demo.pid, signal.SIGKILL)
+    demo.wait()
     return len(survivors)
+
+
+def _alive(family: set[int]) -> list[int]:
+    return [pid for pid in family if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
 
 
 def _zombie(pid: int) -> bool:
