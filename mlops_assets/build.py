@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterEventType, DagsterInstance, materialize
 
-from mlops_assets.definitions import dataset_assets
+from mlops_assets.components.dataset import dataset_assets
 from mlops_assets.defs import keys
 from mlops_assets.defs.ingestion.partitions import add_source_partitions
 from mlops_assets.defs.resources import resources_for
+from mlops_assets.lib import promotion, training  # noqa: F401 - the steps import them lazily
 from mlops_assets.lib.sources import fetch_source, initial_partition
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.recovery import process_tags

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import logging
 import os
 import subprocess
@@ -11,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from mlops_assets.settings import (
+    MLFLOW_EXPERIMENT,
     PROJECT_DIR,
     Settings,
     ensure_dagster_home,
@@ -29,18 +32,23 @@ def _specs(settings: Settings):
 
 
 def command_build(args: argparse.Namespace) -> int:
-    from mlops_assets.build import build_dataset
-    from mlops_assets.lib.sources import SourceUnavailable
-
     settings = load_settings()
-    specs = _specs(settings)
-    unknown = sorted(set(args.datasets) - set(specs))
-    if unknown:
-        print(f"unknown data set(s): {unknown}; known: {sorted(specs)}", file=sys.stderr)
-        return 2
+    store_creation = _start_tracking_store_creation(settings)  # overlaps the imports below
+    with _long_lived_objects():
+        from mlops_assets.build import build_dataset
+        from mlops_assets.lib.sources import SourceUnavailable
+
+        specs = _specs(settings)
+        unknown = sorted(set(args.datasets) - set(specs))
+        if unknown:
+            print(f"unknown data set(s): {unknown}; known: {sorted(specs)}", file=sys.stderr)
+            if store_creation is not None:
+                store_creation.wait()  # stopped midway, it would leave a half-migrated store
+            return 2
+        instance = _prepared_instance(settings, store_creation)
     names = args.datasets or sorted(specs)
     outcomes, skipped = [], []
-    with _prepared_instance(settings) as instance:
+    with instance:
         for name in names:
             print(f"==> building {name}", flush=True)
             try:
@@ -61,7 +69,36 @@ def command_build(args: argparse.Namespace) -> int:
     return 1 if failed or (args.datasets and skipped) or not outcomes else 0
 
 
-def _prepared_instance(settings: Settings):
+@contextlib.contextmanager
+def _long_lived_objects():
+    """No garbage collection while the block creates what the process keeps to its end (the
+    imported libraries, the code location); then those objects are left out of later
+    collections: each full collection would walk them again, a quarter of a second apiece."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
+def _start_tracking_store_creation(settings: Settings) -> subprocess.Popen | None:
+    """A new SQLite tracking store created in a child while this process imports the pipeline:
+    MLflow's migrations take about a second, which then runs on another core. None when the
+    store exists (or is not SQLite): nothing to gain."""
+    database = settings.tracking_database
+    if database is None or database.exists():
+        return None
+    arguments = [settings.tracking_uri, MLFLOW_EXPERIMENT, str(settings.artifacts_dir)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlops_assets.lib.registry", *arguments],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _prepared_instance(settings: Settings, store_creation: subprocess.Popen | None = None):
     """The Dagster instance, with the MLflow store ready and what crashed builds left repaired.
 
     Under a lock in DAGSTER_HOME: builds started together would otherwise both create the
@@ -76,6 +113,9 @@ def _prepared_instance(settings: Settings):
 
     with exclusive_lock(ensure_dagster_home() / ".mlops-build.lock"):
         instance = DagsterInstance.get()
+        if store_creation is not None:
+            store_creation.wait()  # then the call below finds the store current (or, if the
+            # child failed, creates it here and raises the real error)
         prepare_tracking_store(settings.tracking_uri, EXPERIMENT, str(settings.artifacts_dir))
         for line in recover(instance, settings.tracking_uri):
             print(f"repaired: {line}", flush=True)
@@ -144,11 +184,10 @@ def command_demo(args: argparse.Namespace) -> int:
 
     settings, home = load_settings(), ensure_dagster_home()
     logs = settings.data_dir / "logs"  # not DAGSTER_HOME/logs: Dagster empties that folder
+    build = None
     if not args.skip_build:
-        code = _build_for_demo(logs / "build.log")
-        if code and not args.keep_going:
-            print("build failed; not starting the UI (use --keep-going to start anyway)")
-            return code
+        command = [sys.executable, "-m", "mlops_assets.cli", "build"]
+        build = demo.Build(command, logs / "build.log", keep_going=args.keep_going)
     environment = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -165,6 +204,7 @@ def command_demo(args: argparse.Namespace) -> int:
             # run where the instance's dagster.yaml is: from the repo root, dagster dev warns
             # that the dagster.yaml there is not used (it is, through the link in DAGSTER_HOME)
             cwd=home,
+            uses_instance=True,
         ),
         demo.Service(
             "Prediction server",
@@ -175,7 +215,7 @@ def command_demo(args: argparse.Namespace) -> int:
             note="  (API docs: /docs)",
         ),
     ]
-    return demo.run_until_interrupted(services, environment, RunReport(demo.say))
+    return demo.run_until_interrupted(services, environment, RunReport(demo.say), build)
 
 
 def _dagster_dev_command(port: int) -> list[str]:
@@ -184,24 +224,6 @@ def _dagster_dev_command(port: int) -> list[str]:
     target = ["-w", str(workspace)] if workspace.is_file() else ["-m", "mlops_assets.definitions"]
     dg = Path(sys.executable).with_name("dg")
     return [str(dg), "dev", *target, "--host", "127.0.0.1", "--port", str(port)]
-
-
-def _build_for_demo(log_path: Path) -> int:
-    """`mlops build` in a child: its own lines on the terminal, Dagster's and MLflow's log (on
-    stderr) in `log_path`. Ctrl-C reaches the child too (same process group); it stops itself."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"building the data sets (log: {log_path}) ...", flush=True)
-    with log_path.open("ab") as log:
-        build = subprocess.Popen([sys.executable, "-m", "mlops_assets.cli", "build"], stderr=log)
-        try:
-            return build.wait()
-        except KeyboardInterrupt:
-            try:
-                build.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                build.kill()
-            print("\ninterrupted: build stopped", flush=True)
-            return 130
 
 
 def parser() -> argparse.ArgumentParser:
@@ -251,6 +273,9 @@ def _quiet_mlflow() -> None:
     virtualenv does not have: "Failed to resolve installed pip version".
     """
     os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
+    # local-first, as Dagster's telemetry is off in dagster.yaml: no usage data sent, and no
+    # telemetry threads for each process to fetch a config for and join at exit
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.getLogger("mlflow.utils.environment").addFilter(
         lambda record: "Failed to resolve installed pip version" not in record.getMessage()
     )
@@ -265,7 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         if "DAGSTER_HOME" not in os.environ and Path("dagster.yaml").is_file():
             write_dotenv(Path.cwd())
         ensure_dagster_home()
-    return args.handler(args)
+    code = args.handler(args)
+    # the process ends now: without this, Python's finalization walks the whole heap (Dagster,
+    # MLflow, scikit-learn, ...) in several full collections, over a second after the summary
+    gc.freeze()
+    return code
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ PROGRESS_EVERY_SECONDS = 10
 # the grace period gets SIGTERM, then SIGKILL
 STOP_GRACE_SECONDS = 20
 ESCALATION_SECONDS = 5
+BUILDING_PREFIX = "==> "  # `mlops build` prints it once its Dagster instance is prepared
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Service:
     log_path: Path
     note: str = ""
     cwd: Path | None = None
+    uses_instance: bool = False  # started during a build only once the build prepared it
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self, environment: dict[str, str]) -> None:
@@ -87,8 +89,6 @@ def say(text: str) -> None:
 def wait_until_ready(services: list[Service]) -> bool:
     """Announce each service's URL when it answers; False (having said why) if one died."""
     waiting = list(services)
-    for service in waiting:
-        say(f"starting {service.name} ... (log: {service.log_path})")
     started, last_progress = time.monotonic(), time.monotonic()
     while waiting:
         for service in list(waiting):
@@ -133,23 +133,26 @@ def _escalate(service: Service) -> str:
     return f"could not kill {service.name} (process group {service.process.pid})"
 
 
-def run_until_interrupted(services: list[Service], environment: dict, on_tick=None) -> int:
-    """Start the services, announce them, then wait for Ctrl-C (or SIGTERM) or a service's end."""
+def run_until_interrupted(
+    services: list[Service], environment: dict, on_tick=None, build: Build | None = None
+) -> int:
+    """Start the services (and the build, while they start), announce them, then wait for Ctrl-C
+    (or SIGTERM) or a service's end."""
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     # started in the background of a non-interactive shell, the process inherits SIGINT ignored;
     # a Ctrl-C sent to its process group must still stop everything
     signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     try:
-        for service in services:
-            service.start(environment)
-        if not wait_until_ready(services):
-            code = 1
+        if build is not None:
+            code = _build_while_starting(build, services, environment)
         else:
-            say("Ctrl-C stops everything.")
-            code = _watch(services, on_tick)
+            _start(services, environment)
+        if not code:
+            code = _serve(services, on_tick)
     except KeyboardInterrupt:
         say("")  # the terminal echoed ^C on the current line
+        code = 130 if build is not None and build.interrupted else 0
     finally:
         # a second Ctrl-C must not cut the escalation short and leave processes behind
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -157,6 +160,79 @@ def run_until_interrupted(services: list[Service], environment: dict, on_tick=No
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, previous)
     return code
+
+
+def _serve(services: list[Service], on_tick) -> int:
+    if not wait_until_ready(services):
+        return 1
+    say("Ctrl-C stops everything.")
+    return _watch(services, on_tick)
+
+
+def _start(services: list[Service], environment: dict) -> None:
+    for service in services:
+        if service.process is None:
+            say(f"starting {service.name} ... (log: {service.log_path})")
+            service.start(environment)
+
+
+def _build_while_starting(build: Build, services: list[Service], environment: dict) -> int:
+    """The build, with the services starting meanwhile (their start-up overlaps the training).
+
+    Services that use the Dagster instance start once the build has prepared it: two processes
+    creating a fresh instance's SQLite storage at once may both create its tables.
+    """
+    say(f"building the data sets (log: {build.log_path}) ...")
+    _start([service for service in services if not service.uses_instance], environment)
+    code = build.run(environment, on_prepared=lambda: _start(services, environment))
+    if code and not build.keep_going:
+        say("build failed; stopping the UI and the server (use --keep-going to keep them)")
+    return code if not build.keep_going else 0
+
+
+@dataclass
+class Build:
+    """`mlops build` in a child: its own lines echoed on the terminal, Dagster's and MLflow's
+    log (its stderr) in `log_path`."""
+
+    command: list[str]
+    log_path: Path
+    keep_going: bool = False
+    interrupted: bool = False
+
+    def run(self, environment: dict, on_prepared) -> int:
+        """The build's exit code; `on_prepared()` once its instance is ready (its first
+        `==> building` line) or, failing that, once it has ended."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        prepared = False
+        with self.log_path.open("ab") as log:
+            child = subprocess.Popen(
+                self.command, stdout=subprocess.PIPE, stderr=log, env=environment, text=True
+            )
+            try:
+                for line in child.stdout:
+                    print(line, end="", flush=True)
+                    if not prepared and line.startswith(BUILDING_PREFIX):
+                        prepared = True
+                        on_prepared()
+                code = child.wait()
+            except KeyboardInterrupt:
+                self._stop(child)
+                raise
+        if not prepared:
+            on_prepared()
+        return code
+
+    def _stop(self, child: subprocess.Popen) -> None:
+        """A Ctrl-C reached the child too (same process group); a SIGTERM only this process."""
+        self.interrupted = True
+        if _received_sigterm:
+            child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        say("\ninterrupted: build stopped")
 
 
 def _watch(services: list[Service], on_tick) -> int:
@@ -170,5 +246,10 @@ def _watch(services: list[Service], on_tick) -> int:
         time.sleep(1)
 
 
+_received_sigterm = False
+
+
 def _raise_interrupt(signum, frame):
+    global _received_sigterm
+    _received_sigterm = True
     raise KeyboardInterrupt

@@ -11,7 +11,8 @@ class RunReport:
     """Polls the instance (imported lazily: Dagster takes seconds to import)."""
 
     def __init__(self, say):
-        self.say, self.since, self.seen = say, datetime.now(UTC), set()
+        # from the first poll: the demo's own build runs before it and says what it built
+        self.say, self.since, self.seen = say, None, set()
         self.instance = None
 
     def __call__(self) -> None:
@@ -20,6 +21,7 @@ class RunReport:
         from mlops_assets.defs import keys
 
         if self.instance is None:
+            self.since = datetime.now(UTC)
             self.instance = DagsterInstance.get()
         statuses = [DagsterRunStatus(status) for status in FINISHED]
         runs = self.instance.get_runs(RunsFilter(statuses=statuses, updated_after=self.since))

@@ -16,10 +16,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 BUILTIN_SPECS_DIR = PACKAGE_DIR / "datasets"
+MLFLOW_EXPERIMENT = "mlops_assets"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,12 @@ class Settings:
     @property
     def artifacts_dir(self) -> Path:
         return self.data_dir / "mlartifacts"
+
+    @property
+    def tracking_database(self) -> Path | None:
+        """The SQLite file of a `sqlite:///...` tracking URI, else None."""
+        parsed = urlparse(self.tracking_uri)
+        return Path(parsed.path) if parsed.scheme == "sqlite" else None
 
     @property
     def spec_dirs(self) -> list[Path]:

@@ -94,3 +94,49 @@ def test_a_service_ignoring_sigint_is_killed_with_its_children(tmp_path, monkeyp
     demo.stop_all([service])
     assert capsys.readouterr().out == ("killed Stubborn (SIGKILL: it ignored SIGINT for 1 s)\n")
     assert group_members(service.process.pid) == []
+
+
+def test_ctrl_c_during_the_build_stops_the_build_and_the_services_started_meanwhile(
+    settings, tmp_path
+):
+    """The server starts with the build, the UI once the build has prepared the instance; a
+    Ctrl-C while the build runs stops all three and leaves no process."""
+    ui_port, server_port = free_port(), free_port()
+    environment = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "https_proxy": "http://127.0.0.1:9",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+    (tmp_path / "home").mkdir()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "mlops_assets.cli", "demo",
+         "--ui-port", str(ui_port), "--port", str(server_port)],
+        cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    lines, children = [], []
+    try:
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith("starting Dagster UI"):  # after the first `==> building` line
+                break
+        time.sleep(1)
+        children = descendants(demo.pid)
+        os.killpg(demo.pid, signal.SIGINT)
+        lines += demo.stdout.readlines()
+        assert demo.wait(timeout=90) == 130
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    output = "".join(lines)
+    assert output.index("starting Prediction server") < output.index("==> building")
+    assert output.index("==> building") < output.index("starting Dagster UI")
+    assert "interrupted: build stopped" in output and "Traceback" not in output
+    assert "Ctrl-C stops everything." not in output  # never announced as ready
+    ended = [line.split()[1:3] for line in lines if line.startswith(("stopped", "killed"))]
+    assert sorted(ended) == [["Dagster", "UI"], ["Prediction", "server"]]
+    time.sleep(0.5)
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
+    for pgid in children:
+        assert group_members(pgid) == []

@@ -1,4 +1,8 @@
-"""Typed wrappers around what the assets touch: DuckDB, source files, model store, MLflow."""
+"""Typed wrappers around what the assets touch: DuckDB, source files, model store, MLflow.
+
+MLflow (and, through `lib.registry`, scikit-learn) is imported where a run first uses it: the
+code location loads this module, and the UI's code server never logs a run.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,14 @@ from pathlib import Path
 import duckdb
 from dagster import AssetExecutionContext, ConfigurableResource, Failure, InitResourceContext
 from dagster_duckdb import DuckDBResource
-from mlflow.tracking import MlflowClient
 from pydantic import Field
 
 from mlops_assets.defs.keys import TRIGGER_TAG
-from mlops_assets.lib import registry
 from mlops_assets.lib.sources import SourceUnavailable, fetch_source, initial_partition
 from mlops_assets.lib.spec import DatasetSpec
-from mlops_assets.settings import Settings
+from mlops_assets.settings import MLFLOW_EXPERIMENT, Settings
 
-EXPERIMENT = "mlops_assets"
+EXPERIMENT = MLFLOW_EXPERIMENT
 PARENT_ROLE_TAG = "mlops.role"
 PARENT_DATASET_TAG = "mlops.dataset"
 # tags Dagster puts on runs a sensor or a schedule launched
@@ -117,6 +119,8 @@ class MlflowTracking(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         import mlflow
 
+        from mlops_assets.lib import registry
+
         registry.prepare_tracking_store(
             self.tracking_uri, self.experiment_name, self.artifact_location
         )
@@ -146,6 +150,10 @@ class MlflowTracking(ConfigurableResource):
 
     def parent_run_id(self, dagster_run_id: str, ds: str, run_name: str) -> str:
         """The MLflow run of a Dagster run of data set `ds`, created on first use."""
+        from mlflow.tracking import MlflowClient
+
+        from mlops_assets.lib import registry
+
         client = MlflowClient(self.tracking_uri)
         experiment_id = client.get_experiment_by_name(self.experiment_name).experiment_id
         found = client.search_runs(

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import platform
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import mlflow
-import numpy as np
-import pandas as pd
-import sklearn
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from mlops_assets.lib.locks import exclusive_lock
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -112,6 +113,9 @@ class LoggedCandidate:
 
 def pip_requirements() -> list[str]:
     """Explicit requirements: MLflow's inference runs a subprocess and costs seconds per model."""
+    import numpy as np
+    import pandas as pd
+    import sklearn
     import skops
 
     return [
@@ -180,3 +184,7 @@ def set_alias(name: str, alias: str, version: str) -> None:
 
 def python_version() -> str:
     return platform.python_version()
+
+
+if __name__ == "__main__":  # `mlops build` creates a new store so while it imports the pipeline
+    prepare_tracking_store(*sys.argv[1:4])

@@ -1,4 +1,8 @@
-"""`<ds>/features`, `<ds>/candidates` and `<ds>/champion_model`."""
+"""`<ds>/features`, `<ds>/candidates` and `<ds>/champion_model`.
+
+Training, MLflow and promotion code is imported inside the steps: the code location (the UI's
+code server, `dg check defs`) loads this module without scikit-learn or MLflow.
+"""
 
 import json
 from datetime import UTC, datetime
@@ -22,8 +26,6 @@ from mlops_assets.defs.resources import MlflowTracking, ModelStore, Warehouse
 from mlops_assets.defs.training.champion import champion_result
 from mlops_assets.defs.training.checks import champion_check_specs
 from mlops_assets.lib import features as feature_lib
-from mlops_assets.lib import registry, training
-from mlops_assets.lib.promotion import PromotionError, promote
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import replace_table, table
 from serving.bundle import BundleError
@@ -122,6 +124,8 @@ def training_assets(spec: DatasetSpec) -> list:
     ) -> MaterializeResult:
         with warehouse.get_connection() as con:
             candidates_table = con.execute(f"SELECT * FROM {table(ds, 'candidates')}").df()
+        from mlops_assets.lib.promotion import PromotionError, promote
+
         frame = read_features(warehouse, spec)
         with mlflow.step_run(context, ds):
             try:
@@ -146,6 +150,8 @@ def training_assets(spec: DatasetSpec) -> list:
 
 
 def metric_columns(spec: DatasetSpec) -> list[str]:
+    from mlops_assets.lib import training
+
     return [f"test_{name}" for name in training.METRICS[spec.task]]
 
 
@@ -159,6 +165,8 @@ def candidates_markdown(spec: DatasetSpec, candidates: pd.DataFrame) -> str:
 
 def train_candidates(context, spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
     """Fit, evaluate and log every family; the rows of `<ds>.candidates`."""
+    from mlops_assets.lib import registry, training
+
     x_train, y_train = feature_lib.model_inputs(frame, spec, "train")
     x_test, y_test = feature_lib.model_inputs(frame, spec, "test")
     version = feature_lib.data_version(frame)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dagster import MetadataValue
 
-from mlops_assets.lib.evaluation import Evaluation
 from serving.bundle import CARD_MARKDOWN_FILE
+
+if TYPE_CHECKING:
+    from mlops_assets.lib.evaluation import Evaluation
 
 
 def card_metadata(evaluation: Evaluation, card: dict[str, bytes]) -> dict:

@@ -1,12 +1,18 @@
 """The promotion's outcome as what the UI shows: metadata of `<ds>/champion_model` and the
 `beats_baseline` check result (the promotion itself is `lib.promotion.promote`)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from dagster import MaterializeResult, MetadataValue
 
 from mlops_assets.defs.training.card_metadata import card_metadata
 from mlops_assets.defs.training.checks import baseline_result
-from mlops_assets.lib.promotion import PromotionOutcome
 from mlops_assets.lib.spec import DatasetSpec
+
+if TYPE_CHECKING:
+    from mlops_assets.lib.promotion import PromotionOutcome
 
 
 def champion_result(spec: DatasetSpec, outcome: PromotionOutcome) -> MaterializeResult:
