@@ -1,7 +1,8 @@
 """Land a source file as the raw record of a partition: every line retrievable unchanged.
 
 The file itself is the record: an immutable, content-addressed copy
-`<data dir>/landed/<ds>/<sha256><suffix>` (a hard link where the file system allows, else a copy),
+`<data dir>/landed/<ds>/<sha256><suffix>` (a copy-on-write clone where the file system allows,
+else a copy),
 listed in `<ds>.raw_files`. Lines DuckDB cannot split into the expected fields (too few, too many,
 bad encoding) are also kept in `<ds>.raw_malformed` with the error and the line text, so
 validation quarantines them with a reason. `<ds>.raw` is a view over both: every line with its
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -28,6 +30,7 @@ import duckdb
 from mlops_assets.lib.spec import DatasetSpec, api_name_for
 from mlops_assets.lib.warehouse import quote, scalar, table, transaction
 
+FICLONE = 0x40049409  # <linux/fs.h>: clone a whole file, copy-on-write
 META_COLUMNS = ["_partition", "_source_file", "_row_number", "_error", "_line"]
 
 
@@ -105,10 +108,7 @@ def land(path: Path, folder: Path) -> tuple[Path, str, bool]:
     is valid UTF-8. A file with the same bytes already landed is shared, not copied again."""
     folder.mkdir(parents=True, exist_ok=True)
     staged = folder / f".landing-{uuid.uuid4().hex}{path.suffix}"
-    try:
-        os.link(path, staged)
-    except OSError:  # another device, or a file system without hard links
-        shutil.copyfile(path, staged)
+    _clone_or_copy(path, staged)
     try:
         digest, utf8 = _sha256_and_utf8(staged)  # of the bytes kept, whatever `path` becomes
         landed = folder / f"{digest}{path.suffix}"
@@ -120,6 +120,20 @@ def land(path: Path, folder: Path) -> tuple[Path, str, bool]:
     finally:
         staged.unlink(missing_ok=True)
     return landed, digest, utf8
+
+
+def _clone_or_copy(source: Path, target: Path) -> None:
+    """A reflink (copy-on-write clone: no bytes copied) where the file system has them (btrfs,
+    XFS), else a copy. Not a hard link: it would share the source's inode, so overwriting the
+    source in place (`cp new.csv` onto it) would rewrite the record, and making the record
+    read-only would make the user's file read-only too."""
+    with source.open("rb") as reader, target.open("wb") as writer:
+        try:
+            fcntl.ioctl(writer.fileno(), FICLONE, reader.fileno())
+            return
+        except OSError:  # not supported here, or another device
+            pass
+    shutil.copyfile(source, target)
 
 
 def _sha256_and_utf8(path: Path) -> tuple[str, bool]:

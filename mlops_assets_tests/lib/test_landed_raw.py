@@ -131,10 +131,16 @@ def test_a_failed_load_leaves_no_landed_file_behind(con, abalone, data_dir, tmp_
     assert list((data_dir / "landed" / "abalone").iterdir()) == [kept]
 
 
-def test_a_file_on_the_same_device_is_hard_linked(con, abalone, tmp_path):
+def test_overwriting_the_source_in_place_leaves_the_record_and_the_source_writable(
+    con, abalone, tmp_path
+):
     source = write(tmp_path, "a.csv", [HEADER, *ROWS])
+    kept = source.read_bytes()
     load_raw(con, abalone, source, "p1")
-    assert landed_file(con, "p1").samefile(source)  # no second copy of the bytes
+    assert source.stat().st_mode & stat.S_IWUSR  # the user's file is left as it was
+    with source.open("r+b") as handle:  # `cp new.csv a.csv` rewrites the same inode
+        handle.write(b"X")
+    assert landed_file(con, "p1").read_bytes() == kept
 
 
 def test_a_file_on_another_device_is_copied(con, abalone, tmp_path):
