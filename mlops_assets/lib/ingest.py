@@ -4,8 +4,9 @@ The file itself is the record: an immutable, content-addressed copy
 `<data dir>/landed/<ds>/<sha256><suffix>` (a copy-on-write clone where the file system allows,
 else a copy), listed in `<ds>.raw_files`. Lines DuckDB cannot split into the expected fields (too
 few, too many, bad encoding) are also kept in `<ds>.raw_malformed` with the error and the line
-text, so validation quarantines them with a reason. `<ds>.raw` is a view over both: every line with its
-file and line number, every value as text (slow to query; the pipeline reads the file itself).
+text, so validation quarantines them with a reason. `<ds>.raw` is a view over both: every line
+with its file and line number, every value as text (slow to query; the pipeline reads the file
+itself).
 """
 
 from __future__ import annotations
