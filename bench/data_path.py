@@ -180,8 +180,19 @@ def measure(subject: str, path: Path) -> dict:
 
 def child(subject: str, path: str, data_dir: str) -> None:
     result = {"ours": run_ours, "usual": run_usual, "limit": run_limit}[subject](path, data_dir)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
+
+
+def peak_rss_mb() -> float:
+    """This process's high-water mark. Not `ru_maxrss`: Linux carries it across exec, so a child
+    would report the parent's peak (the generated files') when that is higher."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kilobytes = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(kilobytes) / 1024
 
 
 def benchmark(sizes: list[int], rounds: int, folder: Path) -> list[dict]:
