@@ -138,10 +138,10 @@ def run_until_interrupted(
 ) -> int:
     """Start the services (and the build, while they start), announce them, then wait for Ctrl-C
     (or SIGTERM) or a service's end."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     # started in the background of a non-interactive shell, the process inherits SIGINT ignored;
     # a Ctrl-C sent to its process group must still stop everything
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _interrupt)
     code = 0
     try:
         if build is not None:
@@ -154,8 +154,7 @@ def run_until_interrupted(
         say("")  # the terminal echoed ^C on the current line
         code = 130 if build is not None and build.interrupted else 0
     finally:
-        # a second Ctrl-C must not cut the escalation short and leave processes behind
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _ignore_interrupts()  # in case the stop did not begin with one
         stop_all(services)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, previous)
@@ -249,7 +248,16 @@ def _watch(services: list[Service], on_tick) -> int:
 _received_sigterm = False
 
 
-def _raise_interrupt(signum, frame):
+def _interrupt(signum, frame):
+    """The first Ctrl-C or SIGTERM starts the stop; later ones (a second Ctrl-C, or `uv run`
+    forwarding the SIGTERM its process group also got) must not cut it short and leave
+    processes behind."""
     global _received_sigterm
-    _received_sigterm = True
+    _received_sigterm = _received_sigterm or signum == signal.SIGTERM
+    _ignore_interrupts()
     raise KeyboardInterrupt
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -71,11 +73,13 @@ def requests_counted(metrics_text: str, route: str) -> float:
     )
 
 
-def test_metrics_count_every_workers_requests_whichever_worker_answers(tmp_path, iris_model):
-    publish(tmp_path / "models", "iris", iris_model, "4")
-    port, scratch = free_port(), tmp_path / "tmp"
+@contextlib.contextmanager
+def two_workers(data_dir: Path):
+    """`python -m serving --workers 2` on a free port, its metrics folder under data_dir/tmp;
+    yields the URL and that scratch folder once it is ready; a graceful stop at the end."""
+    port, scratch = free_port(), data_dir / "tmp"
     scratch.mkdir()
-    env = {**os.environ, "MLOPS_DATA_DIR": str(tmp_path), "MLOPS_API_KEY": ""}
+    env = {**os.environ, "MLOPS_DATA_DIR": str(data_dir), "MLOPS_API_KEY": ""}
     env["TMPDIR"] = str(scratch)  # where the server makes its metrics folder
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     process = subprocess.Popen(
@@ -88,19 +92,30 @@ def test_metrics_count_every_workers_requests_whichever_worker_answers(tmp_path,
         while not _ready(url):
             assert process.poll() is None and time.monotonic() < deadline, "server did not start"
             time.sleep(0.2)
+        yield url, scratch
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # a graceful stop flushes the log
+        process.wait(timeout=30)
+
+
+def workers_counting(scratch: Path) -> tuple[Path, int]:
+    """The shared metrics folder and how many workers wrote counters into it."""
+    [shared] = list(scratch.glob("mlops-serve-metrics-*"))
+    return shared, len({path.stem.rsplit("_", 1)[-1] for path in shared.glob("counter_*.db")})
+
+
+def test_metrics_count_every_workers_requests_whichever_worker_answers(tmp_path, iris_model):
+    publish(tmp_path / "models", "iris", iris_model, "4")
+    with two_workers(tmp_path) as (url, scratch):
         sent = 60
         for _ in range(sent):  # a new connection each, so both workers answer some
             assert httpx.post(f"{url}/models/iris/predict", json=IRIS_RECORD).status_code == 200
-        [shared] = list(scratch.glob("mlops-serve-metrics-*"))
-        counting = {path.stem.rsplit("_", 1)[-1] for path in shared.glob("counter_*.db")}
-        assert len(counting) == 2, "both workers should have answered"
+        shared, workers = workers_counting(scratch)
+        assert workers == 2, "both workers should have answered"
         for _ in range(8):
             text = httpx.get(f"{url}/metrics").text
             assert requests_counted(text, "/models/{name}/predict") == sent
             assert 'mlops_model_info{model="iris",version="4"} 1.0' in text
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
     assert not shared.exists(), "the server removes its metrics folder when it stops"
 
 
@@ -139,33 +154,14 @@ def test_two_workers_under_concurrent_load_log_and_count_every_prediction(tmp_pa
     """Batched requests on two workers: /metrics counts every request and row whichever worker
     answers the scrape, and the prediction log has exactly one line per answered request."""
     publish(tmp_path / "models", "iris", iris_model, "4")
-    port, scratch = free_port(), tmp_path / "tmp"
-    scratch.mkdir()
-    env = {**os.environ, "MLOPS_DATA_DIR": str(tmp_path), "MLOPS_API_KEY": ""}
-    env["TMPDIR"] = str(scratch)  # where the server makes its metrics folder
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--port", str(port), "--workers", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     sent = 600
-    try:
-        deadline = time.monotonic() + 60
-        while not _ready(url):
-            assert process.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+    with two_workers(tmp_path) as (url, scratch):
         answered = asyncio.run(_concurrent_predictions(url, sent, connections=16))
-        [shared] = list(scratch.glob("mlops-serve-metrics-*"))
-        counting = {path.stem.rsplit("_", 1)[-1] for path in shared.glob("counter_*.db")}
-        assert len(counting) == 2, "both workers should have answered predictions"
+        assert workers_counting(scratch)[1] == 2, "both workers should have answered predictions"
         for _ in range(8):  # new connections: both workers answer scrapes
             text = httpx.get(f"{url}/metrics").text
             assert requests_counted(text, "/models/{name}/predict") == sent
             assert predictions_counted(text, "iris") == sent
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # a graceful stop flushes the log
-        process.wait(timeout=30)
     logged = [
         json.loads(line)["request_id"]
         for path in (tmp_path / "predictions" / "iris").glob("*.jsonl")
