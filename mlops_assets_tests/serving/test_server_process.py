@@ -64,13 +64,18 @@ def test_serving_does_not_import_the_pipeline_stack():
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
 
 
-def requests_counted(metrics_text: str, route: str) -> float:
+def metric_total(metrics_text: str, name: str, **labels: str) -> float:
+    """The sum of `name`'s samples whose labels include `labels`."""
     return sum(
         sample.value
         for family in text_string_to_metric_families(metrics_text)
         for sample in family.samples
-        if sample.name == "mlops_http_requests_total" and sample.labels["route"] == route
+        if sample.name == name and labels.items() <= sample.labels.items()
     )
+
+
+def requests_counted(metrics_text: str, route: str) -> float:
+    return metric_total(metrics_text, "mlops_http_requests_total", route=route)
 
 
 @contextlib.contextmanager
@@ -127,12 +132,7 @@ def _ready(url: str) -> bool:
 
 
 def predictions_counted(metrics_text: str, model: str) -> float:
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(metrics_text)
-        for sample in family.samples
-        if sample.name == "mlops_predictions_total" and sample.labels["model"] == model
-    )
+    return metric_total(metrics_text, "mlops_predictions_total", model=model)
 
 
 async def _concurrent_predictions(url: str, count: int, connections: int) -> list[str]:
