@@ -36,13 +36,23 @@ FOREST_CLASSIFIERS = (RandomForestClassifier, ExtraTreesClassifier)
 class Predictor:
     """`prepare` turns input rows into the final estimator's features once; `predict` and
     `predict_proba` (None for regressors) take those features. A compiled predictor also has
-    `prepare_columns`, the same features from column arrays, without building a DataFrame."""
+    `prepare_columns`, the same features from column arrays, without building a DataFrame.
+    `labels_of` (forests) gives the predicted labels from the probabilities, as the estimator's
+    own predict does, so a classifier's answer needs one pass of the model, not two."""
 
     prepare: Callable[[pd.DataFrame], object]
     predict: Callable[[object], np.ndarray]
     predict_proba: Callable[[object], np.ndarray] | None
+    labels_of: Callable[[np.ndarray], np.ndarray] | None = None
     compiled: bool = False  # preprocessing runs as direct calls
     prepare_columns: Callable[[Columns], np.ndarray] | None = None
+
+    def predict_with_proba(self, features) -> tuple[np.ndarray, np.ndarray]:
+        """A classifier's labels and probabilities per label."""
+        proba = self.predict_proba(features)
+        if self.labels_of is None:
+            return self.predict(features), proba
+        return self.labels_of(proba), proba
 
 
 def compile_predictor(estimator) -> Predictor:
@@ -52,7 +62,8 @@ def compile_predictor(estimator) -> Predictor:
     if compiled is None:
         return Predictor(estimator[:-1].transform, *_final_calls(estimator[-1]))
     from_frame, from_columns = compiled
-    return Predictor(from_frame, *_final_calls(estimator[-1]), True, from_columns)
+    calls = _final_calls(estimator[-1])
+    return Predictor(from_frame, *calls, compiled=True, prepare_columns=from_columns)
 
 
 def _compiled_prepare(pipeline: Pipeline) -> tuple[Transform, Callable] | None:
@@ -159,14 +170,19 @@ def _one_hot(encoder: OneHotEncoder):
     return encode
 
 
-def _final_calls(final) -> tuple[Callable, Callable | None]:
-    """(predict, predict_proba or None) of the final estimator over prepared features."""
+def _final_calls(final) -> tuple[Callable, Callable | None, Callable | None]:
+    """(predict, predict_proba or None, labels_of or None) of the final estimator over prepared
+    features."""
     if isinstance(final, FOREST_REGRESSORS) and final.n_outputs_ == 1:
-        return _forest_mean(final, lambda values: values[:, 0]), None
+        return _forest_mean(final, lambda values: values[:, 0]), None, None
     if isinstance(final, FOREST_CLASSIFIERS) and final.n_outputs_ == 1:
         proba = _forest_mean(final, lambda values: values[:, : final.n_classes_])
-        return (lambda x: final.classes_.take(np.argmax(proba(x), 1))), proba
-    return final.predict, getattr(final, "predict_proba", None)
+
+        def labels_of(probabilities: np.ndarray) -> np.ndarray:  # as the forest's predict
+            return final.classes_.take(np.argmax(probabilities, 1))
+
+        return (lambda x: labels_of(proba(x))), proba, labels_of
+    return final.predict, getattr(final, "predict_proba", None), None
 
 
 def _forest_mean(forest, output: Callable[[np.ndarray], np.ndarray]) -> Callable:

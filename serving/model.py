@@ -77,11 +77,13 @@ class LoadedModel:
             features = self.predictor.prepare_columns(column_arrays(rows, self.fields))
         else:
             features = self.predictor.prepare(to_frame(rows, self.fields))
-        values = _plain(self.predictor.predict(features))
         if self.labels is None:
-            return Prediction(values, None)
-        matrix = self.predictor.predict_proba(features).tolist()
-        return Prediction(values, [dict(zip(self.labels, row, strict=True)) for row in matrix])
+            return Prediction(_plain(self.predictor.predict(features)), None)
+        values, proba = self.predictor.predict_with_proba(features)
+        matrix = proba.tolist()
+        return Prediction(
+            _plain(values), [dict(zip(self.labels, row, strict=True)) for row in matrix]
+        )
 
 
 def _plain(values: np.ndarray) -> list:
