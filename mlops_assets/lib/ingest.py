@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from mlops_assets.lib.spec import DatasetSpec, api_name_for
-from mlops_assets.lib.warehouse import quote, scalar, table, transaction
+from mlops_assets.lib.warehouse import literal, quote, scalar, table, transaction
 
 FICLONE = 0x40049409  # <linux/fs.h>: clone a whole file, copy-on-write
 META_COLUMNS = ["_partition", "_source_file", "_row_number", "_error", "_line"]
@@ -179,25 +179,29 @@ def _ensure_raw_tables(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> Non
 
 
 def read_csv_sql(
-    spec: DatasetSpec, columns: list[str], has_header: bool, path: str, rejects: bool = False
+    spec: DatasetSpec,
+    columns: list[str],
+    has_header: bool,
+    path: str,
+    rejects: bool = False,
+    parallel: bool = True,
 ) -> str:
     """DuckDB's reader over a source file, every value as text. With `rejects`, the lines it
-    cannot split go to `_rejects`; without, they are skipped (they are in `raw_malformed`)."""
-    column_types = (
-        "{" + ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for c in columns) + "}"
-    )
-    delimiter = spec.read.delimiter.replace("'", "''")
-    quote_char = spec.read.quote.replace("'", "''")
+    cannot split go to `_rejects`; without, they are skipped (they are in `raw_malformed`).
+    Not `parallel`: one thread, so rows come in file order."""
+    column_types = "{" + ", ".join(f"{literal(c)}: 'VARCHAR'" for c in columns) + "}"
+    delimiter, quote_char = literal(spec.read.delimiter), literal(spec.read.quote)
     errors = (
         "store_rejects=true, rejects_table='_rejects', rejects_scan='_rejects_scan'"
         if rejects
         else "ignore_errors=true"
     )
     return (
-        f"read_csv('{path.replace(chr(39), chr(39) * 2)}', header={str(has_header).lower()}, "
-        f"delim='{delimiter}', quote='{quote_char}', escape='{quote_char}', "
+        f"read_csv({literal(path)}, header={str(has_header).lower()}, "
+        f"delim={delimiter}, quote={quote_char}, escape={quote_char}, "
         f"columns={column_types}, auto_detect=false, all_varchar=true, {errors}, "
-        "null_padding=false, strict_mode=true, max_line_size=10000000, parallel=true)"
+        "null_padding=false, strict_mode=true, max_line_size=10000000, "
+        f"parallel={str(parallel).lower()})"
     )
 
 
@@ -320,20 +324,17 @@ def _refresh_raw_view(con, spec: DatasetSpec) -> None:
 def _accepted_lines_sql(spec, partition, source, columns, has_header, landed) -> str:
     """The lines of one landed file the reader splits, numbered by their line in the file: their
     position, shifted by the malformed lines before them (read in one thread, so in order)."""
-    reader = read_csv_sql(spec, columns, has_header, landed).replace(
-        "parallel=true", "parallel=false"
-    )
+    reader = read_csv_sql(spec, columns, has_header, landed, parallel=False)
     shifts = (
-        "SELECT _row_number - rank AS k, max(rank) AS shift FROM (SELECT _row_number, "
-        "row_number() OVER (ORDER BY _row_number) AS rank FROM "
-        f"{table(spec.name, 'raw_malformed')} WHERE _partition = {_text(partition)}) GROUP BY ALL"
+        f"SELECT k, max(shift) AS shift FROM ({shift_keys_sql(spec, literal(partition))}) "
+        "GROUP BY ALL"
     )
     missing = [c.name for c in spec.columns if c.name not in columns]
     selected = [f"s.{quote(c)}" for c in columns] + [
         f"NULL::VARCHAR AS {quote(c)}" for c in missing
     ]
     return (
-        f"SELECT {_text(partition)} AS _partition, {_text(source)} AS _source_file, "
+        f"SELECT {literal(partition)} AS _partition, {literal(source)} AS _source_file, "
         "s.k + 1 + coalesce(t.shift, 0) AS _row_number, NULL::VARCHAR AS _error, "
         f"NULL::VARCHAR AS _line, {', '.join(selected)} "
         f"FROM (SELECT row_number() OVER () - 1 AS k, * FROM {reader} "
@@ -343,5 +344,12 @@ def _accepted_lines_sql(spec, partition, source, columns, has_header, landed) ->
     )
 
 
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def shift_keys_sql(spec: DatasetSpec, partition_sql: str) -> str:
+    """Per malformed line of the partition: `k`, the accepted lines before it, and `shift`, the
+    malformed lines up to it. Accepted line k (from 0) is line k + 1 + the largest shift at or
+    below k."""
+    return (
+        "SELECT _row_number - rank AS k, rank AS shift FROM (SELECT _row_number, "
+        "row_number() OVER (ORDER BY _row_number) AS rank FROM "
+        f"{table(spec.name, 'raw_malformed')} WHERE _partition = {partition_sql})"
+    )

@@ -9,7 +9,7 @@ import duckdb
 
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.validation import SQL_TYPES
-from mlops_assets.lib.warehouse import quote, scalar, table, table_exists, transaction
+from mlops_assets.lib.warehouse import literal, quote, scalar, table, table_exists, transaction
 
 RECORD_COLUMNS = (
     "{'request_id': 'VARCHAR', 'timestamp': 'VARCHAR', 'model': 'VARCHAR', 'version': 'VARCHAR',"
@@ -38,14 +38,10 @@ def count_lines(path: Path) -> int:
 def _feature_selects(spec: DatasetSpec) -> str:
     selects = []
     for column in spec.feature_columns:
-        text = f"input->>{_literal(column.field)}"
+        text = f"input->>{literal(column.field)}"
         kind = SQL_TYPES[column.type]
         selects.append(f"TRY_CAST({text} AS {kind}) AS {quote(column.name)}")
     return ", ".join(selects)
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _prediction_select(spec: DatasetSpec) -> str:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import duckdb
 
-from mlops_assets.lib.ingest import read_csv_sql
+from mlops_assets.lib.ingest import read_csv_sql, shift_keys_sql
 from mlops_assets.lib.spec import ColumnRule, DatasetSpec
-from mlops_assets.lib.warehouse import quote, scalar, table, transaction
+from mlops_assets.lib.warehouse import literal, quote, scalar, table, transaction
 
 SQL_TYPES = {
     "float": "DOUBLE",
@@ -34,6 +34,7 @@ SQL_TYPES = {
 }
 TRUE_TEXT = ("true", "t", "yes", "y", "1")
 FALSE_TEXT = ("false", "f", "no", "n", "0")
+SHIFT_BUCKET = 2048  # accepted positions per bucket of the join that numbers them
 
 
 class MissingColumns(ValueError):
@@ -53,7 +54,7 @@ def _literal(value) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    return literal(str(value))
 
 
 def _typed_expression(rule: ColumnRule, spec: DatasetSpec) -> str:
@@ -257,15 +258,11 @@ def _partition_file(con, spec: DatasetSpec, partition: str) -> tuple[str, str, l
     return Path(source).name, landed, json.loads(columns), has_header
 
 
-def _shifts_sql(spec: DatasetSpec, bucket: int = 2048) -> str:
+def _shifts_sql(spec: DatasetSpec, bucket: int = SHIFT_BUCKET) -> str:
     """Ranges [lo, hi) of accepted positions that the same number of malformed lines precede,
     with that number, once per bucket of `bucket` positions they touch: an equi-join on the
     bucket numbers the accepted lines without sorting them."""
-    keys = (
-        "SELECT 0 AS k, 0 AS shift UNION ALL SELECT _row_number - rank, rank FROM ("
-        "SELECT _row_number, row_number() OVER (ORDER BY _row_number) AS rank FROM "
-        f"{table(spec.name, 'raw_malformed')} WHERE _partition = $p)"
-    )
+    keys = f"SELECT 0 AS k, 0 AS shift UNION ALL {shift_keys_sql(spec, '$p')}"
     ranges = (
         "SELECT k AS lo, lead(k, 1, (SELECT count(*) FROM _screened)) OVER (ORDER BY k) AS hi, "
         f"shift FROM (SELECT k, max(shift) AS shift FROM ({keys}) GROUP BY k)"
@@ -283,7 +280,7 @@ def _move_sql(spec: DatasetSpec, shifted: bool) -> tuple[str, str, str]:
     if shifted:
         number = "j.__k + 1 + s.shift AS _row_number"
         join = (
-            f"JOIN ({_shifts_sql(spec)}) s ON j.__k // 2048 = s.bucket "
+            f"JOIN ({_shifts_sql(spec)}) s ON j.__k // {SHIFT_BUCKET} = s.bucket "
             "AND j.__k >= s.lo AND j.__k < s.hi"
         )
     else:

@@ -12,6 +12,11 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def literal(text: str) -> str:
+    """`text` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def table(dataset: str, name: str) -> str:
     return f"{quote(dataset)}.{quote(name)}"
 
