@@ -18,6 +18,7 @@ from mlops_assets.settings import (
     Settings,
     ensure_dagster_home,
     load_settings,
+    sqlite_path,
     write_dotenv,
 )
 
@@ -86,7 +87,7 @@ def _start_tracking_store_creation(settings: Settings) -> subprocess.Popen | Non
     """A new SQLite tracking store created in a child while this process imports the pipeline:
     MLflow's migrations take about a second, which then runs on another core. None when the
     store exists (or is not SQLite): nothing to gain."""
-    database = settings.tracking_database
+    database = sqlite_path(settings.tracking_uri)
     if database is None or database.exists():
         return None
     arguments = [settings.tracking_uri, MLFLOW_EXPERIMENT, str(settings.artifacts_dir)]
@@ -106,7 +107,6 @@ def _prepared_instance(settings: Settings, store_creation: subprocess.Popen | No
     """
     from dagster import DagsterInstance
 
-    from mlops_assets.defs.resources import EXPERIMENT
     from mlops_assets.lib.locks import exclusive_lock
     from mlops_assets.lib.registry import prepare_tracking_store
     from mlops_assets.recovery import recover
@@ -116,7 +116,9 @@ def _prepared_instance(settings: Settings, store_creation: subprocess.Popen | No
         if store_creation is not None:
             store_creation.wait()  # then the call below finds the store current (or, if the
             # child failed, creates it here and raises the real error)
-        prepare_tracking_store(settings.tracking_uri, EXPERIMENT, str(settings.artifacts_dir))
+        prepare_tracking_store(
+            settings.tracking_uri, MLFLOW_EXPERIMENT, str(settings.artifacts_dir)
+        )
         for line in recover(instance, settings.tracking_uri):
             print(f"repaired: {line}", flush=True)
     return instance

@@ -24,6 +24,12 @@ BUILTIN_SPECS_DIR = PACKAGE_DIR / "datasets"
 MLFLOW_EXPERIMENT = "mlops_assets"
 
 
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a `sqlite:///...` tracking URI, else None."""
+    parsed = urlparse(tracking_uri)
+    return Path(parsed.path) if parsed.scheme == "sqlite" else None
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -59,12 +65,6 @@ class Settings:
     @property
     def artifacts_dir(self) -> Path:
         return self.data_dir / "mlartifacts"
-
-    @property
-    def tracking_database(self) -> Path | None:
-        """The SQLite file of a `sqlite:///...` tracking URI, else None."""
-        parsed = urlparse(self.tracking_uri)
-        return Path(parsed.path) if parsed.scheme == "sqlite" else None
 
     @property
     def spec_dirs(self) -> list[Path]:

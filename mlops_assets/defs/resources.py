@@ -21,7 +21,7 @@ from mlops_assets.lib.sources import SourceUnavailable, fetch_source, initial_pa
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.settings import MLFLOW_EXPERIMENT, Settings
 
-EXPERIMENT = MLFLOW_EXPERIMENT
+EXPERIMENT = MLFLOW_EXPERIMENT  # the name older trees import (bench.startup's probe reads both)
 PARENT_ROLE_TAG = "mlops.role"
 PARENT_DATASET_TAG = "mlops.dataset"
 # tags Dagster puts on runs a sensor or a schedule launched

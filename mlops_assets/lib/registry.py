@@ -16,6 +16,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from mlops_assets.lib.locks import exclusive_lock
+from mlops_assets.settings import sqlite_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,12 +30,6 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 TRAINING_EXPERIMENT = "custom_model_development"
 # Dagster run statuses in which the run may still be using its MLflow runs
 LIVE_DAGSTER_STATUSES = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "MANAGED"}
-
-
-def sqlite_path(tracking_uri: str) -> Path | None:
-    """The database file of a `sqlite:///...` tracking URI, else None."""
-    parsed = urlparse(tracking_uri)
-    return Path(parsed.path) if parsed.scheme == "sqlite" else None
 
 
 def prepare_tracking_store(tracking_uri: str, experiment: str, artifact_location: str) -> str:
