@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report import DOCS_FILE, facts_block, machine_facts, write_block, write_results
+from bench.serving.servers import free_port
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_BASELINE = "c75d814"
@@ -163,12 +163,6 @@ def probe(subject: Subject, code: str, env: dict, folder: Path) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"{subject.name}: probe failed:\n{done.stderr[-3000:]}")
     return done.stdout.strip().splitlines()[-1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
