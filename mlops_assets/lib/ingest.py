@@ -31,6 +31,8 @@ from mlops_assets.lib.spec import DatasetSpec, api_name_for
 from mlops_assets.lib.warehouse import literal, quote, scalar, table, transaction
 
 FICLONE = 0x40049409  # <linux/fs.h>: clone a whole file, copy-on-write
+MAX_LINE_BYTES = 10_000_000  # DuckDB's max_line_size: a longer line is malformed
+MAX_KEPT_LINE = MAX_LINE_BYTES  # the bytes of a malformed line kept in raw_malformed
 META_COLUMNS = ["_partition", "_source_file", "_row_number", "_error", "_line"]
 
 
@@ -42,6 +44,7 @@ class FileRejected(ValueError):
 class LoadResult:
     rows: int
     malformed_lines: int
+    lines: int
     columns: list[str]
     has_header: bool
     sha256: str
@@ -50,7 +53,8 @@ class LoadResult:
 
 def _first_line(path: Path) -> str:
     with path.open("rb") as handle:
-        return handle.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+        # utf-8-sig: a byte order mark (Excel's "CSV UTF-8") is not part of the first name
+        return handle.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
 
 
 def _split(line: str, spec: DatasetSpec) -> list[str]:
@@ -63,10 +67,12 @@ def _looks_like_header(fields: list[str], spec: DatasetSpec) -> bool:
     return sum(api_name_for(f).lower() in known for f in fields) >= max(1, len(spec.columns) // 2)
 
 
-def file_columns(path: Path, spec: DatasetSpec) -> tuple[list[str], bool]:
-    """The file's column names and whether its first line is a header."""
+def file_columns(path: Path, spec: DatasetSpec, name: str | None = None) -> tuple[list[str], bool]:
+    """The file's column names and whether its first line is a header; errors name the file
+    `name` (default: its own name)."""
+    name = name or path.name
     if path.stat().st_size == 0:
-        raise FileRejected(f"{path.name}: the file is empty")
+        raise FileRejected(f"{name}: the file is empty")
     fields = _split(_first_line(path), spec)
     header = spec.read.header
     has_header = _looks_like_header(fields, spec) if header == "auto" else bool(header)
@@ -74,7 +80,7 @@ def file_columns(path: Path, spec: DatasetSpec) -> tuple[list[str], bool]:
     if not has_header:
         if len(fields) != len(expected):
             raise FileRejected(
-                f"{path.name}: expected {len(expected)} fields per line ({', '.join(expected)}), "
+                f"{name}: expected {len(expected)} fields per line ({', '.join(expected)}), "
                 f"the first line has {len(fields)}"
             )
         return expected, False
@@ -82,7 +88,7 @@ def file_columns(path: Path, spec: DatasetSpec) -> tuple[list[str], bool]:
     columns = [by_key.get(api_name_for(f).lower(), f) for f in fields]
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated or any(not c for c in columns):
-        raise FileRejected(f"{path.name}: the header has repeated or empty names: {repeated}")
+        raise FileRejected(f"{name}: the header has repeated or empty names: {repeated}")
     return columns, True
 
 
@@ -103,14 +109,27 @@ def landed_folder(con: duckdb.DuckDBPyConnection, dataset: str) -> Path:
 _PROCESS_FOLDER: tempfile.TemporaryDirectory | None = None
 
 
-def land(path: Path, folder: Path) -> tuple[Path, str, bool]:
-    """The immutable, content-addressed copy of `path` under `folder`, its sha256 and whether it
-    is valid UTF-8. A file with the same bytes already landed is shared, not copied again."""
+@dataclass(frozen=True)
+class LandedFile:
+    path: Path
+    sha256: str
+    utf8: bool
+    lines: int  # physical lines, the header included
+
+
+STALE_STAGING_SECONDS = 3600  # a `.landing-*` copy this old was left by a crash or a full disk
+
+
+def land(path: Path, folder: Path) -> LandedFile:
+    """The immutable, content-addressed copy of `path` under `folder`, its sha256, whether it is
+    valid UTF-8 and its line count. A file with the same bytes already landed is shared, not
+    copied again. Staging copies left behind by a crash are removed."""
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(folder)
     staged = folder / f".landing-{uuid.uuid4().hex}{path.suffix}"
     _clone_or_copy(path, staged)
     try:
-        digest, utf8 = _sha256_and_utf8(staged)  # of the bytes kept, whatever `path` becomes
+        digest, utf8, lines = _scan(staged)  # of the bytes kept, whatever `path` becomes
         landed = folder / f"{digest}{path.suffix}"
         if landed.exists():
             staged.unlink()
@@ -119,7 +138,17 @@ def land(path: Path, folder: Path) -> tuple[Path, str, bool]:
             os.replace(staged, landed)
     finally:
         staged.unlink(missing_ok=True)
-    return landed, digest, utf8
+    return LandedFile(landed, digest, utf8, lines)
+
+
+def _remove_stale_staging(folder: Path) -> None:
+    now = datetime.now(UTC).timestamp()
+    for staged in folder.glob(".landing-*"):
+        try:
+            if now - staged.stat().st_mtime > STALE_STAGING_SECONDS:
+                staged.unlink()
+        except FileNotFoundError:  # another load finished with it meanwhile
+            continue
 
 
 def _clone_or_copy(source: Path, target: Path) -> None:
@@ -136,11 +165,15 @@ def _clone_or_copy(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
-def _sha256_and_utf8(path: Path) -> tuple[str, bool]:
+def _scan(path: Path) -> tuple[str, bool, int]:
+    """The file's sha256, whether it is valid UTF-8, and its physical line count (a last line
+    without a line break counts)."""
     digest, decoder, utf8 = hashlib.sha256(), codecs.getincrementaldecoder("utf-8")(), True
+    lines, last = 0, b"\n"
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+            lines, last = lines + block.count(b"\n"), block[-1:]
             if utf8:
                 try:
                     decoder.decode(block)
@@ -151,7 +184,7 @@ def _sha256_and_utf8(path: Path) -> tuple[str, bool]:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8 = False
-    return digest.hexdigest(), utf8
+    return digest.hexdigest(), utf8, lines + (last != b"\n")
 
 
 def _ensure_raw_tables(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
@@ -159,11 +192,13 @@ def _ensure_raw_tables(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> Non
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {table(spec.name, 'raw_files')} (_partition VARCHAR, "
         "source_file VARCHAR, sha256 VARCHAR, bytes BIGINT, columns VARCHAR, has_header BOOLEAN, "
-        "rows BIGINT, malformed_lines BIGINT, loaded_at TIMESTAMP, landed_file VARCHAR)"
+        "rows BIGINT, malformed_lines BIGINT, loaded_at TIMESTAMP, landed_file VARCHAR, "
+        "lines BIGINT)"
     )
-    con.execute(
-        f"ALTER TABLE {table(spec.name, 'raw_files')} ADD COLUMN IF NOT EXISTS landed_file VARCHAR"
-    )
+    for column, kind in (("landed_file", "VARCHAR"), ("lines", "BIGINT")):
+        con.execute(
+            f"ALTER TABLE {table(spec.name, 'raw_files')} ADD COLUMN IF NOT EXISTS {column} {kind}"
+        )
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {table(spec.name, 'raw_malformed')} (_partition VARCHAR, "
         "_source_file VARCHAR, _row_number BIGINT, _error VARCHAR, _line VARCHAR)"
@@ -200,7 +235,7 @@ def read_csv_sql(
         f"read_csv({literal(path)}, header={str(has_header).lower()}, "
         f"delim={delimiter}, quote={quote_char}, escape={quote_char}, "
         f"columns={column_types}, auto_detect=false, all_varchar=true, {errors}, "
-        "null_padding=false, strict_mode=true, max_line_size=10000000, "
+        f"null_padding=false, strict_mode=true, max_line_size={MAX_LINE_BYTES}, "
         f"parallel={str(parallel).lower()})"
     )
 
@@ -209,11 +244,12 @@ def load_raw(
     con: duckdb.DuckDBPyConnection, spec: DatasetSpec, path: Path, partition: str
 ) -> LoadResult:
     """Make `path` the raw record of partition `partition`, replacing what it held."""
-    columns, has_header = file_columns(path, spec)
-    folder = landed_folder(con, spec.name)
-    landed, digest, utf8 = land(path, folder)
+    copy = land(path, landed_folder(con, spec.name))
+    landed, digest, utf8 = copy.path, copy.sha256, copy.utf8
     previous: list[str] = []
     try:
+        # the header of the copy: `path` may have been replaced since
+        columns, has_header = file_columns(landed, spec, path.name)
         reader = read_csv_sql(spec, columns, has_header, str(landed), rejects=True)
         # count(*) alone splits the lines but decodes no field: enough unless there are bad bytes
         counted = "count(*)" if utf8 else "count(*), count(COLUMNS(*))"
@@ -229,12 +265,12 @@ def load_raw(
                 con.execute(
                     f"DELETE FROM {table(spec.name, name)} WHERE _partition = $p", {"p": partition}
                 )
-            malformed = _insert_malformed(con, spec, has_header, path, partition)
+            malformed = _insert_malformed(con, spec, has_header, path, landed, partition)
             if accepted + malformed == 0:
                 problem = "the header has no data rows below it" if has_header else "no data rows"
                 raise FileRejected(f"{path.name}: {problem}")
             result = LoadResult(
-                accepted + malformed, malformed, columns, has_header, digest, landed
+                accepted + malformed, malformed, copy.lines, columns, has_header, digest, landed
             )
             _record_file(con, spec, path, landed, partition, result)
             _refresh_raw_view(con, spec)
@@ -263,19 +299,44 @@ def _forget_unused(con, spec: DatasetSpec, candidates: list[str]) -> None:
         Path(name).unlink(missing_ok=True)
 
 
-def _insert_malformed(con, spec: DatasetSpec, has_header: bool, path: Path, partition) -> int:
-    """Keep the lines the reader rejected, numbered by their line in the file."""
-    con.execute(
-        f"INSERT INTO {table(spec.name, 'raw_malformed')} "
-        "SELECT $p, $f, line - $o, error_message, csv_line FROM "
-        "(SELECT DISTINCT ON (line) line, error_message, csv_line FROM _rejects ORDER BY line)",
-        {"p": partition, "f": path.name, "o": 1 if has_header else 0},
-    )
-    return scalar(
-        con,
-        f"SELECT count(*) FROM {table(spec.name, 'raw_malformed')} WHERE _partition = $p",
-        {"p": partition},
-    )
+def _insert_malformed(
+    con, spec: DatasetSpec, has_header: bool, path: Path, landed: Path, partition
+) -> int:
+    """Keep the lines the reader rejected, numbered by their line in the file, each whole as the
+    landed file holds it (the reader's copy of a line is cut). A rejected record that swallowed
+    further lines (a quote opened and never closed) is each of those lines, all malformed."""
+    rejects = con.execute(
+        "SELECT DISTINCT ON (line) line, line_byte_position, error_message, csv_line "
+        "FROM _rejects ORDER BY line"
+    ).fetchall()
+    offset = 1 if has_header else 0
+    rows = []
+    with landed.open("rb") as handle:
+        for line, start, error, csv_line in rejects:
+            _seek_line(handle, start)
+            spanned = csv_line.rstrip("\r\n").count("\n") + 1
+            if spanned > 1:
+                error = f"a quote opened on line {line - offset} is not closed: {error}"
+            for extra in range(spanned):
+                text = handle.readline(MAX_KEPT_LINE).decode("utf-8", errors="replace")
+                if not text:  # the end of the file
+                    break
+                rows.append(
+                    (partition, path.name, line - offset + extra, error, text.rstrip("\r\n"))
+                )
+    if rows:
+        con.executemany(
+            f"INSERT INTO {table(spec.name, 'raw_malformed')} VALUES (?, ?, ?, ?, ?)", rows
+        )
+    return len(rows)
+
+
+def _seek_line(handle, position: int) -> None:
+    """Go to the line DuckDB reports at `position`: its start, or (as it reports some lines)
+    the byte after it."""
+    handle.seek(max(position - 1, 0))
+    if position == 0 or handle.read(1) != b"\n":
+        handle.seek(max(position - 1, 0))
 
 
 def _record_file(
@@ -284,7 +345,7 @@ def _record_file(
     con.execute(
         f"INSERT INTO {table(spec.name, 'raw_files')} BY NAME SELECT $p AS _partition, "
         "$f AS source_file, $s AS sha256, $b AS bytes, $c AS columns, $h AS has_header, "
-        "$r AS rows, $m AS malformed_lines, $t AS loaded_at, $l AS landed_file",
+        "$r AS rows, $m AS malformed_lines, $t AS loaded_at, $l AS landed_file, $n AS lines",
         {
             "p": partition,
             "f": str(path),
@@ -296,6 +357,7 @@ def _record_file(
             "m": result.malformed_lines,
             "t": datetime.now(UTC).replace(tzinfo=None),
             "l": str(landed),
+            "n": result.lines,
         },
     )
 

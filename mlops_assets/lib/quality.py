@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import duckdb
 import numpy as np
@@ -130,3 +131,45 @@ def contract_failures(
         rows = cases["index"].map(sample["_row_number"])
         return len(sample), cases.assign(_row_number=rows)[FAILURE_COLUMNS]
     return len(sample), pd.DataFrame(columns=FAILURE_COLUMNS)
+
+
+class LineAccount(NamedTuple):
+    lines: int  # physical lines of the landed file below its header
+    accounted: int  # of them, those a validated or quarantined row stands for
+
+    @property
+    def ok(self) -> bool:
+        return self.lines == self.accounted
+
+
+def line_account(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, partition: str) -> LineAccount:
+    """Whether every line of the partition's landed file is a row of validated or quarantine.
+
+    A row stands for one line, plus the line breaks inside its quoted text values; a malformed
+    line stands for one line only, so that lines swallowed by an unterminated quote are missing.
+    """
+    lines = scalar(
+        con,
+        f"SELECT lines - has_header::INT FROM {table(spec.name, 'raw_files')} "
+        "WHERE _partition = $p",
+        {"p": partition},
+    )
+    breaks = " + ".join(
+        f"coalesce(length({quote(c.name)}) - length(replace({quote(c.name)}, chr(10), '')), 0)"
+        for c in spec.columns
+        if c.type == "category"
+    )
+    validated = scalar(
+        con,
+        f"SELECT count(*) + coalesce(sum({breaks or '0'}), 0) "
+        f"FROM {table(spec.name, 'validated')} WHERE _partition = $p",
+        {"p": partition},
+    )
+    quarantined = scalar(
+        con,
+        "SELECT count(*) + coalesce(sum(CASE WHEN _reasons LIKE 'malformed line:%' THEN 0 ELSE "
+        "length(_line) - length(replace(_line, chr(10), '')) END), 0) "
+        f"FROM {table(spec.name, 'quarantine')} WHERE _partition = $p",
+        {"p": partition},
+    )
+    return LineAccount(lines if lines is not None else -1, validated + quarantined)

@@ -2,14 +2,18 @@
 between partitions with the same bytes, and every line retrievable through `<ds>.raw`."""
 
 import hashlib
+import os
 import shutil
 import stat
+import time
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from mlops_assets.lib import ingest
 from mlops_assets.lib.ingest import load_raw
+from mlops_assets.lib.quality import line_account
 from mlops_assets.lib.validation import validate_partition
 from mlops_assets.lib.warehouse import scalar
 
@@ -157,3 +161,66 @@ def test_a_file_on_another_device_is_copied(con, abalone, tmp_path):
     finally:
         source.unlink()
     assert scalar(con, "SELECT count(*) FROM abalone.raw") == 3  # the copy outlives the source
+
+
+def test_a_source_replaced_while_landing_keeps_its_own_header(con, abalone, tmp_path, monkeypatch):
+    source = write(tmp_path, "a.csv", [HEADER, *ROWS])
+    swapped = HEADER.replace("Length,Diameter", "Diameter,Length")
+    copy = ingest._clone_or_copy
+
+    def replaced_just_before_the_copy(path, target):  # a writer renames a new version in
+        write(tmp_path, "a.csv", [swapped, "M,0.365,0.455,0.095,0.514,0.2245,0.101,0.15,15"])
+        copy(path, target)
+
+    monkeypatch.setattr(ingest, "_clone_or_copy", replaced_just_before_the_copy)
+    load_raw(con, abalone, source, "p1")
+    validate_partition(con, abalone, "p1")
+    assert con.execute("SELECT Length, Diameter FROM abalone.validated").fetchall() == [
+        (0.455, 0.365)
+    ]
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_name(con, abalone, tmp_path):
+    source = tmp_path / "excel.csv"
+    source.write_bytes(b"\xef\xbb\xbf" + "\r\n".join([HEADER, *ROWS]).encode() + b"\r\n")
+    load_raw(con, abalone, source, "p1")
+    assert validate_partition(con, abalone, "p1").valid == 3
+
+
+def test_a_quote_never_closed_leaves_every_line_accounted(con, abalone, tmp_path):
+    opened = 'M,"0.4,0.3,0.1,0.5,0.2,0.1,0.15,9'
+    lines = [HEADER, ROWS[0], opened, ROWS[1], ROWS[2], ROWS[0]]
+    load_raw(con, abalone, write(tmp_path, "q.csv", lines), "p1")
+    validate_partition(con, abalone, "p1")
+    assert line_account(con, abalone, "p1").ok
+    quarantined = con.execute(
+        "SELECT _row_number, _line, _reasons FROM abalone.quarantine ORDER BY 1"
+    ).fetchall()
+    assert [(r[0], r[1]) for r in quarantined] == list(enumerate(lines[2:], start=2))
+    assert "quote opened on line 2" in quarantined[1][2]
+
+
+def test_the_line_account_finds_lines_in_no_table(con, abalone, tmp_path):
+    load_raw(con, abalone, write(tmp_path, "a.csv", [HEADER, *ROWS]), "p1")
+    validate_partition(con, abalone, "p1")
+    con.execute("DELETE FROM abalone.validated WHERE _row_number = 2")
+    assert line_account(con, abalone, "p1") == (3, 2)
+
+
+def test_a_long_malformed_line_is_kept_whole(con, abalone, tmp_path):
+    long = LONG + "," + "y" * 20_000
+    load_raw(con, abalone, write(tmp_path, "l.csv", [HEADER, ROWS[0], long, ROWS[1]]), "p1")
+    validate_partition(con, abalone, "p1")
+    assert scalar(con, "SELECT _line FROM abalone.quarantine") == long
+
+
+def test_staging_copies_left_by_a_crash_are_removed(con, abalone, data_dir, tmp_path):
+    folder = data_dir / "landed" / "abalone"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".landing-stale.csv", folder / ".landing-fresh.csv"
+    stale.write_text("partial")
+    fresh.write_text("another load copying now")
+    old = time.time() - ingest.STALE_STAGING_SECONDS - 60
+    os.utime(stale, (old, old))
+    load_raw(con, abalone, write(tmp_path, "a.csv", [HEADER, *ROWS]), "p1")
+    assert not stale.exists() and fresh.exists()

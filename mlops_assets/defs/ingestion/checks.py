@@ -14,6 +14,9 @@ CHECKS = {
     "quarantine_share_within_threshold": "Quarantined share of the partition <= the spec's gate.",
     "enough_rows": "The validated table holds at least the spec's minimum rows.",
     "duplicate_share_within_threshold": "Share of exact duplicate rows <= the spec's gate.",
+    "every_line_accounted": (
+        "Every line of the landed file below its header is a validated or a quarantined row."
+    ),
     "validated_conforms_to_spec": (
         "pandera, from the spec, finds no failure in a sample of the partition's validated rows "
         "(an independent check on the SQL that split the partition)."
@@ -44,6 +47,7 @@ def evaluate_validated_checks(
     duplicates, total = quality.duplicate_share(con, spec)
     duplicate_share = duplicates / total if total else 0.0
     checked, failures = quality.contract_failures(con, spec, partition)
+    account = quality.line_account(con, spec, partition)
     return [
         _result(
             "schema_matches_spec",
@@ -80,6 +84,11 @@ def evaluate_validated_checks(
                 "threshold": gates.max_duplicate_share,
                 "sample": _markdown(quality.duplicate_sample(con, spec)),
             },
+        ),
+        _result(
+            "every_line_accounted",
+            account.ok,
+            {"lines": account.lines, "validated_or_quarantined": account.accounted},
         ),
         _result(
             "validated_conforms_to_spec",
