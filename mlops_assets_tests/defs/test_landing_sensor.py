@@ -10,6 +10,7 @@ from mlops_assets.build import failures_of
 from mlops_assets.definitions import dataset_assets
 from mlops_assets.defs.ingestion.sensors import landing_sensor
 from mlops_assets.defs.resources import resources_for
+from serving.bundle import sha256_of
 
 HEADER = "sepal_length,sepal_width,petal_length,petal_width,species"
 
@@ -38,13 +39,19 @@ def tick(sensor, instance, settings, cursor=None):
     return result
 
 
+def settled(sensor, instance, settings, cursor=None):
+    """Two ticks: the first sees the files, the second finds them unchanged, so complete."""
+    first = tick(sensor, instance, settings, cursor)
+    return tick(sensor, instance, settings, first.cursor)
+
+
 def test_new_same_and_changed_files(settings, iris, landing):
     sensor = landing_sensor(iris)
     with DagsterInstance.ephemeral() as instance:
         (landing / "day1.csv").write_text(f"{HEADER}\n5.1,3.5,1.4,0.2,setosa\n")
         (landing / ".hidden.csv").write_text("ignored")
         (landing / "day2.csv.part").write_text("still being copied")
-        first = tick(sensor, instance, settings)
+        first = settled(sensor, instance, settings)
         assert [r.partition_key for r in first.run_requests] == ["day1.csv"]
         assert instance.get_dynamic_partitions("iris_files") == ["day1.csv"]
 
@@ -53,16 +60,40 @@ def test_new_same_and_changed_files(settings, iris, landing):
 
         (landing / "day1.csv").write_text(f"{HEADER}\n6.1,2.8,4.7,1.2,versicolor\n")
         os.utime(landing / "day1.csv", ns=(1, 1))  # a new mtime even on coarse clocks
-        changed = tick(sensor, instance, settings, again.cursor)
+        changed = settled(sensor, instance, settings, again.cursor)
         [request] = changed.run_requests
         assert request.partition_key == "day1.csv"
         assert request.run_key != first.run_requests[0].run_key  # a new version, not a skip
         assert instance.get_dynamic_partitions("iris_files") == ["day1.csv"]
 
         os.utime(landing / "day1.csv", ns=(2, 2))  # touched, same bytes: not a new version
-        touched = tick(sensor, instance, settings, changed.cursor)
+        touched = settled(sensor, instance, settings, changed.cursor)
         assert touched.run_requests == []
         assert set(json.loads(touched.cursor)) == {"day1.csv"}
+
+
+def test_a_file_still_being_written_waits_until_it_stops_changing(settings, iris, landing):
+    sensor = landing_sensor(iris)
+    path = landing / "slow.csv"
+    with DagsterInstance.ephemeral() as instance:
+        path.write_text(f"{HEADER}\n5.1,3.5,1.4,0.2,setosa\n5.0,3.4")  # a copy half-way
+        seen = tick(sensor, instance, settings)
+        assert seen.run_requests == []
+        with path.open("a") as handle:
+            handle.write(",1.5,0.2,setosa\n")
+        os.utime(path, ns=(3, 3))
+        grown = tick(sensor, instance, settings, seen.cursor)
+        assert grown.run_requests == []  # it changed since the last tick: still being written
+        [request] = tick(sensor, instance, settings, grown.cursor).run_requests
+        assert request.tags["mlops/sha256"] == sha256_of(path)  # the complete file
+
+
+def test_a_done_marker_makes_a_file_ready_at_once(settings, iris, landing):
+    (landing / "day1.csv").write_text(f"{HEADER}\n5.1,3.5,1.4,0.2,setosa\n")
+    (landing / "day1.csv.done").touch()
+    with DagsterInstance.ephemeral() as instance:
+        result = tick(landing_sensor(iris), instance, settings)
+    assert [r.partition_key for r in result.run_requests] == ["day1.csv"]  # not the marker
 
 
 def test_a_bad_file_fails_alone_and_names_itself(settings, iris, landing):
@@ -70,7 +101,7 @@ def test_a_bad_file_fails_alone_and_names_itself(settings, iris, landing):
     (landing / "good.csv").write_text("\n".join([HEADER, *rows]) + "\n")
     (landing / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
     with DagsterInstance.ephemeral() as instance:
-        result = tick(landing_sensor(iris), instance, settings)
+        result = settled(landing_sensor(iris), instance, settings)
         assert {r.partition_key for r in result.run_requests} == {"good.csv", "photo.png"}
         outcomes = {
             request.partition_key: materialize(

@@ -18,37 +18,50 @@ from mlops_assets.defs.resources import SourceFiles
 from mlops_assets.lib.spec import DatasetSpec
 from serving.bundle import sha256_of
 
+DONE_SUFFIX = ".done"  # `<name>.done` beside a file: the writer says it is complete
+
 
 def landed_files(folder: Path) -> list[Path]:
-    """Files waiting in a landing folder; hidden and partial (`.part`, `.tmp`) files are not."""
+    """Files waiting in a landing folder; hidden and partial (`.part`, `.tmp`) files and done
+    markers are not."""
     if not folder.is_dir():
         return []
     return sorted(
         path
         for path in folder.iterdir()
-        if path.is_file() and not path.name.startswith(".") and path.suffix not in (".part", ".tmp")
+        if path.is_file()
+        and not path.name.startswith(".")
+        and path.suffix not in (".part", ".tmp", DONE_SUFFIX)
     )
 
 
 def file_versions(
     files: list[Path], known: dict[str, list]
 ) -> tuple[dict[str, list], list[tuple[Path, str]]]:
-    """Each file's (size, mtime, sha256), and the files whose content is new.
+    """Each file's [size, mtime, sha256 of this version or None, sha256 last requested], and the
+    files complete and new.
 
-    The checksum is only computed when size or mtime changed, so an idle folder costs a stat per
-    file. A file rewritten with other bytes under the same name is a new version.
+    A file is complete once its size and mtime are those of the previous tick (a copy still
+    being written changes them), or at once when a `<name>.done` marker is beside it. Only
+    then is its checksum computed, so an idle folder costs a stat per file. A file rewritten
+    with other bytes under the same name is a new version.
     """
     versions, changed = {}, []
     for path in files:
         stat = path.stat()
-        previous = known.get(path.name)
-        if previous and previous[:2] == [stat.st_size, stat.st_mtime_ns]:
-            versions[path.name] = previous
-            continue
-        digest = sha256_of(path)
-        versions[path.name] = [stat.st_size, stat.st_mtime_ns, digest]
-        if not previous or previous[2] != digest:
-            changed.append((path, digest))
+        previous = known.get(path.name) or []
+        requested = previous[3] if len(previous) > 3 else (previous[2] if previous else None)
+        stable = previous[:2] == [stat.st_size, stat.st_mtime_ns]
+        done = path.with_name(path.name + DONE_SUFFIX).exists()
+        if stable and previous[2] is not None:
+            versions[path.name] = [*previous[:3], requested]
+        elif stable or done:
+            digest = sha256_of(path)
+            versions[path.name] = [stat.st_size, stat.st_mtime_ns, digest, digest]
+            if digest != requested:
+                changed.append((path, digest))
+        else:  # new or still changing: wait a tick
+            versions[path.name] = [stat.st_size, stat.st_mtime_ns, None, requested]
     return versions, changed
 
 
@@ -63,7 +76,8 @@ def landing_sensor(spec: DatasetSpec) -> SensorDefinition:
         minimum_interval_seconds=30,
         default_status=DefaultSensorStatus.RUNNING,
         description=f"Registers each file in landing/{ds}/ as a partition of {ds}/raw and "
-        "requests its ingestion; a changed file is ingested again.",
+        "requests its ingestion once complete (unchanged for a tick, or a `<name>.done` marker); "
+        "a changed file is ingested again.",
     )
     def landing(context: SensorEvaluationContext, source_files: SourceFiles) -> SensorResult:
         folder = Path(source_files.landing_dir) / ds
