@@ -32,6 +32,7 @@ from mlops_assets.lib.warehouse import literal, quote, scalar, table, transactio
 
 FICLONE = 0x40049409  # <linux/fs.h>: clone a whole file, copy-on-write
 MAX_LINE_BYTES = 10_000_000  # DuckDB's max_line_size: a longer line is malformed
+MAX_COLUMNS = 10_000  # a first line with more fields is no table of a spec: rejected at once
 MAX_KEPT_LINE = MAX_LINE_BYTES  # the bytes of a malformed line kept in raw_malformed
 META_COLUMNS = ["_partition", "_source_file", "_row_number", "_error", "_line"]
 
@@ -51,10 +52,14 @@ class LoadResult:
     landed_file: Path
 
 
-def _first_line(path: Path) -> str:
+def _first_line(path: Path, name: str) -> str:
+    """The first line, read in bounded memory: a longer one than a line may be rejects the file."""
     with path.open("rb") as handle:
-        # utf-8-sig: a byte order mark (Excel's "CSV UTF-8") is not part of the first name
-        return handle.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
+        line = handle.readline(MAX_LINE_BYTES + 1)
+    if len(line) > MAX_LINE_BYTES:
+        raise FileRejected(f"{name}: the first line is longer than {MAX_LINE_BYTES:,} bytes")
+    # utf-8-sig: a byte order mark (Excel's "CSV UTF-8") is not part of the first name
+    return line.decode("utf-8-sig", errors="replace").rstrip("\r\n")
 
 
 def _split(line: str, spec: DatasetSpec) -> list[str]:
@@ -73,7 +78,9 @@ def file_columns(path: Path, spec: DatasetSpec, name: str | None = None) -> tupl
     name = name or path.name
     if path.stat().st_size == 0:
         raise FileRejected(f"{name}: the file is empty")
-    fields = _split(_first_line(path), spec)
+    fields = _split(_first_line(path, name), spec)
+    if len(fields) > MAX_COLUMNS:
+        raise FileRejected(f"{name}: {len(fields):,} fields, more than {MAX_COLUMNS:,}")
     header = spec.read.header
     has_header = _looks_like_header(fields, spec) if header == "auto" else bool(header)
     expected = [c.name for c in spec.columns]

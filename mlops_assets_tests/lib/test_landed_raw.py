@@ -224,3 +224,16 @@ def test_staging_copies_left_by_a_crash_are_removed(con, abalone, data_dir, tmp_
     os.utime(stale, (old, old))
     load_raw(con, abalone, write(tmp_path, "a.csv", [HEADER, *ROWS]), "p1")
     assert not stale.exists() and fresh.exists()
+
+
+def test_an_overlong_first_line_or_too_many_columns_is_rejected_fast(
+    con, abalone, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(ingest, "MAX_LINE_BYTES", 1000)
+    wide = write(tmp_path, "wide.csv", [HEADER + ",x" * 600, ROWS[0]])
+    with pytest.raises(ingest.FileRejected, match="wide.csv: the first line is longer than 1,000"):
+        load_raw(con, abalone, wide, "p1")
+    monkeypatch.setattr(ingest, "MAX_COLUMNS", 20)
+    many = write(tmp_path, "many.csv", [HEADER + ",x" * 20, ROWS[0]])
+    with pytest.raises(ingest.FileRejected, match="many.csv: 29 fields, more than 20"):
+        load_raw(con, abalone, many, "p1")
