@@ -328,12 +328,13 @@ def _insert_malformed(
                 text = handle.readline(MAX_KEPT_LINE).decode("utf-8", errors="replace")
                 if not text:  # the end of the file
                     break
-                rows.append(
-                    (partition, path.name, line - offset + extra, error, text.rstrip("\r\n"))
-                )
-    if rows:
-        con.executemany(
-            f"INSERT INTO {table(spec.name, 'raw_malformed')} VALUES (?, ?, ?, ?, ?)", rows
+                rows.append((line - offset + extra, error, text.rstrip("\r\n")))
+    if rows:  # one statement: executemany costs a statement per line
+        numbers, errors, texts = (list(column) for column in zip(*rows, strict=True))
+        con.execute(
+            f"INSERT INTO {table(spec.name, 'raw_malformed')} "
+            "SELECT $p, $f, unnest($n), unnest($e), unnest($t)",
+            {"p": partition, "f": path.name, "n": numbers, "e": errors, "t": texts},
         )
     return len(rows)
 
