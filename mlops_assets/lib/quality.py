@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import duckdb
@@ -145,15 +146,16 @@ class LineAccount(NamedTuple):
 def line_account(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, partition: str) -> LineAccount:
     """Whether every line of the partition's landed file is a row of validated or quarantine.
 
-    A row stands for one line, plus the line breaks inside its quoted text values; a malformed
-    line stands for one line only, so that lines swallowed by an unterminated quote are missing.
+    Empty lines hold no row and are not counted. A row stands for one line, plus the line
+    breaks inside its quoted text values; a malformed line stands for one line only, so that
+    lines swallowed by an unterminated quote show as missing.
     """
-    lines = scalar(
-        con,
-        f"SELECT lines - has_header::INT FROM {table(spec.name, 'raw_files')} "
+    row = con.execute(
+        f"SELECT lines - has_header::INT, landed_file FROM {table(spec.name, 'raw_files')} "
         "WHERE _partition = $p",
         {"p": partition},
-    )
+    ).fetchone()
+    lines, landed = row if row and row[0] is not None else (-1, None)
     breaks = " + ".join(
         f"coalesce(length({quote(c.name)}) - length(replace({quote(c.name)}, chr(10), '')), 0)"
         for c in spec.columns
@@ -172,4 +174,12 @@ def line_account(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, partition: s
         f"FROM {table(spec.name, 'quarantine')} WHERE _partition = $p",
         {"p": partition},
     )
-    return LineAccount(lines if lines is not None else -1, validated + quarantined)
+    accounted = validated + quarantined
+    if lines != accounted and landed:  # the reader skips empty lines: they hold no row
+        lines -= _empty_lines(Path(landed))
+    return LineAccount(lines, accounted)
+
+
+def _empty_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if not line.strip(b"\r\n"))
