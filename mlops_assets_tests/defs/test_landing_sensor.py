@@ -116,3 +116,24 @@ def test_a_bad_file_fails_alone_and_names_itself(settings, iris, landing):
     assert outcomes["good.csv"].success
     assert not outcomes["photo.png"].success
     assert "photo.png" in " ".join(failures_of(outcomes["photo.png"]))
+
+
+def test_every_line_accounted_is_a_blocking_gate_of_validated(settings, iris, landing):
+    rows = [f"{4 + i / 100:.2f},3.5,1.4,0.2,setosa" for i in range(120)]
+    lines = [HEADER, *rows[:118], '5.0,"3.4,1.5,0.2,setosa', *rows[118:]]  # a quote never closed
+    (landing / "quote.csv").write_text("\n".join(lines) + "\n")
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("iris_files", ["quote.csv"])
+        result = materialize(
+            dataset_assets(iris)[:2],
+            instance=instance,
+            resources=resources_for(settings),
+            partition_key="quote.csv",
+            raise_on_error=False,
+        )
+    [gate] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "every_line_accounted"
+    ]
+    assert gate.passed and gate.metadata["lines"].value == 121
+    spec = next(s for s in dataset_assets(iris)[1].check_specs if s.name == "every_line_accounted")
+    assert spec.blocking
