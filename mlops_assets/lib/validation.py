@@ -315,7 +315,8 @@ def validate_partition(
     read once."""
     create_tables(con, spec)
     source, landed, columns, has_header = _partition_file(con, spec, partition)
-    reader = read_csv_sql(spec, columns, has_header, landed)
+    # rejects stored, as when it landed: ignoring errors, DuckDB resynchronises otherwise
+    reader = read_csv_sql(spec, columns, has_header, landed, rejects=True)
     params = {"p": partition, "f": source}
     # outside the transaction, so that the screened rows' rowids are their positions in the file
     con.execute(f"CREATE OR REPLACE TEMP TABLE _screened AS {_screened_sql(spec, reader, columns)}")
@@ -335,7 +336,10 @@ def validate_partition(
                 con.execute(query, params if "$f" in query else {"p": partition})
             summary = _summary(con, spec, partition, malformed)
     finally:
-        con.execute("DROP TABLE IF EXISTS _screened; DROP TABLE IF EXISTS _judged")
+        con.execute(
+            "DROP TABLE IF EXISTS _screened; DROP TABLE IF EXISTS _judged; "
+            "DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _rejects_scan"
+        )
     return summary
 
 

@@ -239,3 +239,16 @@ def test_an_overlong_first_line_or_too_many_columns_is_rejected_fast(
     many = write(tmp_path, "many.csv", [HEADER + ",x" * 20, ROWS[0]])
     with pytest.raises(ingest.FileRejected, match="many.csv: 29 fields, more than 20"):
         load_raw(con, abalone, many, "p1")
+
+
+def test_a_quote_closed_lines_later_is_quarantined_not_a_build_error(con, abalone, tmp_path):
+    rows = [*ROWS, *ROWS, *ROWS]
+    lines = [HEADER, *rows]
+    lines[2] = lines[2].replace(",", ',"', 1)  # opened on row 2 ...
+    lines[4] = '"' + lines[4]  # ... closed at the start of row 4, the comma inside
+    load_raw(con, abalone, write(tmp_path, "q.csv", lines), "p1")
+    summary = validate_partition(con, abalone, "p1")
+    assert line_account(con, abalone, "p1").ok
+    assert (summary.rows, summary.valid) == (9, 6)
+    numbers = con.execute("SELECT _row_number FROM abalone.quarantine ORDER BY 1").fetchall()
+    assert numbers == [(2,), (3,), (4,)]
