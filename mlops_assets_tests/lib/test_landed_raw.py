@@ -252,3 +252,20 @@ def test_a_quote_closed_lines_later_is_quarantined_not_a_build_error(con, abalon
     assert (summary.rows, summary.valid) == (9, 6)
     numbers = con.execute("SELECT _row_number FROM abalone.quarantine ORDER BY 1").fetchall()
     assert numbers == [(2,), (3,), (4,)]
+
+
+def test_a_line_over_the_limit_mid_file_is_quarantined_and_numbers_do_not_shift(
+    con, abalone, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(ingest, "MAX_LINE_BYTES", 1000)
+    huge = "M," + "9" * 5000 + ",0.365,0.095,0.514,0.2245,0.101,0.15,15"
+    load_raw(con, abalone, write(tmp_path, "h.csv", [HEADER, ROWS[0], huge, ROWS[1]]), "p1")
+    validate_partition(con, abalone, "p1")
+    assert line_account(con, abalone, "p1").ok
+    assert con.execute("SELECT _row_number, _line FROM abalone.quarantine").fetchall() == [
+        (2, huge)
+    ]
+    assert con.execute("SELECT _row_number FROM abalone.validated ORDER BY 1").fetchall() == [
+        (1,),
+        (3,),
+    ]
