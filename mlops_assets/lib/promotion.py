@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from mlops_assets.lib import model_card, registry, training
 from mlops_assets.lib.evaluation import Evaluation, evaluate
 from mlops_assets.lib.features import model_inputs
+from mlops_assets.lib.locks import exclusive_lock
 from mlops_assets.lib.publishing import manifest_for, publish_bundle, reference_profile
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.training import improvement
@@ -152,6 +153,26 @@ def promote(
     `connect()` opens the warehouse. Raises PromotionError or BundleError."""
     best = best_candidate(candidates, spec)
     model = registry.load_model(best["model_uri"])
+    # read champion -> decide -> publish -> alias is one step per data set across processes,
+    # whatever the Dagster instance's pools say (a DAGSTER_HOME without the project's config)
+    with exclusive_lock(dataset_dir.parent / f".{spec.name}.champion.lock"):
+        return _decide_and_publish(
+            spec,
+            best,
+            model,
+            candidates,
+            features,
+            dataset_dir,
+            connect,
+            run_id,
+            trigger,
+            publish_to,
+        )
+
+
+def _decide_and_publish(
+    spec, best, model, candidates, features, dataset_dir, connect, run_id, trigger, publish_to
+) -> PromotionOutcome:
     x_train, y_train = model_inputs(features, spec, "train")
     x_test, y_test = model_inputs(features, spec, "test")
     challenger = training.holdout_metrics(spec.task, model, x_test, y_test)

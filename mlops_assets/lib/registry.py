@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from collections.abc import Callable
@@ -44,7 +45,18 @@ def prepare_tracking_store(tracking_uri: str, experiment: str, artifact_location
         return _ensure_experiment(MlflowClient(tracking_uri), experiment, artifact_location)
     database.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(lock):
+        if not database.exists():
+            _create_store_aside(database)
         return _ensure_experiment(MlflowClient(tracking_uri), experiment, artifact_location)
+
+
+def _create_store_aside(database: Path) -> None:
+    """Migrate a new store in a file beside `database`, then rename it in: a build killed
+    mid-migration leaves no half-made `mlflow.db` (`table ... already exists` ever after)."""
+    aside = database.with_name(database.name + ".creating")
+    aside.unlink(missing_ok=True)  # a killed creation's leftover; we hold the lock
+    MlflowClient(f"sqlite:///{aside}").search_experiments(max_results=1)
+    os.replace(aside, database)
 
 
 def _ensure_experiment(client: MlflowClient, name: str, artifact_location: str) -> str:
