@@ -2,8 +2,8 @@
 
 import re
 import subprocess
-import tomllib
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
