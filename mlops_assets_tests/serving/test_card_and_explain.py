@@ -50,7 +50,8 @@ def carded(make_server):
         server.models_dir / "abalone", "v4-card", fit_linear_abalone(), manifest, extra_files=files
     )
     with server.client() as client:
-        server.wait_until(lambda: client.get("/ready").status_code == 200)
+        # both champions loaded, not just the first one the reload tick found
+        server.wait_until(lambda: client.get("/models/abalone").json().get("version") == "4")
     return server
 
 
