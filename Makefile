@@ -47,4 +47,6 @@ format: setup
 	$(UV) run ruff format .
 
 clean:
-	rm -rf .dagster_home data/warehouse.duckdb data/mlflow.db data/mlartifacts data/models data/sources data/predictions
+	rm -rf .dagster_home .tmp_dagster_home_* .env data/warehouse.duckdb data/warehouse.duckdb.wal \
+		data/mlflow.db data/mlflow.db.lock data/mlartifacts data/models data/models-cache data/sources \
+		data/predictions data/landed data/logs

@@ -253,7 +253,7 @@ def parser() -> argparse.ArgumentParser:
         help="multiply a numeric input (API field name) by FACTOR; repeatable",
     )
     traffic.add_argument("--batch", type=int, default=50, help="records per request")
-    traffic.add_argument("--seed", type=int, default=0)
+    traffic.add_argument("--seed", type=int, help="repeat a sample (default: new rows each run)")
     traffic.set_defaults(handler=command_traffic)
     demo = commands.add_parser("demo", help="build, then run the Dagster UI and the server")
     demo.add_argument("--ui-port", type=int, default=DAGSTER_UI_PORT)

@@ -54,6 +54,9 @@ class AccessLog(PeriodicFlush):
     def __init__(self, interval: float = 0.2) -> None:
         super().__init__(interval, "access-log")
         self.enabled = logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
+        # the stream of the moment, as the `serving` loggers' handler keeps it: a flush from this
+        # thread must not follow a later swap of sys.stdout (pytest's capture, between tests)
+        self.stream = sys.stdout
         self._pending: deque[tuple[float, dict]] = deque()
 
     def log(self, fields: dict) -> None:
@@ -72,6 +75,5 @@ class AccessLog(PeriodicFlush):
             }
             lines.append(msgspec.json.encode(entry))
         if lines:
-            stream = sys.stdout
-            stream.write(b"\n".join(lines).decode() + "\n")
-            stream.flush()
+            self.stream.write(b"\n".join(lines).decode() + "\n")
+            self.stream.flush()

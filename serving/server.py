@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
+from serving.internals import check_internals
 from serving.protocol import max_header_bytes
 
 PROTOCOL = "serving.protocol:GuardedHttpToolsProtocol"
@@ -51,6 +52,7 @@ def run(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve `serving.app:app` with uvicorn; loopback by default, bind 0.0.0.0 deliberately."""
     import uvicorn
 
+    check_internals()  # an untested uvicorn, httptools, scikit-learn or Litestar fails here
     max_header_bytes()  # a bad MLOPS_MAX_HEADER_BYTES fails here, not on every connection
     with shared_metrics_dir(workers):
         uvicorn.run(

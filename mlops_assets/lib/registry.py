@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,7 +170,10 @@ def log_candidate(
 
 
 def load_model(model_uri: str):
-    return mlflow.sklearn.load_model(model_uri)
+    """The model, unpickled; the files MLflow downloads for it (from a tracking server, or copied
+    from a local store) go to a folder removed on return, not to a new system temp folder each."""
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as folder:
+        return mlflow.sklearn.load_model(model_uri, dst_path=folder)
 
 
 def champion_version(client: MlflowClient, name: str):

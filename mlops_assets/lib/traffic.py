@@ -36,10 +36,11 @@ def sample_records(
     spec: DatasetSpec,
     rows: int,
     shifts: dict[str, float],
-    seed: int = 0,
+    seed: int | None = None,
 ) -> tuple[list[dict], int]:
     """`rows` request records drawn (with replacement) from the validated data, and how many
-    shifted values were clipped to the spec's min/max (the server rejects values outside it)."""
+    shifted values were clipped to the spec's min/max (the server rejects values outside it).
+    Without a seed every call draws a new sample, so a second run sends other rows."""
     frame = query_features(con, spec)
     if frame.empty:
         raise ValueError(f"{spec.name}: no validated rows to sample; build the data set first")

@@ -11,8 +11,6 @@ import yaml
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 REPO = DEPLOY.parent
-# Dockerfile stages a change in flight adds; a pending entry whose stage exists must be removed
-PENDING_TARGETS: dict[str, str] = {}
 EXPECTED_SERVICES = {
     "postgres", "mlflow", "code-location", "dagster-webserver", "dagster-daemon",
     "prediction-a", "prediction-b", "prometheus", "alertmanager", "grafana",
@@ -54,17 +52,7 @@ def test_every_build_context_dockerfile_and_target_exists(services):
         assert dockerfile.is_file(), f"{name}: {dockerfile} does not exist"
         target = build.get("target")
         stages = dockerfile_stages(dockerfile)
-        if target in PENDING_TARGETS:
-            assert target not in stages, f"stage {target!r} exists: drop it from PENDING_TARGETS"
-            continue
         assert target in stages, f"{name}: no stage {target!r} in {dockerfile} ({stages})"
-
-
-def test_pending_dockerfile_targets_are_named(services):
-    pending = {s["build"].get("target") for s in services.values() if "build" in s}
-    pending &= set(PENDING_TARGETS)
-    if pending and not pending <= dockerfile_stages(REPO / "Dockerfile"):
-        pytest.skip(f"Dockerfile has no stage yet for: {sorted(pending)} ({PENDING_TARGETS})")
 
 
 def module_exists(module: str) -> bool:

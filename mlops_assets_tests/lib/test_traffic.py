@@ -31,6 +31,8 @@ def test_records_are_sampled_from_validated_rows_and_shifted(tmp_path, builtin_s
     assert [r["petal_length"] * 2 for r in plain] == pytest.approx(
         [r["petal_length"] for r in shifted]
     )
+    assert sample_records(con, iris, 50, {}, seed=1)[0] == plain  # a seed repeats a sample
+    assert sample_records(con, iris, 50, {})[0] != sample_records(con, iris, 50, {})[0]
     too_far, clipped = sample_records(con, iris, 50, {"petal_length": 3.0}, seed=1)
     assert max(r["petal_length"] for r in too_far) == 15  # the spec's max: still a valid request
     assert clipped == sum(r["petal_length"] * 3 > 15 for r in plain) > 0

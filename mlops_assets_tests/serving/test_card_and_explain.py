@@ -20,6 +20,10 @@ from mlops_assets_tests.serving.conftest import (
 from mlops_assets_tests.serving.test_web_page import CHROMIUM, browser_page  # noqa: F401
 from serving.bundle import CARD_JSON_FILE, CARD_MARKDOWN_FILE, write_bundle
 
+CARD_MARKDOWN = (
+    "# Model card: abalone v4\n\n## Gates\n\n| gate | passed |\n|---|---|\n"
+    "| `beats_baseline` | True |\n\n## Known limitations\n\n- `Sex` is **rejected** when unknown\n"
+)
 CARD = {"model": "abalone", "lineage": {"registered_version": "4", "spec_sha256": "ab" * 32}}
 INTERVALS = {"test_r2": {"estimate": 0.5, "low": 0.45, "high": 0.55}}
 
@@ -39,14 +43,15 @@ def carded(make_server):
     publish(server.models_dir, "iris", fit_iris(), "1")
     files = {
         CARD_JSON_FILE: json.dumps(CARD).encode(),
-        CARD_MARKDOWN_FILE: b"# Model card: abalone v4\n",
+        CARD_MARKDOWN_FILE: CARD_MARKDOWN.encode(),
     }
     manifest = manifest_for("abalone", "4", metric_intervals=INTERVALS)
     write_bundle(
         server.models_dir / "abalone", "v4-card", fit_linear_abalone(), manifest, extra_files=files
     )
     with server.client() as client:
-        server.wait_until(lambda: client.get("/ready").status_code == 200)
+        # both champions loaded, not just the first one the reload tick found
+        server.wait_until(lambda: client.get("/models/abalone").json().get("version") == "4")
     return server
 
 
@@ -101,7 +106,7 @@ def test_card_is_markdown_by_default_and_json_on_request(carded):
         described = client.get("/models/abalone").json()
     assert markdown.status_code == 200
     assert markdown.headers["content-type"].startswith("text/markdown")
-    assert markdown.text == "# Model card: abalone v4\n"
+    assert markdown.text == CARD_MARKDOWN
     assert as_json.json() == CARD
     assert described["card"] == "/models/abalone/card"
     assert described["metric_intervals"] == INTERVALS
@@ -138,12 +143,36 @@ def test_a_tampered_card_is_not_served(carded):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
-def test_web_page_shows_intervals_and_links_the_card(carded, browser_page):  # noqa: F811
+def test_web_page_shows_intervals_and_the_card_rendered(carded, browser_page):  # noqa: F811
     browser_page.goto(carded.url + "/")
     browser_page.wait_for_selector("body[data-ready=true]")
     browser_page.select_option("#model", "abalone")
     assert "test_r2 0.900 [0.450, 0.550]" in browser_page.text_content("#model-info")
-    assert browser_page.get_attribute("#model-card", "href") == "/models/abalone/card"
-    assert browser_page.is_visible("#model-card")
+    browser_page.click("#model-card")
+    browser_page.wait_for_selector("#card-dialog[open]")
+    assert browser_page.text_content("#card-body h1") == "Model card: abalone v4"
+    cells = browser_page.eval_on_selector_all(
+        "#card-body td", "nodes => nodes.map(n => n.textContent)"
+    )
+    assert cells == ["beats_baseline", "True"]
+    assert browser_page.text_content("#card-body li strong") == "rejected"
+    assert "|" not in browser_page.text_content("#card-body")  # rendered, not raw Markdown
+    assert browser_page.get_attribute("#card-raw", "href") == "/models/abalone/card"
+    browser_page.click("#card-close")
     browser_page.select_option("#model", "iris")
     assert not browser_page.is_visible("#model-card")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+def test_web_page_shows_a_regression_prediction_as_a_person_reads_it(carded, browser_page):  # noqa: F811
+    browser_page.goto(carded.url + "/")
+    browser_page.wait_for_selector("body[data-ready=true]")
+    browser_page.select_option("#model", "abalone")
+    with browser_page.expect_response("**/models/abalone/predict") as answer:
+        browser_page.click("#submit")
+    browser_page.wait_for_selector("#result:not([hidden])")
+    exact = answer.value.json()["prediction"]
+    shown = browser_page.text_content("#prediction")
+    assert len(shown.replace(".", "").replace("-", "").lstrip("0")) <= 6  # not 14 decimals
+    assert float(shown) == pytest.approx(exact, rel=1e-5)
