@@ -48,6 +48,7 @@ def _split(prediction: Prediction, sizes: list[int]) -> list[Prediction]:
             Prediction(
                 prediction.values[start:end],
                 probabilities[start:end] if probabilities is not None else None,
+                frozenset(i - start for i in prediction.unscorable if start <= i < end),
             )
         )
         start = end

@@ -20,10 +20,15 @@ TASKS = ("classification", "regression")
 
 @dataclass(frozen=True)
 class Prediction:
-    """Model output for a batch, in row order; probabilities only for classifiers."""
+    """Model output for a batch, in row order; probabilities only for classifiers.
+
+    `unscorable` holds the rows the model cannot score: their features or outputs are not finite
+    (a value far outside what the model was fitted on overflows its arithmetic). Those rows get
+    None and are answered 422, never sent or logged as a prediction."""
 
     values: list
     probabilities: list[dict[str, float]] | None
+    unscorable: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -73,21 +78,65 @@ class LoadedModel:
         return self.predictor.prepare_columns is not None and not has_dates
 
     def predict(self, rows: list[list]) -> Prediction:
+        """Scores the rows whose features are finite; the others are `unscorable`, so one bad
+        record neither fails nor slows the batch it shares with others."""
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported per row
+            return self._predict(rows)
+
+    def _predict(self, rows: list[list]) -> Prediction:
         if self._columns_path:
             features = self.predictor.prepare_columns(column_arrays(rows, self.fields))
         else:
             features = self.predictor.prepare(to_frame(rows, self.fields))
+        finite = _finite_rows(features, len(rows))
+        if finite.all():
+            return self._predict_features(features)
+        kept = np.flatnonzero(finite)
+        subset = features.iloc[kept] if isinstance(features, pd.DataFrame) else features[kept]
+        scored = self._predict_features(subset) if len(kept) else Prediction([], [])
+        values: list = [None] * len(rows)
+        probabilities: list | None = None if self.labels is None else [None] * len(rows)
+        for position, index in enumerate(kept.tolist()):
+            values[index] = scored.values[position]
+            if probabilities is not None:
+                probabilities[index] = scored.probabilities[position]
+        unscorable = {int(i) for i in np.flatnonzero(~finite)}
+        unscorable |= {int(kept[i]) for i in scored.unscorable}
+        return Prediction(values, probabilities, frozenset(unscorable))
+
+    def _predict_features(self, features) -> Prediction:
         if self.labels is None:
-            return Prediction(_plain(self.predictor.predict(features)), None)
+            values = np.asarray(self.predictor.predict(features))
+            bad = _non_finite(values.reshape(len(values), -1))
+            return Prediction(values.tolist(), None, bad)
         values, proba = self.predictor.predict_with_proba(features)
-        matrix = proba.tolist()
-        return Prediction(
-            _plain(values), [dict(zip(self.labels, row, strict=True)) for row in matrix]
-        )
+        matrix = [dict(zip(self.labels, row, strict=True)) for row in proba.tolist()]
+        return Prediction(np.asarray(values).tolist(), matrix, _non_finite(proba))
+
+    def culprits(self, row: list) -> list[str]:
+        """The fields of an unscorable row that make it so: those whose typical value in their
+        place makes the row scorable."""
+        baseline = example_row(self.fields)
+        trials = [row[:i] + [baseline[i]] + row[i + 1 :] for i in range(len(row))]
+        prediction = self.predict(trials)
+        return [f.name for i, f in enumerate(self.fields) if i not in prediction.unscorable]
 
 
-def _plain(values: np.ndarray) -> list:
-    return np.asarray(values).tolist()
+def _finite_rows(features, rows: int) -> np.ndarray:
+    """Per row, whether no numeric feature is infinite. NaN stands for a missing value the model
+    may handle itself; non-numeric features pass."""
+    if isinstance(features, pd.DataFrame):
+        features = features.select_dtypes("number").to_numpy(dtype=np.float64)
+    array = np.asarray(features)
+    if array.dtype.kind not in "fc" or array.ndim != 2:
+        return np.ones(rows, dtype=bool)
+    return ~np.isinf(array).any(axis=1)
+
+
+def _non_finite(outputs: np.ndarray) -> frozenset[int]:
+    if outputs.dtype.kind not in "fc":
+        return frozenset()
+    return frozenset(int(i) for i in np.flatnonzero(~np.isfinite(outputs).all(axis=1)))
 
 
 def _column(values: tuple, type_: str) -> Any:
@@ -149,7 +198,8 @@ def from_bundle(dataset: str, bundle: Bundle) -> LoadedModel:
     try:
         fields = compile_fields(manifest_fields(manifest))
         loaded = LoadedModel(dataset, manifest, fields, bundle.model, _labels(bundle))
-        loaded.predict([example_row(fields)])
+        if loaded.predict([example_row(fields)]).unscorable:
+            raise BundleError(f"{bundle.path}: its output for a typical record is not finite")
     except BundleError:
         raise
     except Exception as exc:  # anything the model raises on a valid row makes it unservable

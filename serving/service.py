@@ -35,6 +35,9 @@ log = logging.getLogger("serving.service")
 MAX_LISTED_ERRORS = 100  # a 422 lists this many errors; `error_count` has the total
 MAX_JSON_DEPTH = 32  # valid bodies nest at most 4 deep
 GIL_SWITCH_INTERVAL_S = 0.0005
+UNSCORABLE = (
+    "the model's arithmetic overflows on this value (far outside the data it was trained on)"
+)
 
 
 class ApiError(Exception):
@@ -243,7 +246,8 @@ class PredictionService:
         rows, is_batch, errors = validate_body(body, model.fields)
         if errors:
             raise _unprocessable(body, errors)
-        prediction = await self._score(model, rows, body if is_batch else [body], context)
+        records = body if is_batch else [body]
+        prediction = await self._score(model, rows, records, context, is_batch)
         answer = _answer(model, prediction, is_batch, context)
         if explain:
             explained = await self._explain(model, rows)
@@ -265,7 +269,7 @@ class PredictionService:
         errors += invalid
         if errors:
             raise _unprocessable(record, errors)
-        prediction = await self._score(model, rows, [record], context)
+        prediction = await self._score(model, rows, [record], context, is_batch=False)
         return _answer(model, prediction, False, context)
 
     async def invocations(self, name: str, raw: bytes, context: dict) -> dict:
@@ -285,7 +289,12 @@ class PredictionService:
         return {"predictions": prediction.values}
 
     async def _score(
-        self, model: LoadedModel, rows: list[list], records: list[dict], context: dict
+        self,
+        model: LoadedModel,
+        rows: list[list],
+        records: list[dict],
+        context: dict,
+        is_batch: bool = True,
     ) -> Prediction:
         context.update(model=model.name, version=model.version, rows=len(rows))
         started = time.perf_counter()
@@ -294,6 +303,8 @@ class PredictionService:
         except Exception as exc:
             log.exception("model %s version %s failed to predict", model.name, model.version)
             raise ApiError(500, f"model {model.name!r} failed to predict: {exc}") from None
+        if prediction.unscorable:
+            raise await self._unscorable(model, rows, prediction.unscorable, is_batch)
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
         self.metrics.predictions.labels(model.name, model.version).inc(len(rows))
         self.prediction_log.append(
@@ -310,6 +321,19 @@ class PredictionService:
             )
         )
         return prediction
+
+    async def _unscorable(
+        self, model: LoadedModel, rows: list[list], indexes: frozenset[int], is_batch: bool
+    ) -> ApiError:
+        loop = asyncio.get_running_loop()
+        errors = []
+        for index in sorted(indexes)[:MAX_LISTED_ERRORS]:
+            prefix = f"[{index}]." if is_batch else ""
+            names = await loop.run_in_executor(self._model_pool, model.culprits, rows[index])
+            for name in names or ["(record)"]:
+                errors.append(FieldError(prefix + name, UNSCORABLE))
+        detail = f"the model cannot score {len(indexes)} record(s): {UNSCORABLE}"
+        return ApiError(422, detail, errors)
 
     def _batcher(self, name: str) -> MicroBatcher:
         batcher = self._batchers.get(name)

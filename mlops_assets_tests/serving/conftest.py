@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.datasets import load_iris
+from sklearn.datasets import load_diabetes, load_iris
 from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -62,6 +62,19 @@ def abalone_frame(rows: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.Seri
     return frame, pd.Series(rings, name="Rings")
 
 
+def diabetes_frame() -> tuple[pd.DataFrame, pd.Series]:
+    data = load_diabetes(scaled=False, as_frame=True)
+    features = data.data.astype({"sex": int})
+    return features, data.target
+
+
+def fit_diabetes() -> Pipeline:
+    """Scaled ridge regression: the scaler's division overflows on values near float's maximum."""
+    features, target = diabetes_frame()
+    prep = ColumnTransformer([("num", StandardScaler(), list(features.columns))])
+    return Pipeline([("prep", prep), ("model", Ridge())]).fit(features, target)
+
+
 def fit_iris() -> Pipeline:
     features, labels = iris_frame()
     pipeline = Pipeline(
@@ -85,7 +98,7 @@ def fit_abalone(seed: int = 0) -> Pipeline:
     return Pipeline([("prep", prep), ("model", model)]).fit(features, rings)
 
 
-TRAINING_FRAMES = {"iris": iris_frame, "abalone": abalone_frame}
+TRAINING_FRAMES = {"iris": iris_frame, "abalone": abalone_frame, "diabetes": diabetes_frame}
 
 
 def manifest_for(dataset: str, version: str, **extra) -> dict:
