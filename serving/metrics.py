@@ -172,8 +172,14 @@ class Metrics:
         registry.register(RejectedBeforeApp())
         self.prediction_log_dropped = Counter(
             "mlops_prediction_log_dropped",
-            "Prediction records dropped (queue full)",
+            "Served requests left out of the prediction log (queue and held lines full)",
             registry=registry,
+        )
+        self.prediction_log_held = Gauge(
+            "mlops_prediction_log_held",
+            "Served requests whose log lines wait for a writable disk",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
 
     def show_models(self, models: dict[str, tuple[str, str | None]]) -> None:

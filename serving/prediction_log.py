@@ -4,13 +4,17 @@
 
 Requests only put a batch on a bounded queue (a deque: appending and popping are atomic, with no
 lock to take per request); a daemon thread drains it about once a second and
-appends each file's new lines with one write and a flush, so a crash loses at most what was
-still buffered and never tears an earlier line. A torn last line is skipped by `read_records`.
+appends each file's new lines with one write, so a crash loses at most what was still queued
+and never tears an earlier line. A torn last line is skipped by `read_records`. Lines the disk
+refuses are held and written later (see `PredictionLog`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -21,6 +25,8 @@ from typing import Any
 import msgspec
 
 from serving.background import PeriodicFlush
+
+log = logging.getLogger("serving.prediction_log")
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,16 @@ def lines_of(served: Served) -> bytes:
 
 
 class PredictionLog(PeriodicFlush):
+    """Lines that cannot be written (a full or read-only disk) stay held, in order, and go out on
+    a later flush once the disk is writable again; `write_error` says why meanwhile. Queued plus
+    held requests are bounded by `max_queued`: beyond it the newest are dropped and counted."""
+
     def __init__(
         self,
         directory: Path,
         max_queued: int = 100_000,
         flush_interval: float = 1.0,
-        on_drop: Callable[[], None] = lambda: None,
+        on_drop: Callable[[int], None] = lambda count: None,
     ) -> None:
         super().__init__(flush_interval, "prediction-log")
         self.directory = Path(directory)
@@ -82,16 +92,24 @@ class PredictionLog(PeriodicFlush):
         self._queue: deque[Served] = deque()
         self._on_drop = on_drop
         self._lock = threading.Lock()
+        self._held: dict[Path, list[bytes]] = {}  # one chunk per request, oldest first
+        self._held_count = 0
+        self.write_error: str | None = None
+
+    @property
+    def held(self) -> int:
+        """Requests whose lines wait for a writable disk."""
+        return self._held_count
 
     def append(self, served: Served) -> None:
-        if len(self._queue) >= self.max_queued:
-            self._on_drop()
+        if len(self._queue) + self._held_count >= self.max_queued:
+            self._on_drop(1)
             return
         self._queue.append(served)
 
     def flush(self) -> None:
         with self._lock:
-            batches: dict[Path, list[bytes]] = defaultdict(list)
+            batches: dict[Path, list[bytes]] = defaultdict(list, self._held)
             while True:
                 try:
                     served = self._queue.popleft()
@@ -99,13 +117,36 @@ class PredictionLog(PeriodicFlush):
                     break
                 day = served.timestamp[:10]
                 batches[self.directory / served.dataset / f"{day}.jsonl"].append(lines_of(served))
+            self._held, self.write_error = {}, None
             for path, chunks in batches.items():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                # a line torn by an earlier crash must not swallow the first new one
-                prefix = b"\n" if _ends_torn(path) else b""
-                with path.open("ab") as handle:
-                    handle.write(prefix + b"".join(chunks))
-                    handle.flush()
+                try:
+                    append_lines(path, b"".join(chunks))
+                except OSError as exc:
+                    self._held[path] = chunks
+                    self.write_error = f"{path}: {exc.strerror or exc}"
+            self._held_count = sum(len(chunks) for chunks in self._held.values())
+        if self.write_error:
+            log.warning("prediction log not written (%d held): %s", self.held, self.write_error)
+
+
+def append_lines(path: Path, data: bytes) -> None:
+    """Appends whole lines or nothing: a failed write is cut back to where it started, so a
+    retry never leaves a torn or doubled line. A line torn by an earlier crash gets its newline
+    first, so it cannot swallow the first new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start = os.lseek(descriptor, 0, os.SEEK_END)
+        pending = memoryview((b"\n" if _ends_torn(path) else b"") + data)
+        try:
+            while pending:
+                pending = pending[os.write(descriptor, pending) :]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(descriptor, start)
+            raise
+    finally:
+        os.close(descriptor)
 
 
 def _ends_torn(path: Path) -> bool:

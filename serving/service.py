@@ -196,6 +196,7 @@ class PredictionService:
         self.metrics.show_load_errors({s.dataset: s.error is not None for s in slots})
         self.metrics.show_damage({s.dataset: s.damage is not None for s in slots})
         self.metrics.show_drift(read_drift(self.config.models_dir, slots))
+        self.metrics.prediction_log_held.set(self.prediction_log.held)
 
     async def _reload_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -236,7 +237,13 @@ class PredictionService:
         return [describe_slot(slot) for slot in self.store.slots() if slot.has_pointer]
 
     def readiness(self) -> tuple[bool, dict]:
-        return readiness(self.store.slots())
+        ready, body = readiness(self.store.slots())
+        log_error = self.prediction_log.write_error
+        if ready and log_error:
+            held = self.prediction_log.held
+            detail = f"the prediction log cannot be written ({held} request(s) held): {log_error}"
+            return False, body | {"status": "not ready", "detail": detail}
+        return ready, body
 
     # scoring
 
