@@ -74,6 +74,7 @@ class ServedState:
         self.models: dict[str, tuple[str, str | None]] = {}  # model -> (version, promoted_at)
         self.load_errors: dict[str, bool] = {}
         self.damaged: dict[str, bool] = {}
+        self.pointer_errors: dict[str, bool] = {}
         self.drift: dict[str, dict] = {}  # model -> drift.json document (serving.publish)
 
     def collect(self):
@@ -97,6 +98,11 @@ class ServedState:
             "mlops_model_bundle_damaged",
             "1 while the bundle on disk of the model being served is damaged or gone",
             self.damaged,
+        )
+        yield _flags(
+            "mlops_model_pointer_error",
+            "1 while a model's current.json is missing or unreadable though bundles exist",
+            self.pointer_errors,
         )
         yield from self._drift_families()
 
@@ -192,8 +198,9 @@ class Metrics:
     def show_load_errors(self, errors: dict[str, bool]) -> None:
         self.state.load_errors = dict(errors)
 
-    def show_damage(self, damaged: dict[str, bool]) -> None:
+    def show_damage(self, damaged: dict[str, bool], pointer_errors: dict[str, bool]) -> None:
         self.state.damaged = dict(damaged)
+        self.state.pointer_errors = dict(pointer_errors)
 
     def show_drift(self, documents: dict[str, dict]) -> None:
         self.state.drift = dict(documents)

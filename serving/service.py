@@ -194,7 +194,10 @@ class PredictionService:
             {m.name: (m.version, m.manifest.get("promoted_at")) for m in self.store.loaded()}
         )
         self.metrics.show_load_errors({s.dataset: s.error is not None for s in slots})
-        self.metrics.show_damage({s.dataset: s.damage is not None for s in slots})
+        self.metrics.show_damage(
+            {s.dataset: s.damage is not None for s in slots},
+            {s.dataset: s.pointer_error is not None for s in slots},
+        )
         self.metrics.show_drift(read_drift(self.config.models_dir, slots))
         self.metrics.prediction_log_held.set(self.prediction_log.held)
 
@@ -419,6 +422,7 @@ def describe_slot(slot: Slot) -> dict:
     info["load_error"] = slot.error
     info["damage"] = slot.damage
     info["fallback_from"] = slot.fallback_from
+    info["pointer_error"] = slot.pointer_error
     has_card = CARD_JSON_FILE in manifest.get("files", {})
     info["card"] = f"/models/{slot.dataset}/card" if has_card else None
     return info
@@ -431,7 +435,11 @@ def _ready_state(slot: Slot) -> dict:
         "load_error": slot.error,
     }
     # only when set, so the usual answer stays as small as it was
-    extra = {"damage": slot.damage, "fallback_from": slot.fallback_from}
+    extra = {
+        "damage": slot.damage,
+        "pointer_error": slot.pointer_error,
+        "fallback_from": slot.fallback_from,
+    }
     state.update({key: value for key, value in extra.items() if value is not None})
     return state
 
@@ -441,9 +449,14 @@ def readiness(slots: list[Slot]) -> tuple[bool, dict]:
     whose bundle on disk is intact."""
     models = {slot.dataset: _ready_state(slot) for slot in slots if slot.has_pointer or slot.model}
     missing = [name for name, state in models.items() if not state["loaded"]]
-    damaged = [name for name, state in models.items() if state.get("damage")]
+    damaged = [
+        name for name, state in models.items() if state.get("damage") or state.get("pointer_error")
+    ]
     if damaged and not missing:
-        reasons = "; ".join(f"{name}: {models[name]['damage']}" for name in damaged)
+        reasons = "; ".join(
+            f"{name}: {models[name].get('damage') or models[name]['pointer_error']}"
+            for name in damaged
+        )
         detail = (
             f"bundle damaged on disk (still serving the model in memory): {reasons}; "
             f"{_materialize_hint(damaged)} again"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from serving.bundle import (
+    POINTER_FILE,
     PUBLISHER_ASSET,
     BundleError,
     load_bundle,
@@ -37,6 +38,7 @@ class Slot:
     attempted: tuple | None = None
     damage: str | None = None  # the loaded model's bundle on disk no longer matches it
     fallback_from: str | None = None  # the current bundle that was damaged when this loaded
+    pointer_error: str | None = None  # current.json missing (with bundles) or unreadable
     manifest_sha: str | None = None  # of the loaded model's manifest
     verified: tuple | None = None  # file stats at the last full verification
     verified_at: float = 0.0  # time.monotonic() of that verification
@@ -120,15 +122,20 @@ class ModelStore:
         try:
             pointer = read_pointer(dataset_dir)
         except BundleError as exc:
-            self._fail(replace(slot, has_pointer=True), ("pointer", str(exc)), str(exc))
+            self._pointer_lost(dataset_dir, slot, str(exc))
             return
         if pointer is None:
-            self._slots[dataset] = replace(slot, has_pointer=False)
+            if next(older_bundles(dataset_dir, exclude=""), None) is not None:
+                self._pointer_lost(dataset_dir, slot, f"{dataset_dir / POINTER_FILE} is missing")
+            else:
+                self._slots[dataset] = replace(slot, has_pointer=False, pointer_error=None)
             return
         fingerprint = _fingerprint(dataset_dir, pointer)
         current = slot.model
         if current is not None and current.bundle_id == pointer["bundle"]:
-            self._slots[dataset] = replace(slot, has_pointer=True, error=None)
+            self._slots[dataset] = replace(
+                slot, has_pointer=True, error=None, pointer_error=None, fallback_from=None
+            )
             return
         if fingerprint == slot.attempted:
             return
@@ -137,7 +144,7 @@ class ModelStore:
                 raise BundleError(f"{dataset_dir}: pointer names a staging folder")
             loaded = from_bundle(dataset, load_bundle(dataset_dir, pointer))
         except BundleError as exc:
-            fallback = self._fallback(dataset_dir, pointer) if current is None else None
+            fallback = self._fallback(dataset_dir, pointer["bundle"]) if current is None else None
             if fallback is None:
                 self._fail(replace(slot, has_pointer=True), fingerprint, str(exc))
                 return
@@ -147,6 +154,22 @@ class ModelStore:
         self._slots[dataset] = self._loaded_slot(dataset_dir, loaded, fingerprint, pointer)
         log.info("loaded %s version %s (%s)", dataset, loaded.version, loaded.bundle_id)
         self._on_loaded(loaded, current)
+
+    def _pointer_lost(self, dataset_dir: Path, slot: Slot, problem: str) -> None:
+        """current.json is unreadable, or missing while bundles exist: the model in memory keeps
+        serving, or else the newest intact bundle; either way the problem is reported."""
+        if slot.pointer_error != problem:
+            log.error("%s: %s", dataset_dir.name, problem)
+        if slot.model is None:
+            if slot.attempted == ("pointer", problem):
+                return
+            fallback = self._fallback(dataset_dir, exclude=POINTER_FILE)
+            if fallback is None:
+                self._fail(replace(slot, has_pointer=True), ("pointer", problem), problem)
+                return
+            slot = fallback
+            self._on_loaded(fallback.model, None)
+        self._slots[slot.dataset] = replace(slot, has_pointer=True, pointer_error=problem)
 
     def _loaded_slot(
         self, dataset_dir: Path, loaded: LoadedModel, fingerprint: tuple | None, pointer: dict
@@ -162,9 +185,10 @@ class ModelStore:
             verified_at=time.monotonic(),
         )
 
-    def _fallback(self, dataset_dir: Path, broken: dict) -> Slot | None:
-        """The newest older bundle that verifies against its own manifest, as a slot."""
-        for bundle_id in older_bundles(dataset_dir, exclude=str(broken["bundle"])):
+    def _fallback(self, dataset_dir: Path, exclude: str) -> Slot | None:
+        """The newest bundle other than `exclude` (the broken current bundle, or the broken
+        pointer) that verifies against its own manifest, as a slot."""
+        for bundle_id in older_bundles(dataset_dir, exclude=str(exclude)):
             try:
                 pointer = pointer_for(dataset_dir, bundle_id)
                 loaded = from_bundle(dataset_dir.name, load_bundle(dataset_dir, pointer))
@@ -174,11 +198,11 @@ class ModelStore:
                 )
                 continue
             log.warning(
-                "serving %s version %s from older bundle %s: current bundle %s is damaged",
-                dataset_dir.name, loaded.version, bundle_id, broken["bundle"],
+                "serving %s version %s from older bundle %s: %s is damaged",
+                dataset_dir.name, loaded.version, bundle_id, exclude,
             )  # fmt: skip
             slot = self._loaded_slot(dataset_dir, loaded, None, pointer)
-            return replace(slot, fallback_from=str(broken["bundle"]))
+            return replace(slot, fallback_from=str(exclude))
         return None
 
     def _fail(self, slot: Slot, fingerprint: tuple, error: str) -> None:

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from mlops_assets_tests.serving.conftest import IRIS_RECORD, fit_iris, publish
-from serving.bundle import MODEL_FILE
+from serving.bundle import MODEL_FILE, POINTER_FILE
 
 IRIS = fit_iris()
 
@@ -127,3 +128,47 @@ def test_stale_staging_folders_are_removed_at_start_and_never_loaded(make_server
         server.wait_until(lambda: ready(http).status_code == 200)
         assert not stale.exists() and fresh.exists()  # a young one may still be being written
         assert http.get("/models/iris").json()["version"] == "1"
+
+
+def test_garbage_pointer_is_reported_while_the_model_keeps_serving(make_server, tmp_path):
+    data_dir = tmp_path / "data"
+    bundle = publish(data_dir / "models", "iris", IRIS, "1")
+    pointer = data_dir / "models" / "iris" / POINTER_FILE
+    intact = pointer.read_bytes()
+    server = make_server(data_dir)
+    with server.client() as http:
+        server.wait_until(lambda: ready(http).status_code == 200)
+        pointer.write_bytes(b"\x00garbage")
+        server.wait_until(lambda: ready(http).status_code == 503)
+        assert POINTER_FILE in ready(http).json()["detail"]
+        assert 'mlops_model_pointer_error{model="iris"} 1.0' in http.get("/metrics").text
+        answer = http.post("/models/iris/predict", json=IRIS_RECORD)
+        assert answer.status_code == 200 and answer.json()["version"] == "1"
+
+        pointer.write_bytes(intact)
+        server.wait_until(lambda: ready(http).status_code == 200)
+        assert 'mlops_model_pointer_error{model="iris"} 0.0' in http.get("/metrics").text
+        assert http.get("/models/iris").json()["bundle_id"] == bundle.name
+
+
+@pytest.mark.parametrize("damage", ["garbage", "missing"])
+def test_restart_without_a_readable_pointer_serves_the_newest_intact_bundle(
+    make_server, tmp_path, damage
+):
+    models_dir = tmp_path / "data" / "models"
+    publish(models_dir, "iris", IRIS, "1")
+    time.sleep(0.01)
+    newest = publish(models_dir, "iris", IRIS, "2")
+    pointer = models_dir / "iris" / POINTER_FILE
+    pointer.write_text("{") if damage == "garbage" else pointer.unlink()
+    server = make_server(tmp_path / "data")
+    with server.client() as http:
+        server.wait_until(lambda: http.get("/models/iris").json().get("loaded") is True)
+        described = http.get("/models/iris").json()
+        assert described["bundle_id"] == newest.name and POINTER_FILE in described["pointer_error"]
+        assert http.post("/models/iris/predict", json=IRIS_RECORD).json()["version"] == "2"
+        assert ready(http).status_code == 503 and POINTER_FILE in ready(http).json()["detail"]
+
+        publish(models_dir, "iris", IRIS, "3")  # the next champion writes a good pointer
+        server.wait_until(lambda: ready(http).status_code == 200)
+        assert http.get("/models/iris").json()["version"] == "3"
