@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Request, Response, get, head
 from litestar.static_files import create_static_files_router
 
 from serving import card
@@ -68,6 +68,15 @@ def build_routes(service: PredictionService) -> list:
         ok, body = service.readiness()
         return json_response(body, 200 if ok else 503)
 
+    # probes (load balancers, `curl -I`) that ask with HEAD get the same status, no body
+    @head("/health")
+    async def health_head() -> Response[None]:
+        return Response(None)
+
+    @head("/ready")
+    async def ready_head() -> Response[None]:
+        return Response(None, status_code=200 if service.readiness()[0] else 503)
+
     @get("/metrics")
     async def metrics() -> Response:
         return Response(service.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
@@ -105,7 +114,8 @@ def build_routes(service: PredictionService) -> list:
         return Response(index_page, media_type="text/html")
 
     return [
-        *(health, ping, ready, metrics, models, model, model_card, model_lineage),
+        *(health, health_head, ping, ready, ready_head, metrics),
+        *(models, model, model_card, model_lineage),
         *(openapi, docs, docs_static, index),
     ]
 

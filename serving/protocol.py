@@ -3,11 +3,15 @@ parser), with the request line and headers bounded (plain httptools has no such 
 
 A request rejected here never reaches the app, so it is answered, logged and counted here:
 431 for a request line and headers over the limit, 400 for a malformed request line or header
-bytes, JSON bodies like the app's own errors.
+bytes, 408 for a head not complete within MLOPS_HEAD_TIMEOUT_S (an idle new connection
+included) or a body not complete within MLOPS_BODY_TIMEOUT_S, JSON bodies like the app's own
+errors. Slow clients would otherwise hold their connections, and the server's file descriptors,
+forever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -20,6 +24,7 @@ from serving.metrics import record_rejected_before_app
 
 log = logging.getLogger("serving.http")
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+
 REQUEST_LINE_OVERHEAD = len("  HTTP/1.1\r\n")  # besides the method and the target
 HEADER_LINE_OVERHEAD = len(": \r\n")  # besides the name and the value
 
@@ -33,6 +38,24 @@ def max_header_bytes() -> int:
     if not raw.strip().isdigit() or int(raw) <= 0:
         raise ValueError(f"MLOPS_MAX_HEADER_BYTES must be a positive integer, got {raw!r}")
     return int(raw)
+
+
+@functools.cache
+def read_timeouts() -> tuple[float, float]:
+    """Seconds from a connection (or a request's first byte) to its head's end, MLOPS_HEAD_TIMEOUT_S
+    (default 10), and from there to the body's end, MLOPS_BODY_TIMEOUT_S (default 30)."""
+    return _seconds("MLOPS_HEAD_TIMEOUT_S", 10.0), _seconds("MLOPS_BODY_TIMEOUT_S", 30.0)
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
 
 
 class HeadersTooLarge(Exception):
@@ -56,6 +79,44 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.head_bytes_read = 0  # of the head being read; never more than its real size
         self.error_status = 400
         self.rejection: bytes | None = None  # the error response, once a request is rejected
+        self.read_timer: asyncio.TimerHandle | None = None
+        self.head_timeout, self.body_timeout = read_timeouts()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.arm_read_timer(self.head_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.arm_read_timer(None)
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self.read_timer is None:  # a kept-alive connection's next request
+            self.arm_read_timer(self.head_timeout)
+
+    def arm_read_timer(self, seconds: float | None) -> None:
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+        self.read_timer = None if seconds is None else self.loop.call_later(seconds, self.timed_out)
+
+    def timed_out(self) -> None:
+        self.read_timer = None
+        if self.transport.is_closing() or self.rejection is not None:
+            return
+        if self.reading_head and self.responses_owed():
+            return  # the app still works on an earlier request; keep-alive takes over after it
+        self.error_status = 408
+        if self.reading_head:
+            self.send_400_response("request head timed out")
+            return
+        # the app waits for this body: answer 408 unless it already started a response
+        if self.cycle is not None and not self.cycle.response_started:
+            self.rejection = self.reject(
+                408, f"request body not received within {self.body_timeout} s"
+            )
+            self.send_rejection()
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self.rejection is not None:
@@ -74,12 +135,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.reading_head = False
+        self.arm_read_timer(self.body_timeout)
         if self.head_size() > self.max_header_bytes:
             self.error_status = 431
             raise HeadersTooLarge  # httptools turns it into a parser error: send_400_response
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self.arm_read_timer(None)
         self.reading_head = True
         self.head_bytes_read = 0
         super().on_message_complete()
@@ -92,26 +155,33 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn calls this for every parser error, before any app code runs
+        self.arm_read_timer(None)
         status = self.error_status
         if status == 431:
             detail = (
                 f"request line and headers larger than {self.max_header_bytes} bytes "
                 "(MLOPS_MAX_HEADER_BYTES)"
             )
+        elif status == 408:
+            detail = f"request line and headers not received within {self.head_timeout} s"
         else:
             detail = "malformed HTTP request (request line or header bytes)"
+        self.rejection = self.reject(status, detail)
+        if self.responses_owed():
+            # pipelined requests before this one are answered first, in order
+            self.flow.pause_reading()
+        else:
+            self.send_rejection()
+
+    def reject(self, status: int, detail: str) -> bytes:
+        """The rejection's response, logged and counted."""
         record_rejected_before_app(status)
         client = self.transport.get_extra_info("peername")
         log.warning(
             detail,
             extra={"fields": {"status": status, "detail": detail, "client": str(client)}},
         )
-        self.rejection = error_response(status, detail, self.server_state.default_headers)
-        if self.responses_owed():
-            # pipelined requests before this one are answered first, in order
-            self.flow.pause_reading()
-        else:
-            self.send_rejection()
+        return error_response(status, detail, self.server_state.default_headers)
 
     def responses_owed(self) -> bool:
         """Whether a request parsed before the rejected one still awaits its response."""

@@ -85,6 +85,8 @@ def parse_json(raw: bytes) -> Any:
         return msgspec.json.decode(raw)
     except RecursionError:
         raise _too_deep() from None
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"malformed JSON: the body is not UTF-8 ({exc.reason})") from None
     except msgspec.DecodeError as strict_error:
         try:
             return json.loads(raw)

@@ -45,12 +45,10 @@ class ServerProcess:
         return [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp("protocol")
-    publish(data_dir / "models", "iris", fit_iris(), "1")
+def start_process(data_dir, **env: str) -> ServerProcess:
+    """`serving.server.run` over data_dir in its own process group, once it answers /ready."""
     port = free_port()
-    env = {**os.environ, "MLOPS_DATA_DIR": str(data_dir), "MLOPS_API_KEY": "secret"}
+    env = {**os.environ, "MLOPS_DATA_DIR": str(data_dir), "MLOPS_API_KEY": "secret", **env}
     env.pop("MLOPS_MAX_HEADER_BYTES", None)
     process = subprocess.Popen(
         [sys.executable, "-c", f"from serving.server import run; run(port={port})"],
@@ -64,15 +62,26 @@ def served(tmp_path_factory) -> Iterator[ServerProcess]:
     while True:
         try:
             if httpx.get(f"{server.url}/ready").status_code == 200:
-                break
+                return server
         except httpx.TransportError:
             pass
         assert process.poll() is None and time.monotonic() < deadline, "server did not start"
         time.sleep(0.1)
+
+
+def kill(server: ServerProcess) -> None:
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp("protocol")
+    publish(data_dir / "models", "iris", fit_iris(), "1")
+    server = start_process(data_dir)
     yield server
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    kill(server)
 
 
 def status_and_body(answer: bytes) -> tuple[int, dict]:
@@ -173,3 +182,55 @@ def test_every_server_log_line_is_json(served):
     rejected = [line for line in lines if line.get("logger") == "serving.http"]
     assert rejected and all(line["status"] in (400, 431) for line in rejected)
     assert any(line.get("logger", "").startswith("uvicorn") for line in lines)
+
+
+@pytest.fixture
+def impatient(tmp_path) -> Iterator[ServerProcess]:
+    """A server with 1 s head and body timeouts and room for 40 connections."""
+    publish(tmp_path / "models", "iris", fit_iris(), "1")
+    server = start_process(
+        tmp_path, MLOPS_HEAD_TIMEOUT_S="1", MLOPS_BODY_TIMEOUT_S="1", MLOPS_MAX_CONNECTIONS="40"
+    )
+    yield server
+    kill(server)
+
+
+def answer_after(sock: socket.socket, send: bytes = b"") -> bytes:
+    sock.sendall(send)
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_slow_headers_idle_and_slow_bodies_are_timed_out(impatient):
+    address = ("127.0.0.1", impatient.port)
+    with socket.create_connection(address, timeout=10) as idle:
+        started = time.monotonic()
+        assert answer_after(idle).startswith(b"HTTP/1.1 408")
+        assert time.monotonic() - started < 5
+    with socket.create_connection(address, timeout=10) as slow_head:
+        status, body = status_and_body(answer_after(slow_head, b"GET /health HTTP/1.1\r\nHo"))
+        assert status == 408 and "headers not received" in body["detail"]
+    with socket.create_connection(address, timeout=10) as slow_body:
+        head = b"POST /models/iris/predict HTTP/1.1\r\nHost: x\r\nX-API-Key: secret\r\n"
+        head += b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        status, body = status_and_body(answer_after(slow_body, head))
+        assert status == 408 and "body not received" in body["detail"]
+    metrics = httpx.get(f"{impatient.url}/metrics").text
+    assert 'mlops_http_rejected_before_app_total{status="408"} 3.0' in metrics
+
+
+def test_idle_connections_beyond_the_limit_get_503_until_they_time_out(impatient):
+    address = ("127.0.0.1", impatient.port)
+    idle = [socket.create_connection(address, timeout=10) for _ in range(60)]
+    try:
+        time.sleep(0.3)
+        assert httpx.get(f"{impatient.url}/health").status_code == 503
+        deadline = time.monotonic() + 10  # the idle ones are closed by the head timeout
+        while httpx.get(f"{impatient.url}/health").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        for sock in idle:
+            sock.close()

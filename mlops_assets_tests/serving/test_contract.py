@@ -45,6 +45,10 @@ def test_health_ping_ready(client):
     assert client.get("/ping").status_code == 200
     ready = client.get("/ready")
     assert ready.status_code == 200
+    # probes that ask with HEAD get the status without a body
+    for path in ("/health", "/ready"):
+        head = client.head(path)
+        assert head.status_code == 200 and head.content == b""
     assert ready.json()["models"]["iris"] == {"loaded": True, "version": "1", "load_error": None}
 
 
@@ -144,7 +148,10 @@ def test_unknown_model_404(client):
         assert "nope" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("raw", [b"{bad", b"", b'{"a": 1', b"\xff\xfe"])
+# the last two: invalid UTF-8 inside a string, where the JSON itself is well-formed
+@pytest.mark.parametrize(
+    "raw", [b"{bad", b"", b'{"a": 1', b"\xff\xfe", b'{"sepal_length": "\xff\xfe"}', b'["\xc3"]']
+)
 def test_malformed_json_400(client, raw):
     response = client.post("/models/iris/predict", content=raw)
     assert response.status_code == 400
