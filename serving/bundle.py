@@ -18,16 +18,18 @@ the server reads them with it. Standard library and joblib only.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 FORMAT_VERSION = 1
 # the Dagster asset that publishes a data set's bundles (`<dataset>/champion_model`); the pipeline
@@ -45,10 +47,25 @@ STALE_STAGING_SECONDS = 600  # a staging folder this old is abandoned even if it
 DRIFT_FILE = "drift.json"  # `<dataset>/drift.json`: the latest drift evaluation (serving.publish)
 
 
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading, refusing anything but a regular file: a FIFO or a device in a
+    bundle's place would block or never end every reader (and so every reload)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return os.fdopen(descriptor, "rb")
+
+
+def read_regular(path: Path) -> bytes:
+    with open_regular(path) as handle:
+        return handle.read()
+
+
 def sha256_of(path: Path) -> str:
     """A file's sha256, read in blocks so large files need little memory."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -169,7 +186,7 @@ def point_to(dataset_dir: Path, bundle_id: str) -> None:
 def read_pointer(dataset_dir: Path) -> dict[str, str] | None:
     """The current pointer of a data set, or None when it has no champion yet."""
     try:
-        pointer = json.loads((dataset_dir / POINTER_FILE).read_text())
+        pointer = json.loads(read_regular(dataset_dir / POINTER_FILE))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
@@ -187,7 +204,7 @@ def read_manifest(dataset_dir: Path, pointer: dict[str, str]) -> tuple[Path, dic
         raise BundleError(f"{path}: missing {MANIFEST_FILE}")
     if sha256_of(manifest_path) != pointer["manifest_sha256"]:
         raise BundleError(f"{manifest_path}: sha256 does not match {POINTER_FILE}")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = json.loads(read_regular(manifest_path))
     if manifest.get("format") != FORMAT_VERSION:
         raise BundleError(f"{path}: bundle format {manifest.get('format')} is not supported")
     return path, manifest

@@ -40,8 +40,10 @@ def damage_of(bundle_dir: Path, manifest: dict, manifest_sha: str | None) -> str
         path = bundle_dir / name
         try:
             actual = sha256_of(path)
-        except OSError:
+        except FileNotFoundError:
             return f"{path}: missing"
+        except OSError as exc:
+            return f"{path}: {exc.strerror}"
         if sha is not None and actual != sha:
             return f"{path}: sha256 mismatch (damaged on disk)"
     return None

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from serving.batcher import MicroBatcher
-from serving.bundle import CARD_JSON_FILE, DRIFT_FILE
+from serving.bundle import CARD_JSON_FILE, DRIFT_FILE, read_regular
 from serving.config import ServingConfig
 from serving.contract import inputs_from_fields
 from serving.integrity import remove_stale_staging
@@ -386,7 +386,7 @@ def read_drift(models_dir, slots: list[Slot]) -> dict[str, dict]:
     documents = {}
     for slot in slots:
         try:
-            document = json.loads((models_dir / slot.dataset / DRIFT_FILE).read_bytes())
+            document = json.loads(read_regular(models_dir / slot.dataset / DRIFT_FILE))
             if isinstance(document, dict) and isinstance(document.get("features"), dict):
                 documents[slot.dataset] = document
         except FileNotFoundError:

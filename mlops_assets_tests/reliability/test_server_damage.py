@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mlops_assets_tests.serving.conftest import IRIS_RECORD, fit_iris, publish
-from serving.bundle import MODEL_FILE, POINTER_FILE
+from serving.bundle import DRIFT_FILE, MODEL_FILE, POINTER_FILE
 
 IRIS = fit_iris()
 
@@ -172,3 +172,26 @@ def test_restart_without_a_readable_pointer_serves_the_newest_intact_bundle(
         publish(models_dir, "iris", IRIS, "3")  # the next champion writes a good pointer
         server.wait_until(lambda: ready(http).status_code == 200)
         assert http.get("/models/iris").json()["version"] == "3"
+
+
+@pytest.mark.parametrize("target", ["model", "pointer", "drift"])
+def test_a_fifo_in_place_of_a_file_blocks_no_reload(make_server, tmp_path, target):
+    data_dir = tmp_path / "data"
+    bundle = publish(data_dir / "models", "iris", IRIS, "1")
+    server = make_server(data_dir, verify_interval=0.2)
+    paths = {
+        "model": bundle / MODEL_FILE,
+        "pointer": data_dir / "models" / "iris" / POINTER_FILE,
+        "drift": data_dir / "models" / "iris" / DRIFT_FILE,
+    }
+    with server.client() as http:
+        server.wait_until(lambda: ready(http).status_code == 200)
+        paths[target].unlink(missing_ok=True)
+        os.mkfifo(paths[target])
+        if target != "drift":  # a FIFO bundle file or pointer is damage, reported
+            server.wait_until(lambda: ready(http).status_code == 503)
+            assert "not a regular file" in ready(http).json()["detail"]
+        time.sleep(0.5)  # a few reload ticks
+        publish(data_dir / "models", "iris", IRIS, "2")  # reloads still happen
+        server.wait_until(lambda: http.get("/models/iris").json()["version"] == "2", timeout=5)
+        assert ready(http).status_code == 200
