@@ -18,15 +18,11 @@ from mlops_assets.lib.evaluation import Evaluation, evaluate
 from mlops_assets.lib.features import model_inputs
 from mlops_assets.lib.locks import exclusive_lock
 from mlops_assets.lib.publishing import manifest_for, publish_bundle, reference_profile
+from mlops_assets.lib.reconcile import HISTORY, HISTORY_COLUMNS, reconcile_champion
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.training import improvement
 from mlops_assets.lib.warehouse import append_rows
 from serving.bundle import REFERENCE_FILE
-
-HISTORY_COLUMNS = (
-    "version VARCHAR, promoted_at TIMESTAMPTZ, previous_version VARCHAR, reason VARCHAR, "
-    "trigger VARCHAR, dagster_run_id VARCHAR, metrics JSON, previous_metrics JSON"
-)
 
 
 class PromotionError(Exception):
@@ -173,6 +169,7 @@ def promote(
 def _decide_and_publish(
     spec, best, model, candidates, features, dataset_dir, connect, run_id, trigger, publish_to
 ) -> PromotionOutcome:
+    reconciled = reconcile_champion(spec.name, dataset_dir, connect)
     x_train, y_train = model_inputs(features, spec, "train")
     x_test, y_test = model_inputs(features, spec, "test")
     challenger = training.holdout_metrics(spec.task, model, x_test, y_test)
@@ -184,7 +181,7 @@ def _decide_and_publish(
     decision = evaluation.gated(decide(spec, challenger, baseline, previous))
     outcome = PromotionOutcome(
         decision, best["family"], best["run_id"], challenger, baseline, previous_version,
-        previous, notes=notes, evaluation=evaluation,
+        previous, notes=reconciled + tuple(notes), evaluation=evaluation,
     )  # fmt: skip
     version = None
     if decision.beats_baseline:
@@ -224,4 +221,4 @@ def record_promotion(con, spec: DatasetSpec, outcome: PromotionOutcome, run_id, 
         "metrics": json.dumps(outcome.metrics),
         "previous_metrics": json.dumps(outcome.previous_metrics),
     }
-    append_rows(con, spec.name, "champion_history", pd.DataFrame([row]), HISTORY_COLUMNS)
+    append_rows(con, spec.name, HISTORY, pd.DataFrame([row]), HISTORY_COLUMNS)
