@@ -17,6 +17,7 @@ from mlops_assets.settings import (
     PROJECT_DIR,
     Settings,
     ensure_dagster_home,
+    instance_config_warnings,
     load_settings,
     sqlite_path,
     write_dotenv,
@@ -291,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         # at the repo root with the default Dagster home: record it for the plain `dagster` CLI
         if "DAGSTER_HOME" not in os.environ and Path("dagster.yaml").is_file():
             write_dotenv(Path.cwd())
-        ensure_dagster_home()
+        for warning in instance_config_warnings(ensure_dagster_home()):
+            print(f"warning: {warning}", file=sys.stderr)
     code = args.handler(args)
     # the process ends now: without this, Python's finalization walks the whole heap (Dagster,
     # MLflow, scikit-learn, ...) in several full collections, over a second after the summary

@@ -109,6 +109,30 @@ def ensure_dagster_home(project_dir: Path | None = None) -> Path:
     return home
 
 
+def instance_config_warnings(home: Path) -> list[str]:
+    """What `$DAGSTER_HOME/dagster.yaml` lacks of the project's instance settings: without the
+    `duckdb` pool, steps of two runs write the warehouse at once (the champion decision is
+    serialized by its own lock regardless); without `telemetry: enabled: false` Dagster reports
+    usage."""
+    import yaml
+
+    path = home / "dagster.yaml"
+    fix = f"link or merge the project's dagster.yaml into {path}"
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        return [f"{path} is missing: no `duckdb` pool and Dagster telemetry on; {fix}"]
+    except (OSError, yaml.YAMLError) as exc:
+        return [f"{path} is unreadable ({exc}); {fix}"]
+    found = []
+    pools = (config.get("concurrency") or {}).get("pools") or {}
+    if pools.get("default_limit") is None:
+        found.append(f"{path} sets no concurrency pool limit (`duckdb` pool unbounded); {fix}")
+    if (config.get("telemetry") or {}).get("enabled") is not False:
+        found.append(f"{path} leaves Dagster telemetry on; {fix}")
+    return found
+
+
 def write_dotenv(project_dir: Path) -> None:
     """Record DAGSTER_HOME in `.env`, so the plain `dagster` CLI uses the same instance."""
     dotenv = project_dir / ".env"

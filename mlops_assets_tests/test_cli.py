@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from mlops_assets.cli import main
@@ -78,3 +80,20 @@ def test_every_build_run_is_tagged_with_its_data_set(cli_env, iris_failing_its_g
     with DagsterInstance.get() as instance:
         [run] = instance.get_runs(RunsFilter(tags={"mlops/dataset": "iris"}))
     assert run.tags["mlops/trigger"] == "mlops build"
+
+
+def test_a_dagster_home_without_the_project_settings_is_warned_about(cli_env, tmp_path, capsys):
+    assert main(["datasets"]) == 0
+    err = capsys.readouterr().err
+    assert "dagster.yaml is missing" in err and "duckdb" in err and "telemetry" in err
+    (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    assert main(["datasets"]) == 0
+    err = capsys.readouterr().err
+    assert "no concurrency pool limit" in err and "telemetry" not in err
+
+
+def test_the_project_dagster_yaml_has_every_setting_checked(cli_env, tmp_path, capsys):
+    project_config = Path(__file__).resolve().parents[1] / "dagster.yaml"
+    (tmp_path / "dagster_home" / "dagster.yaml").symlink_to(project_config)
+    assert main(["datasets"]) == 0
+    assert "warning" not in capsys.readouterr().err
