@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import duckdb
 import pytest
-from dagster import AssetKey, Definitions, build_sensor_context, materialize
+from dagster import AssetKey, Definitions, RunRequest, build_sensor_context, materialize
 
 from mlops_assets.build import build_dataset
 from mlops_assets.definitions import dataset_definitions
@@ -52,19 +52,30 @@ def test_shifted_traffic_drifts_retrains_and_the_server_swaps(
 
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         shifted = {"petal_length": 1.6, "petal_width": 1.5, "sepal_length": 1.3}
-        records, _ = traffic.sample_records(con, spec, 600, shifted, seed=3)
-    assert traffic.send(server.url, "iris", records) == {200: 12}
-
+        records, _ = traffic.sample_records(con, spec, 604, shifted, seed=3)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     log_file = settings.data_dir / "predictions" / "iris" / f"{today}.jsonl"
-    server.wait_until(lambda: log_file.is_file() and log_file.read_text().count("\n") >= 600)
-    logged = run(defs, settings, instance, AssetKey(["iris", "prediction_log"]), today)
-    assert (
-        logged.asset_materializations_for_node("iris__prediction_log")[0].metadata["rows"].value
-        == 600
-    )
 
-    drift = run(defs, settings, instance, AssetKey(["iris", "drift"]))
+    def log_and_measure(rows: int):
+        server.wait_until(lambda: log_file.is_file() and log_file.read_text().count("\n") >= rows)
+        logged = run(defs, settings, instance, AssetKey(["iris", "prediction_log"]), today)
+        node = logged.asset_materializations_for_node("iris__prediction_log")[0]
+        assert node.metadata["rows"].value == rows
+        return run(defs, settings, instance, AssetKey(["iris", "drift"]))
+
+    # four requests, like the README's curl examples, are too few to call anything drift
+    assert traffic.send(server.url, "iris", records[:4], batch=1) == {200: 4}
+    few = log_and_measure(4)
+    metadata = few.asset_materializations_for_node("iris__drift")[0].metadata
+    assert metadata["dataset_drift"].value is False
+    assert metadata["verdict"].value.startswith("too small to judge (4 < 200")
+    assert all(check.passed for check in few.get_asset_check_evaluations())
+    sensor = retrain_on_drift_sensor(spec, retrain_job(spec))
+    skipped = sensor(build_sensor_context(instance=instance, definitions=defs))
+    assert not [r for r in (skipped or []) if isinstance(r, RunRequest)]
+
+    assert traffic.send(server.url, "iris", records[4:]) == {200: 12}
+    drift = log_and_measure(604)
     metadata = drift.asset_materializations_for_node("iris__drift")[0].metadata
     assert metadata["dataset_drift"].value is True
     assert {"petal_length", "petal_width"} <= set(metadata["drifted_features"].value)
@@ -79,7 +90,6 @@ def test_shifted_traffic_drifts_retrains_and_the_server_swaps(
     )
 
     job = retrain_job(spec)
-    sensor = retrain_on_drift_sensor(spec, job)
     context = build_sensor_context(instance=instance, definitions=defs)
     [request] = sensor(context)
     assert request.run_key == f"drift-{drift.run_id}"

@@ -149,6 +149,12 @@ class Gates(_Strict):
     max_drift_share: float = Field(
         0.5, gt=0, le=1, description="share of drifted features that makes it dataset drift"
     )
+    drift_min_rows: int = Field(
+        200,
+        ge=1,
+        description="fewest rows in the current window for drift to be judged: a few requests "
+        "differ from the training data by chance, and are reported as too small to judge",
+    )
     max_slice_gap: float | None = Field(
         None,
         ge=0,

@@ -103,8 +103,9 @@ def monitoring_assets(spec: DatasetSpec) -> list:
             raise Failure(description=f"{ds}: no drift reference: {exc}") from None
         with warehouse.get_connection() as con:
             current, start, end = current_window(con, spec, config)
-            if current is None or current.empty:
-                return no_traffic(manifest)
+            rows = 0 if current is None else len(current)
+            if rows < spec.gates.drift_min_rows:
+                return not_judged(manifest, rows, spec.gates.drift_min_rows)
             report, prediction = compare_window(spec, json.loads(reference), current)
             record_metrics(con, spec, report, prediction, context.run_id, manifest, (start, end))
         location = model_store.location()
@@ -166,11 +167,21 @@ def drift_document_of(dataset: str, report, manifest: dict) -> dict:
     return drift_document(dataset, version, evaluated_at, report.dataset_drift, features)
 
 
-def no_traffic(manifest: dict) -> MaterializeResult:
-    """Nothing served in the window: nothing to compare, which is not an alarm."""
-    note = "no rows in the current window: serve some predictions, then materialize again"
+def not_judged(manifest: dict, rows: int, minimum: int) -> MaterializeResult:
+    """Too few rows in the window (none at all included) to tell drift from chance: reported as
+    such, never as drift, so nothing alarms or retrains on a handful of requests."""
+    if rows == 0:
+        note = "no rows in the current window: serve some predictions, then materialize again"
+    else:
+        note = f"too small to judge ({rows} < {minimum} rows, `gates.drift_min_rows`)"
+    metadata = {
+        "current_rows": rows,
+        "dataset_drift": False,
+        "champion_version": str(manifest["version"]),
+        "verdict": note,
+    }
     return MaterializeResult(
-        metadata={"current_rows": 0, "champion_version": str(manifest["version"]), "note": note},
+        metadata=metadata,
         check_results=[
             AssetCheckResult(check_name=DRIFT_CHECK, passed=True, metadata={"note": note})
         ],
