@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 
 from mlops_assets.lib import model_card, registry, training
 from mlops_assets.lib.evaluation import Evaluation, evaluate
-from mlops_assets.lib.features import model_inputs
+from mlops_assets.lib.features import data_version, model_inputs
+from mlops_assets.lib.fingerprint import FINGERPRINT_TAG, training_fingerprint
 from mlops_assets.lib.locks import exclusive_lock
 from mlops_assets.lib.publishing import manifest_for, publish_bundle, reference_profile
 from mlops_assets.lib.reconcile import HISTORY, HISTORY_COLUMNS, reconcile_champion
@@ -185,9 +186,9 @@ def _decide_and_publish(
     )  # fmt: skip
     version = None
     if decision.beats_baseline:
-        version = registry.register(
-            spec.name, best["model_uri"], {"dagster_run_id": run_id, "family": best["family"]}
-        )
+        fingerprint = training_fingerprint(spec, data_version(features))
+        tags = {"dagster_run_id": run_id, "family": best["family"], FINGERPRINT_TAG: fingerprint}
+        version = registry.register(spec.name, best["model_uri"], tags)
     with connect() as con:
         card = model_card.card_files(
             con, spec, best, candidates, evaluation, decision, version, run_id

@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
+from mlops_assets.lib.fingerprint import FINGERPRINT_TAG
 from mlops_assets.lib.locks import exclusive_lock
 from mlops_assets.settings import sqlite_path
 
@@ -182,6 +183,20 @@ def champion_version(client: MlflowClient, name: str):
         return client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
+
+
+def version_with_fingerprint(client: MlflowClient, name: str, fingerprint: str) -> str | None:
+    """The champion's or the latest registered version of `name` when it was trained with this
+    training fingerprint (tag `training_fingerprint`), else None."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    latest = max(versions, key=lambda v: int(v.version), default=None)
+    for found in (champion_version(client, name), latest):
+        if found is not None and found.tags.get(FINGERPRINT_TAG) == fingerprint:
+            return str(found.version)
+    return None
 
 
 def register(name: str, model_uri: str, tags: dict[str, str]) -> str:

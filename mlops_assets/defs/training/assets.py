@@ -24,7 +24,7 @@ from mlops_assets.defs import keys
 from mlops_assets.defs.keys import POOL, asset_key, group_name
 from mlops_assets.defs.resources import MlflowTracking, ModelStore, Warehouse
 from mlops_assets.defs.training.champion import champion_result
-from mlops_assets.defs.training.checks import champion_check_specs
+from mlops_assets.defs.training.checks import baseline_result, champion_check_specs
 from mlops_assets.lib import features as feature_lib
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import replace_table, table
@@ -90,6 +90,9 @@ def training_assets(spec: DatasetSpec) -> list:
     ) -> MaterializeResult:
         frame = read_features(warehouse, spec)
         with mlflow.step_run(context, ds):
+            fingerprint, same = registered_fingerprint(spec, frame)
+            if same is not None:
+                return unchanged_inputs(context, ds, fingerprint, same)
             table_ = train_candidates(context, spec, frame)
         with warehouse.get_connection() as con:
             replace_table(con, ds, "candidates", table_)
@@ -99,6 +102,7 @@ def training_assets(spec: DatasetSpec) -> list:
                 **{f"mlflow_run_id/{row.family}": row.run_id for row in table_.itertuples()},
                 "selection_metric": spec.selection_metric,
                 "data_version": str(table_["data_version"].iloc[0]),
+                "training_fingerprint": fingerprint,
                 "dagster/table_name": f"{ds}.candidates",
             }
         )
@@ -128,6 +132,9 @@ def training_assets(spec: DatasetSpec) -> list:
 
         frame = read_features(warehouse, spec)
         with mlflow.step_run(context, ds):
+            fingerprint, same = registered_fingerprint(spec, frame)
+            if same is not None:
+                return unchanged_inputs(context, ds, fingerprint, same, check=True)
             try:
                 outcome = promote(
                     spec,
@@ -147,6 +154,31 @@ def training_assets(spec: DatasetSpec) -> list:
         return champion_result(spec, outcome)
 
     return [features, candidates, champion_model]
+
+
+def registered_fingerprint(spec: DatasetSpec, frame: pd.DataFrame) -> tuple[str, str | None]:
+    """(this run's training fingerprint, the registered version trained with it or None)."""
+    from mlflow.tracking import MlflowClient
+
+    from mlops_assets.lib import registry
+    from mlops_assets.lib.fingerprint import training_fingerprint
+
+    fingerprint = training_fingerprint(spec, feature_lib.data_version(frame))
+    return fingerprint, registry.version_with_fingerprint(MlflowClient(), spec.name, fingerprint)
+
+
+def unchanged_inputs(
+    context, ds: str, fingerprint: str, version: str, check: bool = False
+) -> MaterializeResult:
+    """Same training data, spec and code as a registered version: training again would only
+    register a copy of it."""
+    note = f"unchanged inputs, no new version: v{version} was trained on the same data and settings"
+    context.log.info(f"{ds}: {note}")
+    metadata = {"unchanged_inputs": True, "note": note, "training_fingerprint": fingerprint}
+    checks = []
+    if check:  # the version passed the gate when it was registered (a loser is never registered)
+        checks = [baseline_result(True, {"note": note, "registered_version": version})]
+    return MaterializeResult(metadata=metadata, check_results=checks)
 
 
 def metric_columns(spec: DatasetSpec) -> list[str]:
