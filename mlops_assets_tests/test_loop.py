@@ -1,10 +1,19 @@
-"""The whole loop: build, serve, shifted traffic, prediction log, drift, retrain, hot swap."""
+"""The whole loop: build, serve, shifted traffic, prediction log, drift, and a retrain only when
+there is something new to learn from (and no version minted from unchanged inputs)."""
 
 from datetime import UTC, datetime
 
 import duckdb
 import pytest
-from dagster import AssetKey, Definitions, RunRequest, build_sensor_context, materialize
+from dagster import (
+    AssetKey,
+    Definitions,
+    RunRequest,
+    SkipReason,
+    build_sensor_context,
+    materialize,
+)
+from mlflow.tracking import MlflowClient
 
 from mlops_assets.build import build_dataset
 from mlops_assets.definitions import dataset_definitions
@@ -32,7 +41,7 @@ def served_version(client, name):
     return client.get(f"/models/{name}").json()["version"]
 
 
-def test_shifted_traffic_drifts_retrains_and_the_server_swaps(
+def test_shifted_traffic_alerts_and_retrains_only_on_new_data(
     settings, instance, builtin_specs, make_server
 ):
     spec = builtin_specs["iris"]
@@ -71,8 +80,7 @@ def test_shifted_traffic_drifts_retrains_and_the_server_swaps(
     assert metadata["verdict"].value.startswith("too small to judge (4 < 200")
     assert all(check.passed for check in few.get_asset_check_evaluations())
     sensor = retrain_on_drift_sensor(spec, retrain_job(spec))
-    skipped = sensor(build_sensor_context(instance=instance, definitions=defs))
-    assert not [r for r in (skipped or []) if isinstance(r, RunRequest)]
+    assert not [r for r in evaluate(sensor, instance, defs) if isinstance(r, RunRequest)]
 
     assert traffic.send(server.url, "iris", records[4:]) == {200: 12}
     drift = log_and_measure(604)
@@ -89,19 +97,39 @@ def test_shifted_traffic_drifts_retrains_and_the_server_swaps(
         client.get("/metrics").text
     )
 
+    # drift alone: alerted above, but the served inputs carry no labels, so no retrain
     job = retrain_job(spec)
-    context = build_sensor_context(instance=instance, definitions=defs)
-    [request] = sensor(context)
-    assert request.run_key == f"drift-{drift.run_id}"
-    run(defs, settings, instance, list(job.selection.resolve(defs.resolve_asset_graph())),
-        tags=request.tags)  # fmt: skip
+    [skip] = evaluate(sensor, instance, defs)
+    assert isinstance(skip, SkipReason) and "nothing new to learn from" in skip.skip_message
 
-    server.wait_until(lambda: served_version(client, "iris") == "2", timeout=15)
+    # new validated data (the same partition validated again stands in for a new file)
+    validated = AssetKey(["iris", "validated"])
+    [partition] = instance.get_materialized_partitions(validated)
+    run(defs, settings, instance, validated, partition)
+    [request] = evaluate(sensor, instance, defs)
+    assert request.run_key == f"drift-episode-{drift.run_id}"
+    selection = list(job.selection.resolve(defs.resolve_asset_graph()))
+    retrained = run(defs, settings, instance, selection, tags=request.tags)
+    # the same rows, spec and code: no new version is minted, the server keeps v1
+    trained = retrained.asset_materializations_for_node("iris__candidates")[0].metadata
+    assert trained["unchanged_inputs"].value is True
+    assert [str(v.version) for v in MlflowClient().search_model_versions("name = 'iris'")] == ["1"]
+    assert served_version(client, "iris") == "1"
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         history = con.execute(
-            "SELECT version, previous_version, reason, trigger FROM iris.champion_history "
-            "ORDER BY promoted_at"
+            "SELECT version, previous_version, reason, trigger FROM iris.champion_history"
         ).fetchall()
-    # the retrain sees the same validated rows, so its model ties the champion (and replaces it)
-    assert history == [("1", None, "initial", "mlops build"), ("2", "1", "tie", "drift")]
+    assert history == [("1", None, "initial", "mlops build")]
+
+    # the next evaluation is the same drift episode: the same run key, which Dagster runs once
+    run(defs, settings, instance, AssetKey(["iris", "drift"]))
+    run(defs, settings, instance, validated, partition)
+    [again] = evaluate(sensor, instance, defs)
+    assert again.run_key == request.run_key
     client.close()
+
+
+def evaluate(sensor, instance, defs) -> list:
+    """What the sensor returns for its next event: RunRequests and SkipReasons, as a list."""
+    result = sensor(build_sensor_context(instance=instance, definitions=defs))
+    return [result] if isinstance(result, RunRequest | SkipReason) else list(result)

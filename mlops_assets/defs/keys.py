@@ -24,6 +24,8 @@ POOL = "duckdb"
 
 DATASET_TAG = "mlops/dataset"  # on every run of a data set's jobs, sensors, schedules and builds
 TRIGGER_TAG = "mlops/trigger"  # mlops build | automation | landing | drift | schedule
+# `true` on a run: train and register even when a version was trained on the same inputs
+FORCE_RETRAIN_TAG = "mlops/force_retrain"
 
 
 def asset_key(ds: str, name: str) -> AssetKey:

@@ -4,6 +4,7 @@ run whose fingerprint is already registered has nothing new to register."""
 import hashlib
 import json
 from importlib import metadata
+from pathlib import Path
 
 from mlops_assets.lib.spec import DatasetSpec
 
@@ -14,9 +15,21 @@ NOT_TRAINING = {"description", "source", "sha256", "license"}
 MONITORING_GATES = {"drift_alpha", "max_drift_share", "drift_min_rows"}
 
 
+TRAINING_CODE = ("features.py", "training.py", "evaluation.py")  # beside this module
+
+
 def code_version() -> str:
+    """This package's and scikit-learn's versions and the training code's own bytes, so an
+    edit that changes what is trained changes the fingerprint before any release."""
+    here = Path(__file__).parent
+    parts = [_version("mlops-assets"), _version("scikit-learn")]
+    parts += [hashlib.sha256((here / name).read_bytes()).hexdigest() for name in TRAINING_CODE]
+    return ":".join(parts)
+
+
+def _version(package: str) -> str:
     try:
-        return metadata.version("mlops-assets")
+        return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "unknown"
 

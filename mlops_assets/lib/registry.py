@@ -199,6 +199,15 @@ def version_with_fingerprint(client: MlflowClient, name: str, fingerprint: str) 
     return None
 
 
+def version_of_run(client: MlflowClient, name: str, run_id: str) -> str | None:
+    """The newest registered version of `name` whose model was logged by `run_id`, or None."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    except MlflowException:
+        return None
+    return max((str(v.version) for v in versions), key=int, default=None)
+
+
 def register(name: str, model_uri: str, tags: dict[str, str]) -> str:
     """A new registry version of `name` for a logged model; returns the version number."""
     return str(mlflow.register_model(model_uri, name, tags=tags).version)

@@ -14,6 +14,7 @@ from sklearn.tree import DecisionTreeRegressor
 
 from mlops_assets.build import build_dataset
 from mlops_assets.definitions import dataset_assets
+from mlops_assets.defs.keys import FORCE_RETRAIN_TAG
 from mlops_assets.defs.resources import EXPERIMENT, resources_for
 from mlops_assets.lib import registry, training
 from mlops_assets.lib.features import model_inputs
@@ -98,7 +99,8 @@ def assert_parent_run_named_after_the_build(settings, ds):
 def test_same_candidates_again_is_a_tie_and_ids_fit_the_table(settings, instance, builtin_specs):
     spec = builtin_specs["iris"]
     assert_built(build_dataset(spec, settings, instance))
-    result = materialize_champion(settings, instance, spec)
+    # forced: unforced, the same inputs register nothing (defs/test_unchanged_inputs.py)
+    result = materialize_champion(settings, instance, spec, tags={FORCE_RETRAIN_TAG: "true"})
     assert result.success
     champion = result.asset_materializations_for_node("iris__champion_model")[0].metadata
     assert champion["promoted"].value is True
@@ -181,13 +183,14 @@ def offer_only_candidate(settings, spec, pipeline):
         con.execute(f"CREATE OR REPLACE TABLE {spec.name}.candidates AS SELECT * FROM offered")
 
 
-def materialize_champion(settings, instance, spec):
+def materialize_champion(settings, instance, spec, tags=None):
     return materialize(
         dataset_assets(spec),
         selection=[AssetKey([spec.name, "champion_model"])],
         instance=instance,
         resources=resources_for(settings),
         raise_on_error=False,
+        tags=tags,
     )
 
 

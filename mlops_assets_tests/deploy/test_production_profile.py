@@ -75,11 +75,11 @@ def run_status_in_postgres(postgres, database: str, run_id: str) -> str:
     return status
 
 
-def submit(deployment, assets, partition: str | None = None, timeout: float = 480):
+def submit(deployment, assets, partition: str | None = None, timeout: float = 480, **tags):
     """Submit a run of `assets` through the webserver's GraphQL API, as the UI does; returns
     its id and final status."""
     client = DagsterGraphQLClient("127.0.0.1", port_number=deployment.webserver_port)
-    tags = {"mlops/trigger": "deploy test"}
+    tags = {"mlops/trigger": "deploy test", **tags}
     if partition is not None:
         tags["dagster/partition"] = partition
     run_id = client.submit_job_execution(
@@ -211,8 +211,11 @@ def test_replicas_follow_the_champion_through_the_tracking_server_and_prometheus
     for url in replicas:
         assert traffic.send(url, "iris", records, batch=30) == {200: 5}
 
-    # a second build promotes a new version (same data: at least as good as the champion)
-    _, status = submit(dagster_deployment, [AssetKey(["iris", "champion_model"])], timeout=300)
+    # a forced retrain promotes a new version (same data: at least as good as the champion)
+    force = {"mlops/force_retrain": "true"}
+    _, status = submit(
+        dagster_deployment, [AssetKey(["iris", "champion_model"])], timeout=300, **force
+    )
     assert status == DagsterRunStatus.SUCCESS
     second = registry.get_model_version_by_alias("iris", "champion").version
     assert second != first

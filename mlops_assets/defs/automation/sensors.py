@@ -60,26 +60,70 @@ def retrain_job(spec: DatasetSpec):
     )
 
 
+EPISODE_LOOKBACK = 200  # drift evaluations looked back at to find where an episode began
+
+
 def retrain_on_drift_sensor(spec: DatasetSpec, job):
+    drift_key = asset_key(spec.name, keys.DRIFT)
+
     @asset_sensor(
-        asset_key=asset_key(spec.name, keys.DRIFT),
+        asset_key=drift_key,
         name=f"{spec.name}_retrain_on_drift",
         job=job,
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
-        description="Dataset drift requests one retrain per drift evaluation.",
+        description="Dataset drift requests a retrain when there is something new to learn "
+        "from (validated data newer than the last training), once per drift episode.",
     )
     def retrain_on_drift(context: SensorEvaluationContext, asset_event: EventLogEntry):
-        materialization = asset_event.asset_materialization
-        flag = materialization.metadata.get("dataset_drift") if materialization else None
-        if flag is None or not flag.value:
+        if not drifted(asset_event):
             return SkipReason(f"no dataset drift in run {asset_event.run_id}")
+        if not validated_since_training(context.instance, spec.name):
+            return SkipReason(drift_alone(spec.name, asset_event.run_id))
+        episode = episode_start(context.instance, drift_key)
+        # one run key per episode: Dagster never launches a run key twice for a sensor
         return RunRequest(
-            run_key=f"drift-{asset_event.run_id}",
-            tags={**run_tags(spec.name, "drift"), "mlops/drift_run": asset_event.run_id},
+            run_key=f"drift-episode-{episode}",
+            tags={**run_tags(spec.name, "drift"), "mlops/drift_run": episode},
         )
 
     return retrain_on_drift
+
+
+def drifted(event: EventLogEntry) -> bool:
+    materialization = event.asset_materialization
+    flag = materialization.metadata.get("dataset_drift") if materialization else None
+    return flag is not None and bool(flag.value)
+
+
+def validated_since_training(instance, ds: str) -> bool:
+    """Whether a validated partition was materialized after the last candidates run: the drifted
+    inputs themselves carry no labels, so only new validated data can teach a retrain anything."""
+    validated = instance.get_latest_materialization_event(asset_key(ds, keys.VALIDATED))
+    trained = instance.get_latest_materialization_event(asset_key(ds, keys.CANDIDATES))
+    if validated is None:
+        return False
+    return trained is None or validated.timestamp > trained.timestamp
+
+
+def episode_start(instance, drift_key) -> str:
+    """The run id of the first drifted evaluation in the current run of drifted ones."""
+    records = instance.fetch_materializations(drift_key, limit=EPISODE_LOOKBACK).records
+    start = None
+    for record in records:  # newest first
+        if not drifted(record.event_log_entry):
+            break
+        start = record.run_id
+    return start or records[0].run_id
+
+
+def drift_alone(ds: str, run_id: str) -> str:
+    return (
+        f"dataset drift in run {run_id}, but nothing new to learn from: no validated data since "
+        f"the last training (served inputs have no labels, so retraining would only repeat it). "
+        f"The drift is alerted ({ds}/drift's check, mlops_dataset_drift); land new labelled data "
+        f"in data/landing/{ds}/ and the retrain follows."
+    )
 
 
 def monitoring_job(spec: DatasetSpec):

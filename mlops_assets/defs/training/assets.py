@@ -26,6 +26,7 @@ from mlops_assets.defs.resources import MlflowTracking, ModelStore, Warehouse
 from mlops_assets.defs.training.champion import champion_result
 from mlops_assets.defs.training.checks import baseline_result, champion_check_specs
 from mlops_assets.lib import features as feature_lib
+from mlops_assets.lib.fingerprint import training_fingerprint
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import replace_table, table
 from serving.bundle import BundleError
@@ -90,7 +91,7 @@ def training_assets(spec: DatasetSpec) -> list:
     ) -> MaterializeResult:
         frame = read_features(warehouse, spec)
         with mlflow.step_run(context, ds):
-            fingerprint, same = registered_fingerprint(spec, frame)
+            fingerprint, same = registered_fingerprint(context, spec, frame)
             if same is not None:
                 return unchanged_inputs(context, ds, fingerprint, same)
             table_ = train_candidates(context, spec, frame)
@@ -132,8 +133,9 @@ def training_assets(spec: DatasetSpec) -> list:
 
         frame = read_features(warehouse, spec)
         with mlflow.step_run(context, ds):
-            fingerprint, same = registered_fingerprint(spec, frame)
+            same = registered_candidate(context, spec, candidates_table)
             if same is not None:
+                fingerprint = training_fingerprint(spec, feature_lib.data_version(frame))
                 return unchanged_inputs(context, ds, fingerprint, same, check=True)
             try:
                 outcome = promote(
@@ -156,15 +158,37 @@ def training_assets(spec: DatasetSpec) -> list:
     return [features, candidates, champion_model]
 
 
-def registered_fingerprint(spec: DatasetSpec, frame: pd.DataFrame) -> tuple[str, str | None]:
-    """(this run's training fingerprint, the registered version trained with it or None)."""
+def forced(context) -> bool:
+    return context.run.tags.get(keys.FORCE_RETRAIN_TAG) == "true"
+
+
+def registered_fingerprint(
+    context, spec: DatasetSpec, frame: pd.DataFrame
+) -> tuple[str, str | None]:
+    """(this run's training fingerprint, the registered version trained with it or None; None
+    as well on a run tagged `mlops/force_retrain: true`)."""
     from mlflow.tracking import MlflowClient
 
     from mlops_assets.lib import registry
-    from mlops_assets.lib.fingerprint import training_fingerprint
 
     fingerprint = training_fingerprint(spec, feature_lib.data_version(frame))
+    if forced(context):
+        return fingerprint, None
     return fingerprint, registry.version_with_fingerprint(MlflowClient(), spec.name, fingerprint)
+
+
+def registered_candidate(context, spec: DatasetSpec, candidates: pd.DataFrame) -> str | None:
+    """The registry version of the best candidate's logged model when it already has one (the
+    candidates were not retrained since it was judged), else None; None on a forced run."""
+    from mlflow.tracking import MlflowClient
+
+    from mlops_assets.lib import registry
+    from mlops_assets.lib.promotion import best_candidate
+
+    if forced(context) or candidates.empty:
+        return None
+    run_id = best_candidate(candidates, spec)["run_id"]
+    return registry.version_of_run(MlflowClient(), spec.name, run_id)
 
 
 def unchanged_inputs(
