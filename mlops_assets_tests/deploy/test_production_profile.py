@@ -207,9 +207,10 @@ def test_replicas_follow_the_champion_through_the_tracking_server_and_prometheus
     wait_for(lambda: {served_version(url) for url in replicas} == {first}, 30, "both serve v1")
     prometheus_url = prometheus([url.removeprefix("http://") for url in replicas], [RULES])
 
-    records = iris_frame()[0].to_dict("records")
+    # twice the iris rows: each replica's log holds more than `gates.drift_min_rows` (200)
+    records = iris_frame()[0].to_dict("records") * 2
     for url in replicas:
-        assert traffic.send(url, "iris", records, batch=30) == {200: 5}
+        assert traffic.send(url, "iris", records, batch=30) == {200: 10}
 
     # a forced retrain promotes a new version (same data: at least as good as the champion)
     force = {"mlops/force_retrain": "true"}
