@@ -7,6 +7,10 @@ bytes, 408 for a head not complete within MLOPS_HEAD_TIMEOUT_S (an idle new conn
 included) or a body not complete within MLOPS_BODY_TIMEOUT_S, JSON bodies like the app's own
 errors. Slow clients would otherwise hold their connections, and the server's file descriptors,
 forever.
+
+A client that half-closes (shuts its sending side after the request, as `curl -N` style tools
+and some proxies do) still gets its answers: the connection is closed only once every complete
+request read before the end of input has been answered.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.rejection: bytes | None = None  # the error response, once a request is rejected
         self.read_timer: asyncio.TimerHandle | None = None
         self.head_timeout, self.body_timeout = read_timeouts()
+        self.input_ended = False  # the client half-closed; close once its answers are sent
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -89,6 +94,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.arm_read_timer(None)
         super().connection_lost(exc)
+
+    def eof_received(self) -> bool:
+        # asyncio closes the transport when this returns False, dropping answers still owed
+        if self.owes_complete_requests():
+            self.input_ended = True
+            return True
+        return False
+
+    def owes_complete_requests(self) -> bool:
+        cycle = self.cycle
+        in_flight = cycle is not None and not cycle.more_body and not cycle.response_complete
+        return in_flight or bool(self.pipeline)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -191,6 +208,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if self.rejection is not None and not self.responses_owed():
             self.send_rejection()
+        elif self.input_ended and not self.owes_complete_requests():
+            self.transport.close()
 
     def send_rejection(self) -> None:
         if not self.transport.is_closing():

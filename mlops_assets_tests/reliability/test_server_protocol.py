@@ -176,6 +176,21 @@ def test_malformed_requests_are_json_logged_and_counted(served):
     assert 'mlops_http_rejected_before_app_total{status="431"}' in metrics
 
 
+def test_a_client_that_half_closes_after_sending_gets_every_answer(served):
+    """shutdown(SHUT_WR) after the requests: both are answered, then the server closes."""
+    body = json.dumps(IRIS_RECORD).encode()
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(predict_request(body) + predict_request(body))
+        sock.shutdown(socket.SHUT_WR)
+        started = time.monotonic()
+        assert statuses(answer_after(sock)) == [200, 200]
+        assert time.monotonic() - started < 5  # closed after the answers, not at keep-alive's end
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHo")  # a head that can never complete
+        sock.shutdown(socket.SHUT_WR)
+        assert answer_after(sock) == b""
+
+
 def test_every_server_log_line_is_json(served):
     served.exchange(b"NOT A REQUEST\r\n\r\n")
     lines = served.stop()  # raises on any line that is not JSON
@@ -196,7 +211,8 @@ def impatient(tmp_path) -> Iterator[ServerProcess]:
 
 
 def answer_after(sock: socket.socket, send: bytes = b"") -> bytes:
-    sock.sendall(send)
+    if send:
+        sock.sendall(send)
     received = b""
     while chunk := sock.recv(65536):
         received += chunk
