@@ -94,8 +94,17 @@ def base_env() -> dict[str, str]:
 @dataclass
 class Postgres:
     port: int
+    data: Path
     user: str = "postgres"
     host: str = "127.0.0.1"
+
+    def restart(self) -> None:
+        """Stop the server (closing every client connection) and start it again."""
+        subprocess.run(
+            [*_as_postgres_user(), str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast",
+             "-l", str(self.data.parent / "postgres.log"), "-w", "restart"],
+            check=True, capture_output=True,
+        )  # fmt: skip
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg2://{self.user}@{self.host}:{self.port}/{database}"
@@ -156,7 +165,7 @@ def start_postgres() -> tuple[Postgres, Callable[[], None]]:
         )  # fmt: skip
         shutil.rmtree(root, ignore_errors=True)
 
-    return Postgres(port), stop
+    return Postgres(port, data), stop
 
 
 # ---------------------------------------------------------------- MLflow
