@@ -1,7 +1,7 @@
 # Multi-stage uv build: the dependencies are resolved from uv.lock in a build stage; the runtime
 # image holds only the virtualenv, the code location and the instance config. The `serving`
 # target is the prediction server alone: the base install (no `pipeline` extra: no Dagster,
-# MLflow, DuckDB or pandera) and the `serving/` package.
+# MLflow, DuckDB or pandera), the `serving/` package and `mlops_contract/`.
 #
 #   docker build -t mlops-assets .                                               # runtime (pipeline)
 #   docker build --target serving -t mlops-serving .                             # prediction server
@@ -18,6 +18,7 @@ WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --locked --no-default-groups --extra pipeline --no-install-project
 COPY mlops_assets ./mlops_assets
+COPY mlops_contract ./mlops_contract
 COPY serving ./serving
 RUN uv sync --locked --no-default-groups --extra pipeline --no-editable
 
@@ -26,13 +27,15 @@ RUN pip install --no-cache-dir uv==0.13.9
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
-# the project itself is not installed (its wheel holds the pipeline too): serving/ is copied
+# the project itself is not installed (its wheel holds the pipeline too): serving/ and the
+# contract package it imports are copied
 RUN uv sync --locked --no-default-groups --no-dev --no-install-project
 
 FROM python:3.11-slim AS serving
 RUN useradd --create-home --uid 1000 mlops
 WORKDIR /app
 COPY --from=serving-build /app/.venv /app/.venv
+COPY mlops_contract ./mlops_contract
 COPY serving ./serving
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONPATH=/app \

@@ -127,7 +127,7 @@ def _prepared_instance(settings: Settings, store_creation: subprocess.Popen | No
 
 def command_datasets(args: argparse.Namespace) -> int:
     from mlops_assets.lib.sources import source_of, source_status
-    from serving.bundle import BundleError, read_manifest, read_pointer
+    from mlops_contract.bundle import BundleError, read_manifest, read_pointer
 
     settings = load_settings()
     rows = [("NAME", "TASK", "TARGET", "SOURCE", "SOURCE STATUS", "CHAMPION")]

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from mlops_assets.defs.resources import EXPERIMENT
 from mlops_assets.lib import registry
+from mlops_contract.bundle import process_alive
 
 PID_TAG = "mlops/pid"
 HOST_TAG = "mlops/host"
@@ -55,12 +56,8 @@ def process_is_gone(tags) -> bool:
     if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
         return False  # not ours to judge: another machine's, or launched by the daemon
     pid = int(tags[PID_TAG])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not process_alive(pid):
         return True
-    except PermissionError:
-        pass
     recorded = tags.get(PROCESS_START_TAG)
     return bool(recorded) and process_start(pid) not in (None, recorded)
 

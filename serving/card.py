@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from serving.bundle import CARD_JSON_FILE, CARD_MARKDOWN_FILE
+from mlops_contract.bundle import CARD_JSON_FILE, CARD_MARKDOWN_FILE
+from serving.errors import ApiError
 from serving.model import LoadedModel
-from serving.service import ApiError
 from serving.store import champion_asset
 
 MARKDOWN = "text/markdown; charset=utf-8"

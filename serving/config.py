@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.location import is_remote, local_path
+from mlops_contract.location import is_remote, local_path
 
 
 def _env_float(name: str, default: float) -> float:

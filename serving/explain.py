@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
+from serving.errors import ApiError
 from serving.model import LoadedModel, example_row
-from serving.service import ApiError
 
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 

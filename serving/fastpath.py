@@ -17,8 +17,9 @@ from typing import Any
 import msgspec
 from litestar.exceptions import HTTPException
 
+from serving.errors import ApiError
 from serving.explain import explain_requested
-from serving.service import ApiError, PredictionService
+from serving.service import PredictionService
 
 log = logging.getLogger("serving.fastpath")
 JSON_HEADERS = [(b"content-type", b"application/json")]

@@ -8,15 +8,13 @@ slow full-verification interval is due.
 from __future__ import annotations
 
 import logging
-import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from serving.bundle import MANIFEST_FILE, sha256_of
+from mlops_contract import bundle
+from mlops_contract.bundle import MANIFEST_FILE, sha256_of
 
 log = logging.getLogger("serving.integrity")
-STAGING_MAX_AGE = 300.0  # seconds; a bundle write takes far less, so an older one was abandoned
 
 
 def file_stats(bundle_dir: Path, manifest: dict) -> tuple:
@@ -49,17 +47,11 @@ def damage_of(bundle_dir: Path, manifest: dict, manifest_sha: str | None) -> str
     return None
 
 
-def remove_stale_staging(models_dir: Path, max_age: float = STAGING_MAX_AGE) -> list[Path]:
-    """Delete `<dataset>/bundles/.<id>-*` folders a crashed writer left behind."""
+def remove_stale_staging(models_dir: Path) -> list[Path]:
+    """Apply the bundle writers' own rule (mlops_contract.bundle) to every data set's bundles."""
     removed = []
-    now = time.time()
-    for staging in models_dir.glob("*/bundles/.*"):
-        try:
-            stale = staging.is_dir() and now - staging.stat().st_mtime > max_age
-        except OSError:
-            continue
-        if stale:
-            shutil.rmtree(staging, ignore_errors=True)
+    for bundles in models_dir.glob("*/bundles"):
+        for staging in bundle.remove_stale_staging(bundles):
             log.warning("removed stale staging folder %s", staging)
             removed.append(staging)
     return removed

@@ -75,7 +75,7 @@ class ServedState:
         self.load_errors: dict[str, bool] = {}
         self.damaged: dict[str, bool] = {}
         self.pointer_errors: dict[str, bool] = {}
-        self.drift: dict[str, dict] = {}  # model -> drift.json document (serving.publish)
+        self.drift: dict[str, dict] = {}  # model -> drift.json document (mlops_contract.drift)
 
     def collect(self):
         info = _gauge("mlops_model_info", "Model being served (value 1)", ["model", "version"])

@@ -3,8 +3,9 @@
 Every reload tick `sync()` reads each data set's `current.json` from the location; a bundle it
 names that is not in the cache yet is downloaded into a staging folder, moved into place, and
 only then is the cache's `current.json` replaced. The ModelStore reads the cache as it reads a
-local models folder, so a downloaded bundle is verified by serving.bundle before it is served and
-a broken one never replaces the model being served (its error shows in /ready and /metrics).
+local models folder, so a downloaded bundle is verified (mlops_contract.bundle) before it is
+served and a broken one never replaces the model being served (its error shows in /ready and
+/metrics).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from serving.bundle import (
+from mlops_contract.bundle import (
     DRIFT_FILE,
     MANIFEST_FILE,
     POINTER_FILE,
     is_intact,
 )
-from serving.location import Location, LocationError
+from mlops_contract.location import Location, LocationError
 
 log = logging.getLogger("serving.mirror")
 RETRY_INTERVAL = 30.0  # seconds before a bundle that downloaded broken is downloaded again

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.bundle import Bundle, BundleError
-from serving.contract import RecordField, example_record, manifest_fields, record_schema
+from mlops_contract.bundle import Bundle, BundleError
+from mlops_contract.record import RecordField, example_record, manifest_fields, record_schema
+from mlops_contract.validation import Field, compile_fields
 from serving.inference import Predictor, compile_predictor
-from serving.validation import Field, compile_fields
 
 TASKS = ("classification", "regression")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from serving.contract import RecordField, example_record, property_schema
+from mlops_contract.record import RecordField, example_record, property_schema
 from serving.model import LoadedModel
 
 JSON = "application/json"

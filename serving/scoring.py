@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from serving.validation import safe_text
+from mlops_contract.validation import safe_text
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 # what MLflow's scoring server accepts in `dataframe_split` (`index` is read and ignored)

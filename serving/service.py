@@ -16,12 +16,15 @@ from typing import Any
 
 import msgspec
 
+from mlops_contract.bundle import CARD_JSON_FILE, DRIFT_FILE, read_regular
+from mlops_contract.location import open_location
+from mlops_contract.record import inputs_from_fields
+from mlops_contract.validation import FieldError, record_from_query, validate_body
 from serving.batcher import MicroBatcher
-from serving.bundle import CARD_JSON_FILE, DRIFT_FILE, read_regular
 from serving.config import ServingConfig
-from serving.contract import inputs_from_fields
+from serving.errors import MAX_LISTED_ERRORS, ApiError
+from serving.explain import explain_rows
 from serving.integrity import remove_stale_staging
-from serving.location import open_location
 from serving.logs import AccessLog
 from serving.metrics import Metrics, multiprocess
 from serving.mirror import RemoteMirror
@@ -29,40 +32,13 @@ from serving.model import LoadedModel, Prediction
 from serving.prediction_log import PredictionLog, Served
 from serving.scoring import ScoringFormatError, records_from, rename_columns
 from serving.store import ModelStore, Slot, champion_asset
-from serving.validation import FieldError, record_from_query, validate_body
 
 log = logging.getLogger("serving.service")
-MAX_LISTED_ERRORS = 100  # a 422 lists this many errors; `error_count` has the total
 MAX_JSON_DEPTH = 32  # valid bodies nest at most 4 deep
 GIL_SWITCH_INTERVAL_S = 0.0005
 UNSCORABLE = (
     "the model's arithmetic overflows on this value (far outside the data it was trained on)"
 )
-
-
-class ApiError(Exception):
-    """An answer other than 200; `body()` shapes every error body the server sends."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        errors: list[FieldError] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.errors = errors
-        self.headers = headers
-
-    def body(self) -> dict:
-        body: dict[str, Any] = {"detail": self.detail}
-        if self.errors is not None:
-            listed = self.errors[:MAX_LISTED_ERRORS]
-            body["errors"] = [{"field": e.field, "message": e.message} for e in listed]
-            body["error_count"] = len(self.errors)
-        return body
 
 
 def _limit_native_threads() -> None:
@@ -268,7 +244,6 @@ class PredictionService:
         return answer
 
     async def _explain(self, model: LoadedModel, rows: list[list]) -> list[dict]:
-        from serving.explain import explain_rows  # serving.explain imports this module
 
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._model_pool, explain_rows, model, rows)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from serving.bundle import (
+from mlops_contract.bundle import (
     POINTER_FILE,
     PUBLISHER_ASSET,
     BundleError,

@@ -27,6 +27,7 @@ from bench.serving.servers import (
     route_url,
     serving,
 )
+from mlops_contract.record import manifest_fields
 
 SMOKE_SUBJECTS = ("ours", "fastapi", "mlflow", "ceiling")  # not the 2-worker point
 FULL_DURATION = 10  # 15 s per point takes the full run past 20 minutes on 2 cores
@@ -93,7 +94,7 @@ class Records:
 
 
 def api_records(frame: pd.DataFrame, manifest: dict) -> Records:
-    columns = {item["field"]: item["column"] for item in manifest["inputs"]}
+    columns = {rule.name: rule.column for rule in manifest_fields(manifest)}
     renamed = frame[list(columns.values())].set_axis(list(columns), axis=1)
     return Records(renamed.to_dict("records"), columns)
 
@@ -108,7 +109,7 @@ def iris_records(manifest: dict) -> Records:
     from sklearn.datasets import load_iris
 
     data = load_iris().data
-    columns = [item["column"] for item in manifest["inputs"]]
+    columns = [rule.column for rule in manifest_fields(manifest)]
     return api_records(pd.DataFrame(data, columns=columns), manifest)
 
 

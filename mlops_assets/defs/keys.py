@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dagster import AssetKey
 
-from serving.bundle import PUBLISHER_ASSET
+from mlops_contract.bundle import PUBLISHER_ASSET
 
 RAW = "raw"
 VALIDATED = "validated"

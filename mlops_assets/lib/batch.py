@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from mlops_contract.validation import validate_record
 from serving.model import LoadedModel
-from serving.validation import validate_record
 
 
 @dataclass(frozen=True)

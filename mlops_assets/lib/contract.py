@@ -6,18 +6,19 @@ so they come from the data (a median, the most frequent value), not from the end
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import pandas as pd
 
-from mlops_assets.lib.spec import ColumnRule, DatasetSpec
-from serving.contract import inputs_from_fields, record_schema
+from mlops_assets.lib.spec import DatasetSpec
+from mlops_contract.record import RecordField, record_schema
 
 SIGNIFICANT_DIGITS = 4
 
 
-def _within(value: float, rule: ColumnRule) -> float:
+def _within(value: float, rule: RecordField) -> float:
     low = -math.inf if rule.minimum is None else rule.minimum
     high = math.inf if rule.maximum is None else rule.maximum
     return min(max(value, low), high)
@@ -27,7 +28,7 @@ def _most_frequent(values: pd.Series) -> Any:
     return values.mode().iloc[0]
 
 
-def typical_value(values: pd.Series, rule: ColumnRule) -> Any:
+def typical_value(values: pd.Series, rule: RecordField) -> Any:
     """A value typical of `values` that `rule` accepts, as plain Python; None when all are null.
 
     Numbers: the median (an int rounded, a float to 4 significant digits), kept inside the rule's
@@ -52,14 +53,17 @@ def typical_value(values: pd.Series, rule: ColumnRule) -> Any:
     return _within(float(f"{median:.{SIGNIFICANT_DIGITS}g}"), rule)
 
 
-def typical_values(frame: pd.DataFrame, rules: tuple[ColumnRule, ...]) -> dict[str, Any]:
+def typical_values(frame: pd.DataFrame, rules: tuple[RecordField, ...]) -> dict[str, Any]:
     """Per rule's column of `frame` (training rows), its typical value (see `typical_value`)."""
     return {rule.column: typical_value(frame[rule.column], rule) for rule in rules}
 
 
 def input_contract(spec: DatasetSpec, training_inputs: pd.DataFrame) -> dict[str, Any]:
-    """The manifest entries describing the request record: `input_schema` (the JSON Schema, with
-    examples from `training_inputs`) and the legacy `inputs` list, both from the same fields."""
+    """The manifest entry describing the request record: `input_schema`, the JSON Schema of the
+    spec's input rules with examples from `training_inputs`. The server derives the `inputs`
+    list of `/models` from it."""
     examples = typical_values(training_inputs, spec.input_rules)
-    fields = tuple(rule.record_field(examples[rule.column]) for rule in spec.input_rules)
-    return {"input_schema": record_schema(spec.name, fields), "inputs": inputs_from_fields(fields)}
+    fields = tuple(
+        dataclasses.replace(rule, example=examples[rule.column]) for rule in spec.input_rules
+    )
+    return {"input_schema": record_schema(spec.name, fields)}

@@ -21,7 +21,7 @@ from mlops_assets.lib import lineage as lineage_lib
 from mlops_assets.lib.evaluation import MIN_SLICE_ROWS, Evaluation
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import quote, table
-from serving.bundle import CARD_JSON_FILE, CARD_MARKDOWN_FILE
+from mlops_contract.bundle import CARD_JSON_FILE, CARD_MARKDOWN_FILE
 
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "mlflow", "dagster", "duckdb", "joblib")
 
@@ -104,7 +104,7 @@ def _limitations(spec: DatasetSpec, evaluation: Evaluation) -> list[str]:
         if not rule.nullable:
             refused.append("missing")
         if refused:
-            notes.append(f"`{rule.field}` is rejected (422) when {' or '.join(refused)}")
+            notes.append(f"`{rule.name}` is rejected (422) when {' or '.join(refused)}")
     interval = evaluation.intervals[evaluation.metric]
     notes.append(
         f"the holdout has {evaluation.holdout_rows} rows: {evaluation.metric} is "

@@ -23,7 +23,7 @@ from mlops_assets.lib.reconcile import HISTORY, HISTORY_COLUMNS, reconcile_champ
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.training import improvement
 from mlops_assets.lib.warehouse import append_rows
-from serving.bundle import REFERENCE_FILE
+from mlops_contract.bundle import REFERENCE_FILE
 
 
 class PromotionError(Exception):

@@ -1,10 +1,14 @@
-"""A promoted model as a servable bundle: manifest, drift reference, written and proven."""
+"""A promoted model as a servable bundle: manifest, drift reference, written and proven; and
+its copy, with the latest drift evaluation, at the models location the prediction servers
+follow (mlops_contract.location)."""
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,7 +16,8 @@ import pandas as pd
 from mlops_assets.lib import drift, registry
 from mlops_assets.lib.contract import input_contract
 from mlops_assets.lib.spec import DatasetSpec
-from serving import bundle, publish
+from mlops_contract import bundle
+from mlops_contract.location import LocalLocation, Location, open_location
 
 
 def manifest_for(
@@ -23,7 +28,7 @@ def manifest_for(
         "version": version,
         "task": spec.task,
         "target": spec.target,
-        **input_contract(spec, x_train),  # input_schema; inputs until the server reads that
+        **input_contract(spec, x_train),  # input_schema
         "classes": None,
         "metrics": metrics,
         "selection_metric": spec.selection_metric,
@@ -72,5 +77,39 @@ def publish_bundle(
     if not np.array_equal(reloaded.model.predict(x_test), model.predict(x_test)):
         raise bundle.BundleError(f"{path}: the bundle predicts differently from the model")
     bundle.point_to(dataset_dir, bundle_id)
-    publish.publish_bundle(publish_to, dataset_dir, bundle_id)
+    copy_to_location(publish_to, dataset_dir, bundle_id)
     return path
+
+
+def _location(location: Location | str | os.PathLike) -> Location:
+    return open_location(location) if isinstance(location, str | os.PathLike) else location
+
+
+def _is_folder(location: Location, folder: Path) -> bool:
+    return isinstance(location, LocalLocation) and location.root.resolve() == folder.resolve()
+
+
+def copy_to_location(
+    location: Location | str | os.PathLike | None, dataset_dir: Path, bundle_id: str
+) -> None:
+    """Copy a written, verified bundle to `location` and make it current there: the bundle's
+    files first, its manifest, `current.json` last, so a reader never sees a pointer to a
+    bundle that is not all there. None (MLOPS_MODELS_URL unset) does nothing."""
+    if location is None:
+        return
+    location = _location(location)
+    if _is_folder(location, dataset_dir.parent):
+        return  # the bundle is already there
+    bundle_dir = dataset_dir / "bundles" / bundle_id
+    manifest = json.loads((bundle_dir / bundle.MANIFEST_FILE).read_bytes())
+    remote = f"{dataset_dir.name}/bundles/{bundle_id}"
+    for name in [*manifest.get("files", {}), bundle.MANIFEST_FILE]:
+        location.write(f"{remote}/{name}", (bundle_dir / name).read_bytes())
+    pointer = bundle.pointer_for(dataset_dir, bundle_id)
+    location.write(f"{dataset_dir.name}/{bundle.POINTER_FILE}", json.dumps(pointer).encode())
+
+
+def publish_drift(location: Location | str | os.PathLike, document: dict[str, Any]) -> None:
+    """Write the latest drift evaluation (mlops_contract.drift) as `<model>/drift.json`."""
+    path = f"{document['model']}/{bundle.DRIFT_FILE}"
+    _location(location).write(path, json.dumps(document).encode())

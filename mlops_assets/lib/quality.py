@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from mlops_assets.lib.spec import ColumnRule, DatasetSpec
+from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import quote, scalar, table
+from mlops_contract.record import RecordField
 
 PANDAS_TYPES = {
     "float": "float64",
@@ -86,7 +87,7 @@ def duplicate_sample(
     ).df()
 
 
-def _pandera_column(rule: ColumnRule) -> pa.Column:
+def _pandera_column(rule: RecordField) -> pa.Column:
     checks = []
     if rule.minimum is not None:
         checks.append(pa.Check.ge(rule.minimum))
@@ -101,7 +102,7 @@ def _pandera_column(rule: ColumnRule) -> pa.Column:
 
 
 def pandera_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
-    """The row rules of a spec, the same `ColumnRule`s the SQL split enforces, as a pandera schema
+    """The row rules of a spec, the same `RecordField`s the SQL split enforces, as a pandera schema
     over the typed columns."""
     return pa.DataFrameSchema({r.column: _pandera_column(r) for r in spec.rules}, strict=False)
 

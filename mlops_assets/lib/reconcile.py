@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from mlops_assets.lib import registry
 from mlops_assets.lib.warehouse import append_rows, scalar, table, table_exists
-from serving import bundle
+from mlops_contract import bundle
 
 HISTORY = "champion_history"
 HISTORY_COLUMNS = (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.settings import source_override, source_override_var
-from serving.bundle import sha256_of
+from mlops_contract.bundle import sha256_of
 
 SKLEARN_PREFIX = "sklearn:"
 DOWNLOAD_TIMEOUT_SECONDS = 30

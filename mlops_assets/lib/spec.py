@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from serving.contract import RecordField, inputs_from_fields
+from mlops_contract.record import FieldType, RecordField
 
-ColumnType = Literal["float", "int", "category", "bool", "date"]
 Task = Literal["classification", "regression"]
 
 # metric -> True when higher is better
@@ -39,7 +37,7 @@ class _Strict(BaseModel):
 
 class Column(_Strict):
     name: str
-    type: ColumnType
+    type: FieldType
     nullable: bool = False
     min: float | None = None
     max: float | None = None
@@ -67,36 +65,6 @@ class Column(_Strict):
     @property
     def is_numeric(self) -> bool:
         return self.type in ("float", "int", "bool")
-
-
-@dataclass(frozen=True)
-class ColumnRule:
-    """What a value of one column must be, read from the spec once: the SQL split, the pandera
-    gate, the traffic generator and the API contract are all generated from these."""
-
-    column: str
-    field: str
-    type: ColumnType
-    nullable: bool  # as enforced: the target is never nullable, whatever its column says
-    minimum: float | None
-    maximum: float | None
-    allowed: tuple | None
-    date_format: str | None
-    description: str
-
-    def record_field(self, example: Any = None) -> RecordField:
-        """This rule as a field of the prediction API's record contract."""
-        return RecordField(
-            name=self.field,
-            column=self.column,
-            type=self.type,
-            nullable=self.nullable,
-            minimum=self.minimum,
-            maximum=self.maximum,
-            allowed=self.allowed,
-            description=self.description,
-            example=example,
-        )
 
 
 class Derived(_Strict):
@@ -242,10 +210,12 @@ class DatasetSpec(_Strict):
             if c.name != self.target and (c.feature if c.feature is not None else c.type != "date")
         ]
 
-    def rule(self, column: Column) -> ColumnRule:
-        return ColumnRule(
+    def rule(self, column: Column) -> RecordField:
+        """What a value of `column` must be, read from the spec once: the SQL split, the pandera
+        gate, the traffic generator and the API contract are all generated from these."""
+        return RecordField(
+            name=column.field,
             column=column.name,
-            field=column.field,
             type=column.type,
             nullable=column.nullable and column.name != self.target,
             minimum=column.min,
@@ -256,18 +226,14 @@ class DatasetSpec(_Strict):
         )
 
     @property
-    def rules(self) -> tuple[ColumnRule, ...]:
+    def rules(self) -> tuple[RecordField, ...]:
         """The rules of the file's columns, in spec order: what validation enforces."""
         return tuple(self.rule(c) for c in self.columns)
 
     @property
-    def input_rules(self) -> tuple[ColumnRule, ...]:
+    def input_rules(self) -> tuple[RecordField, ...]:
         """The rules of the model inputs, in model input order: what the prediction API accepts."""
         return tuple(self.rule(c) for c in self.feature_columns)
-
-    def input_schema(self) -> list[dict]:
-        """The request fields of the prediction API as the manifest's legacy `inputs` list."""
-        return inputs_from_fields(tuple(rule.record_field() for rule in self.input_rules))
 
     @property
     def selection_metric(self) -> str:

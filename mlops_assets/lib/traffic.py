@@ -18,7 +18,7 @@ from mlops_assets.lib.spec import DatasetSpec
 
 def parse_shifts(items: list[str], spec: DatasetSpec) -> dict[str, float]:
     """`FEATURE=FACTOR` pairs (FEATURE is the API field name of a numeric input)."""
-    numeric = {rule.field for rule in spec.input_rules if rule.type in ("float", "int")}
+    numeric = {rule.name for rule in spec.input_rules if rule.type in ("float", "int")}
     shifts = {}
     for item in items:
         field, _, factor = item.partition("=")
@@ -46,13 +46,13 @@ def sample_records(
         raise ValueError(f"{spec.name}: no validated rows to sample; build the data set first")
     picked = frame.sample(n=rows, replace=True, random_state=seed)
     rules = spec.input_rules
-    records = pd.DataFrame({rule.field: picked[rule.column].to_numpy() for rule in rules})
+    records = pd.DataFrame({rule.name: picked[rule.column].to_numpy() for rule in rules})
     clipped = 0
     for rule in rules:
-        if rule.field in shifts:
-            shifted = records[rule.field] * shifts[rule.field]
-            records[rule.field] = shifted.clip(rule.minimum, rule.maximum)
-            clipped += int((records[rule.field] != shifted).sum())
+        if rule.name in shifts:
+            shifted = records[rule.name] * shifts[rule.name]
+            records[rule.name] = shifted.clip(rule.minimum, rule.maximum)
+            clipped += int((records[rule.name] != shifted).sum())
     return json.loads(records.to_json(orient="records")), clipped
 
 

@@ -8,7 +8,7 @@ The read screens every line with cheap expressions (a finite number, an allowed 
 the lines they do not pass (about the bad share) are judged by the full rules. Every line of the
 file lands in exactly one of the two tables, numbered by its line in the file.
 
-The SQL is generated from the spec's `ColumnRule`s, as is `quality.pandera_schema`, which the
+The SQL is generated from the spec's `RecordField`s, as is `quality.pandera_schema`, which the
 `validated_conforms_to_spec` gate runs on a sample of the result: an independent check on the SQL.
 """
 
@@ -22,8 +22,9 @@ from pathlib import Path
 import duckdb
 
 from mlops_assets.lib.ingest import read_csv_sql, shift_keys_sql
-from mlops_assets.lib.spec import ColumnRule, DatasetSpec
+from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import literal, quote, scalar, table, transaction
+from mlops_contract.record import RecordField
 
 SQL_TYPES = {
     "float": "DOUBLE",
@@ -57,7 +58,7 @@ def _literal(value) -> str:
     return literal(str(value))
 
 
-def _typed_expression(rule: ColumnRule, spec: DatasetSpec) -> str:
+def _typed_expression(rule: RecordField, spec: DatasetSpec) -> str:
     """SQL turning the raw text of a column into its spec type; NULL when it does not parse."""
     text = f"trim({quote(rule.column)})"
     if spec.read.thousands:
@@ -87,14 +88,14 @@ def _na_list(spec: DatasetSpec) -> str:
     return ", ".join(_literal(v) for v in spec.read.na_values) or "NULL"
 
 
-def _typed_sql(rule: ColumnRule, spec: DatasetSpec) -> str:
+def _typed_sql(rule: RecordField, spec: DatasetSpec) -> str:
     """The typed value, NULL for a missing value (empty, NA text) or one that does not parse."""
     name = quote(rule.column)
     is_na = f"({name} IS NULL OR trim({name}) IN ({_na_list(spec)}))"
     return f"CASE WHEN {is_na} THEN NULL ELSE {_typed_expression(rule, spec)} END"
 
 
-def _reason_sql(rule: ColumnRule, spec: DatasetSpec, position: int) -> str:
+def _reason_sql(rule: RecordField, spec: DatasetSpec, position: int) -> str:
     """The first rule the value breaks, as '<column>: <reason>', or NULL. Reads the typed value
     `__typed_<position>` and the text as read `__raw_<position>`."""
     typed, raw = f"__typed_{position}", f"__raw_{position}"
@@ -142,7 +143,7 @@ def _fast_numbers(spec: DatasetSpec) -> bool:
     return True
 
 
-def _fast_typed_sql(rule: ColumnRule, spec: DatasetSpec) -> str:
+def _fast_typed_sql(rule: RecordField, spec: DatasetSpec) -> str:
     """The typed value for the usual text (a finite number, an allowed category as is) through a
     cheap expression, else NULL: such a row is then judged again by the full rules."""
     name = quote(rule.column)
@@ -162,7 +163,7 @@ def _fast_typed_sql(rule: ColumnRule, spec: DatasetSpec) -> str:
     return _typed_sql(rule, spec)
 
 
-def _passes_sql(rule: ColumnRule, position: int) -> str:
+def _passes_sql(rule: RecordField, position: int) -> str:
     """True when the typed value surely breaks no rule (a NULL is left to `_reason_sql`)."""
     typed = f"__typed_{position}"
     checks = [f"{typed} IS NOT NULL"]

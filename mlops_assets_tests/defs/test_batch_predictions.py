@@ -5,7 +5,7 @@ from dagster import AssetKey, materialize
 from mlops_assets.build import build_dataset
 from mlops_assets.definitions import dataset_definitions
 from mlops_assets.defs.resources import resources_for
-from serving import bundle
+from mlops_contract import bundle
 
 pytestmark = pytest.mark.slow
 

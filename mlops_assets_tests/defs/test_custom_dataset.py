@@ -6,7 +6,8 @@ import pytest
 from mlops_assets.build import build_dataset
 from mlops_assets.lib.spec import load_specs
 from mlops_assets.settings import load_settings
-from serving import bundle
+from mlops_contract import bundle
+from mlops_contract.record import manifest_fields
 
 pytestmark = pytest.mark.slow
 
@@ -58,5 +59,5 @@ def test_declared_time_series_builds_end_to_end(settings, instance, tmp_path, mo
     outcome = build_dataset(spec, settings, instance)
     assert outcome.success, outcome.describe()
     served = bundle.load_bundle(settings.models_dir / "prices")
-    assert [field["field"] for field in served.manifest["inputs"]] == ["change_1", "change_2"]
+    assert [field.name for field in manifest_fields(served.manifest)] == ["change_1", "change_2"]
     assert served.manifest["metrics"]["test_r2"] > 0.3

@@ -10,7 +10,7 @@ from mlops_assets.build import failures_of
 from mlops_assets.definitions import dataset_assets
 from mlops_assets.defs.ingestion.sensors import landing_sensor
 from mlops_assets.defs.resources import resources_for
-from serving.bundle import sha256_of
+from mlops_contract.bundle import sha256_of
 
 HEADER = "sepal_length,sepal_width,petal_length,petal_width,species"
 

@@ -7,7 +7,7 @@ from mlops_assets.build import build_dataset, failures_of
 from mlops_assets.definitions import build_definitions, dataset_assets
 from mlops_assets.defs.ingestion.assets import files_partitions
 from mlops_assets.defs.resources import resources_for
-from serving import bundle
+from mlops_contract import bundle
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,8 @@ from mlops_assets.lib import registry, training
 from mlops_assets.lib.features import model_inputs
 from mlops_assets.lib.spec import load_specs
 from mlops_assets.lib.warehouse import scalar
-from serving import bundle
+from mlops_contract import bundle
+from mlops_contract.record import manifest_fields
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +79,7 @@ def test_iris_end_to_end(settings, instance, builtin_specs):
     served, x_test = assert_bundle_matches_champion(settings, "iris")
     assert served.manifest["classes"] == ["setosa", "versicolor", "virginica"]
     assert set(served.model.predict(x_test)) <= {"setosa", "versicolor", "virginica"}
-    assert [field["field"] for field in served.manifest["inputs"]][:2] == [
+    assert [field.name for field in manifest_fields(served.manifest)][:2] == [
         "sepal_length",
         "sepal_width",
     ]

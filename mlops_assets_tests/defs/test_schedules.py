@@ -10,7 +10,7 @@ from mlops_assets.defs.automation.sensors import (
 )
 from mlops_assets.defs.keys import DATASET_TAG
 from mlops_assets.defs.resources import resources_for
-from serving.bundle import POINTER_FILE
+from mlops_contract.bundle import POINTER_FILE
 
 LATE_EVENING = datetime(2026, 11, 23, 23, 45, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from mlops_assets.definitions import build_definitions
 from mlops_assets.defs.ingestion.partitions import add_source_partitions
 from mlops_assets.defs.keys import DATASET_TAG
 from mlops_assets.settings import PROJECT_DIR
-from serving.bundle import POINTER_FILE
+from mlops_contract.bundle import POINTER_FILE
 
 EXPECTED = {"iris": "iris.csv", "diabetes": "diabetes.csv", "abalone": "abalone.data"}
 

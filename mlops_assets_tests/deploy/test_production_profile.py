@@ -26,7 +26,7 @@ from mlops_assets.lib.spec import load_specs
 from mlops_assets.settings import BUILTIN_SPECS_DIR
 from mlops_assets_tests.deploy import services
 from mlops_assets_tests.serving.conftest import IRIS_RECORD, iris_frame
-from serving.location import open_location
+from mlops_contract.location import open_location
 
 pytestmark = pytest.mark.slow
 

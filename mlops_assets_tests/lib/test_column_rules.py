@@ -1,5 +1,5 @@
 """One set of column rules: the SQL split and the pandera gate, both generated from the spec's
-`ColumnRule`s, give the same verdict on every boundary value."""
+`RecordField`s, give the same verdict on every boundary value."""
 
 from pathlib import Path
 

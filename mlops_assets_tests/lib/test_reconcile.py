@@ -12,7 +12,7 @@ from sklearn.linear_model import LinearRegression
 
 from mlops_assets.lib import registry
 from mlops_assets.lib.reconcile import reconcile_champion
-from serving.bundle import write_bundle
+from mlops_contract.bundle import write_bundle
 
 
 def registered_version(name: str) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from mlops_assets.lib.contract import input_contract, typical_values
 from mlops_assets.lib.spec import parse_spec
-from serving.contract import fields_from_schema, inputs_from_fields
+from mlops_contract.record import fields_from_schema, inputs_from_fields
 
 SPEC = """
 name: shells
@@ -66,12 +66,13 @@ def test_float_examples_are_rounded_to_four_significant_digits(spec):
     assert typical_values(frame, spec.input_rules)["Length"] == 0.1235
 
 
-def test_input_schema_and_legacy_inputs_come_from_the_same_fields(spec):
+def test_the_contract_is_the_spec_rules_with_examples_stored_once(spec):
     contract = input_contract(spec, training_inputs())
+    assert list(contract) == ["input_schema"]  # no second form of the same rules
     fields = fields_from_schema(contract["input_schema"])
-    assert [field.name for field in fields] == [rule.field for rule in spec.input_rules]
+    assert [field.name for field in fields] == [rule.name for rule in spec.input_rules]
     assert fields[0].example == 0.55 and fields[0].maximum == 2.0
-    assert contract["inputs"] == inputs_from_fields(fields) == spec.input_schema()
+    assert inputs_from_fields(fields) == inputs_from_fields(spec.input_rules)
 
 
 def test_iris_examples_are_typical_flowers(builtin_specs):

@@ -37,7 +37,7 @@ def test_good_spec_defaults():
     assert spec.selection_metric == "r2" and spec.higher_is_better
     assert spec.gates.max_quarantine_share == 0.05
     assert [c.name for c in spec.feature_columns] == ["fixed acidity", "type"]
-    assert spec.input_schema()[1]["allowed"] == ["red", "white"]
+    assert spec.input_rules[1].allowed == ("red", "white")
 
 
 def test_api_names_are_identifiers():

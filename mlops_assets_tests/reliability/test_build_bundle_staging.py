@@ -9,19 +9,20 @@ import time
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from serving.bundle import (
+from mlops_contract.bundle import (
     MODEL_FILE,
     STALE_STAGING_SECONDS,
     load_bundle,
     read_pointer,
     write_bundle,
+    writer_tag,
 )
 
 # writes a bundle whose model blocks half-way through pickling, so the test can kill it there
 SLOW_WRITER = """
 import sys, time
 from pathlib import Path
-from serving import bundle
+from mlops_contract import bundle
 
 class BlocksWhilePickled:
     def __reduce__(self):
@@ -69,7 +70,7 @@ def test_a_bundle_write_killed_half_way_is_cleaned_at_the_next_promotion(tmp_pat
     os.killpg(writer.pid, signal.SIGKILL)
     writer.wait(timeout=10)
     [left] = staging_folders(tmp_path)
-    assert left.startswith(f".v1-crashed.pid{writer.pid}.")
+    assert left.startswith(f".v1-crashed.pid{writer.pid}@")
     assert (tmp_path / "bundles" / left / MODEL_FILE).is_file()
     assert read_pointer(tmp_path) is None  # the partial bundle is not servable
 
@@ -82,12 +83,16 @@ def test_a_bundle_write_killed_half_way_is_cleaned_at_the_next_promotion(tmp_pat
 def test_only_abandoned_staging_folders_are_removed(tmp_path, model):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        leave_staging(tmp_path, f".v1-a.pid{dead_pid()}.x1")  # writer gone
-        leave_staging(tmp_path, f".v1-b.pid{sleeper.pid}.x2")  # being written right now
+        host = writer_tag().split("@")[1]
+        leave_staging(tmp_path, f".v1-a.pid{dead_pid()}@{host}.x1")  # writer gone
+        leave_staging(tmp_path, f".v1-b.pid{sleeper.pid}@{host}.x2")  # being written right now
         old = STALE_STAGING_SECONDS + 60
-        leave_staging(tmp_path, f".v1-c.pid{sleeper.pid}.x3", age_seconds=old)  # pid reused
+        leave_staging(tmp_path, f".v1-c.pid{sleeper.pid}@{host}.x3", age_seconds=old)  # pid reused
+        other_host = f".v1-d.pid{dead_pid()}@elsewhere.x4"  # its pid means nothing here
+        leave_staging(tmp_path, other_host)
+        leave_staging(tmp_path, ".v1-e.unnamed", age_seconds=old)  # no writer recorded, old
         write_bundle(tmp_path, "v2", model, {"name": "toy", "version": "2"})
-        assert staging_folders(tmp_path) == [f".v1-b.pid{sleeper.pid}.x2"]
+        assert staging_folders(tmp_path) == [f".v1-b.pid{sleeper.pid}@{host}.x2", other_host]
         assert load_bundle(tmp_path).version == "2"
     finally:
         sleeper.kill()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mlops_assets_tests.serving.conftest import IRIS_RECORD, fit_iris, publish
-from serving.bundle import DRIFT_FILE, MODEL_FILE, POINTER_FILE
+from mlops_contract.bundle import DRIFT_FILE, MODEL_FILE, POINTER_FILE
 
 IRIS = fit_iris()
 

@@ -11,8 +11,8 @@ import pytest
 
 from mlops_assets_tests.live_server import LiveServer, start_server
 from mlops_assets_tests.serving.conftest import IRIS_RECORD, fit_iris, publish
-from serving.contract import RecordField
-from serving.validation import Invalid, compile_field
+from mlops_contract.record import RecordField
+from mlops_contract.validation import Invalid, compile_field
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from mlops_assets.lib.contract import input_contract
 from mlops_assets.lib.spec import load_spec
 from mlops_assets.settings import BUILTIN_SPECS_DIR
 from mlops_assets_tests.live_server import LiveServer, start_server
-from serving.bundle import write_bundle
+from mlops_contract.bundle import write_bundle
 
 IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]

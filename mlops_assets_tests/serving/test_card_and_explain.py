@@ -18,7 +18,7 @@ from mlops_assets_tests.serving.conftest import (
     publish,
 )
 from mlops_assets_tests.serving.test_web_page import CHROMIUM, browser_page  # noqa: F401
-from serving.bundle import CARD_JSON_FILE, CARD_MARKDOWN_FILE, write_bundle
+from mlops_contract.bundle import CARD_JSON_FILE, CARD_MARKDOWN_FILE, write_bundle
 
 CARD_MARKDOWN = (
     "# Model card: abalone v4\n\n## Gates\n\n| gate | passed |\n|---|---|\n"

@@ -18,7 +18,7 @@ from mlops_assets_tests.serving.conftest import (
     iris_frame,
     manifest_for,
 )
-from serving.contract import example_record, fields_from_schema
+from mlops_contract.record import example_record, fields_from_schema
 
 
 def abalone_rows(count: int) -> list[dict]:

@@ -13,10 +13,10 @@ from sklearn.pipeline import Pipeline
 from mlops_assets.lib.training import families, preprocessor
 from mlops_assets_tests.serving.conftest import manifest_for
 from mlops_assets_tests.synthetic import abalone_features
-from serving.contract import manifest_fields
+from mlops_contract.record import manifest_fields
+from mlops_contract.validation import compile_fields
 from serving.inference import compile_predictor
 from serving.model import LoadedModel, to_frame
-from serving.validation import compile_fields
 
 
 def scoring_rows() -> pd.DataFrame:

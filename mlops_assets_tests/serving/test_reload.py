@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from mlops_assets_tests.serving.conftest import ABALONE_RECORD, IRIS_RECORD, fit_abalone, publish
-from serving.bundle import MODEL_FILE, POINTER_FILE, point_to
+from mlops_contract.bundle import MODEL_FILE, POINTER_FILE, point_to
 
 
 def test_empty_store_then_champion_appears(make_server, iris_model):

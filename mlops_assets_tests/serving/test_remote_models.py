@@ -12,17 +12,18 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlops_assets.lib.publishing import copy_to_location, publish_drift
 from mlops_assets_tests.deploy import services
 from mlops_assets_tests.live_server import LiveServer, free_port, start_server
 from mlops_assets_tests.serving.conftest import IRIS_RECORD, manifest_for, publish
-from serving.bundle import MODEL_FILE, POINTER_FILE, write_bundle
-from serving.location import (
+from mlops_contract.bundle import MODEL_FILE, POINTER_FILE, write_bundle
+from mlops_contract.drift import drift_document
+from mlops_contract.location import (
     LocalLocation,
     LocationError,
     MlflowArtifactsLocation,
     open_location,
 )
-from serving.publish import drift_document, publish_bundle, publish_drift
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +89,11 @@ def test_a_replica_follows_the_champion_over_http_and_never_serves_a_broken_bund
     tmp_path, iris_model, artifacts_url, remote_server
 ):
     location = open_location(artifacts_url)
-    publish_bundle(location, *build(tmp_path, iris_model, "1"))
+    copy_to_location(location, *build(tmp_path, iris_model, "1"))
     remote_server.wait_until(lambda: version_served(remote_server) == "1", timeout=15)
 
     started = time.monotonic()
-    publish_bundle(location, *build(tmp_path, iris_model, "2"))
+    copy_to_location(location, *build(tmp_path, iris_model, "2"))
     remote_server.wait_until(lambda: version_served(remote_server) == "2", timeout=15)
     assert time.monotonic() - started < 5
 
@@ -100,7 +101,7 @@ def test_a_replica_follows_the_champion_over_http_and_never_serves_a_broken_bund
     dataset_dir, bundle_id = build(tmp_path, iris_model, "3")
     model_file = dataset_dir / "bundles" / bundle_id / MODEL_FILE
     model_file.write_bytes(model_file.read_bytes()[:-10])
-    publish_bundle(location, dataset_dir, bundle_id)
+    copy_to_location(location, dataset_dir, bundle_id)
     http = remote_server.client()
     remote_server.wait_until(lambda: http.get("/ready").json()["models"]["iris"]["load_error"])
     assert "sha256 mismatch" in http.get("/models/iris").json()["load_error"]
@@ -111,8 +112,8 @@ def test_a_replica_follows_the_champion_over_http_and_never_serves_a_broken_bund
 def test_publishing_to_the_models_folder_itself_changes_nothing(tmp_path, iris_model):
     dataset_dir, bundle_id = build(tmp_path, iris_model, "1")
     pointer = (dataset_dir / POINTER_FILE).read_bytes()
-    publish_bundle(str(dataset_dir.parent), dataset_dir, bundle_id)
-    publish_bundle(None, dataset_dir, bundle_id)
+    copy_to_location(str(dataset_dir.parent), dataset_dir, bundle_id)
+    copy_to_location(None, dataset_dir, bundle_id)
     assert (dataset_dir / POINTER_FILE).read_bytes() == pointer
     assert [p.name for p in (dataset_dir / "bundles").iterdir()] == [bundle_id]
 
@@ -121,7 +122,7 @@ def test_drift_and_promotion_time_reach_metrics_through_the_location(
     tmp_path, iris_model, artifacts_url, remote_server
 ):
     location = open_location(artifacts_url)
-    publish_bundle(location, *build(tmp_path, iris_model, "5"))
+    copy_to_location(location, *build(tmp_path, iris_model, "5"))
     evaluated_at = datetime(2025, 3, 1, 12, tzinfo=UTC)
     features = {
         "petal_length": {"p_value": 0.001, "psi": 0.4, "drifted": True},
@@ -148,7 +149,7 @@ def test_drift_and_promotion_time_reach_metrics_through_the_location(
     assert value("mlops_champion_promoted_timestamp_seconds") == promoted
 
     # the next evaluation replaces the series: no stale version or feature is left behind
-    publish_bundle(location, *build(tmp_path, iris_model, "6"))
+    copy_to_location(location, *build(tmp_path, iris_model, "6"))
     publish_drift(location, drift_document("iris", "6", evaluated_at.isoformat(), False, {}))
     remote_server.wait_until(
         lambda: 'mlops_dataset_drift{model="iris",version="6"} 0.0' in http.get("/metrics").text,
@@ -179,12 +180,12 @@ def test_an_http_url_that_is_not_mlflow_artifacts_is_refused_with_the_expected_f
 def test_a_replica_follows_the_champion_through_an_fsspec_url(tmp_path, iris_model):
     pytest.importorskip("fsspec")
     url = f"memory://models-{uuid.uuid4().hex[:8]}"  # fsspec's in-process filesystem
-    publish_bundle(url, *build(tmp_path, iris_model, "8"))
+    copy_to_location(url, *build(tmp_path, iris_model, "8"))
     assert open_location(url).list_dirs() == ["iris"]
     server = start_server(tmp_path / "replica", models_url=url)
     try:
         assert version_served(server) == "8"
-        publish_bundle(url, *build(tmp_path, iris_model, "9"))
+        copy_to_location(url, *build(tmp_path, iris_model, "9"))
         server.wait_until(lambda: version_served(server) == "9", timeout=15)
     finally:
         server.stop()

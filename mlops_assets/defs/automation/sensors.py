@@ -21,7 +21,7 @@ from mlops_assets.defs.keys import asset_key, group_name, run_tags
 from mlops_assets.defs.monitoring.assets import PREDICTION_DAYS
 from mlops_assets.defs.resources import ModelStore, SourceFiles
 from mlops_assets.lib.spec import DatasetSpec
-from serving.bundle import POINTER_FILE
+from mlops_contract.bundle import POINTER_FILE
 
 RETRAINED = (keys.FEATURES, keys.CANDIDATES, keys.CHAMPION)
 

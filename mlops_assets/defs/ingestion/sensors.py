@@ -16,7 +16,7 @@ from mlops_assets.defs import keys
 from mlops_assets.defs.ingestion.assets import files_partitions
 from mlops_assets.defs.resources import SourceFiles
 from mlops_assets.lib.spec import DatasetSpec
-from serving.bundle import sha256_of
+from mlops_contract.bundle import sha256_of
 
 DONE_SUFFIX = ".done"  # `<name>.done` beside a file: the writer says it is complete
 

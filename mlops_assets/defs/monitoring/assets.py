@@ -24,10 +24,11 @@ from mlops_assets.defs.resources import ModelStore, SourceFiles, Warehouse
 from mlops_assets.lib import drift as drift_lib
 from mlops_assets.lib import prediction_table
 from mlops_assets.lib.features import query_features
+from mlops_assets.lib.publishing import publish_drift
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import append_rows
-from serving.bundle import REFERENCE_FILE, BundleError, read_current_file
-from serving.publish import drift_document, publish_drift
+from mlops_contract.bundle import REFERENCE_FILE, BundleError, read_current_file
+from mlops_contract.drift import drift_document
 
 PREDICTION_DAYS = DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
 DRIFT_CHECK = "drift_within_threshold"
@@ -157,7 +158,7 @@ def record_metrics(con, spec: DatasetSpec, report, prediction, run_id, manifest,
 
 
 def drift_document_of(dataset: str, report, manifest: dict) -> dict:
-    """What the prediction servers export as drift gauges (serving.publish)."""
+    """What the prediction servers export as drift gauges (mlops_contract.drift)."""
     features = {
         f.feature: {"p_value": f.p_value, "psi": f.psi, "drifted": f.drifted}
         for f in report.features

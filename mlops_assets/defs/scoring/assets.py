@@ -19,7 +19,7 @@ from mlops_assets.lib import batch
 from mlops_assets.lib.features import query_features
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import replace_table, table
-from serving.bundle import BundleError, load_bundle
+from mlops_contract.bundle import BundleError, load_bundle
 from serving.model import from_bundle
 
 

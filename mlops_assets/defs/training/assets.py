@@ -29,7 +29,7 @@ from mlops_assets.lib import features as feature_lib
 from mlops_assets.lib.fingerprint import training_fingerprint
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import replace_table, table
-from serving.bundle import BundleError
+from mlops_contract.bundle import BundleError
 
 EAGER = AutomationCondition.eager()
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from dagster import MetadataValue
 
-from serving.bundle import CARD_MARKDOWN_FILE
+from mlops_contract.bundle import CARD_MARKDOWN_FILE
 
 if TYPE_CHECKING:
     from mlops_assets.lib.evaluation import Evaluation

@@ -2,7 +2,7 @@
 artifact store over HTTP, or any fsspec URL (s3://, gs://, ...; needs fsspec installed).
 
 Paths are relative and `/`-separated (`iris/current.json`, `iris/bundles/<id>/manifest.json`);
-every location has the layout of the local models folder (see serving.bundle).
+every location has the layout of the local models folder (see mlops_contract.bundle).
 
     MLOPS_MODELS_URL unset                 $MLOPS_DATA_DIR/models
     /some/path, file:///some/path          that local folder

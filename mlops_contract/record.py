@@ -42,6 +42,7 @@ class RecordField:
     allowed: tuple | None = None
     description: str = ""
     example: Any = None
+    date_format: str | None = None  # how the source file writes a date column (strptime)
 
     def __post_init__(self) -> None:
         if self.type not in FIELD_TYPES:

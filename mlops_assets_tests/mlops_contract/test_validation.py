@@ -7,11 +7,11 @@ import math
 import pandas as pd
 import pytest
 
+from mlops_contract.record import fields_from_inputs
+from mlops_contract.validation import compile_fields, record_from_query, validate_body
 from serving.batcher import _split, _take_batch
-from serving.contract import fields_from_inputs
 from serving.model import Prediction, to_frame
 from serving.scoring import ScoringFormatError, records_from
-from serving.validation import compile_fields, record_from_query, validate_body
 
 INPUTS = [
     {"field": "x", "column": "x col", "type": "float", "nullable": False, "min": 0, "max": 1,

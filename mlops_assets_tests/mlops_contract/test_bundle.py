@@ -3,7 +3,7 @@ import json
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from serving.bundle import (
+from mlops_contract.bundle import (
     MODEL_FILE,
     BundleError,
     load_bundle,

@@ -12,8 +12,8 @@ A bundle directory is complete before it gets its final name, and `current.json`
 atomically, so a reader sees the old champion or the new one, never a partial bundle. Readers
 verify the manifest against the pointer and every file against the manifest.
 
-This module is the bundle contract the server publishes: the pipeline writes bundles through it,
-the server reads them with it. Standard library and joblib only.
+The pipeline writes bundles through this module and the server reads them with it. Standard
+library and joblib only.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 import time
@@ -41,9 +42,11 @@ POINTER_FILE = "current.json"
 REFERENCE_FILE = "reference.json"  # the drift reference profile of the training data
 CARD_MARKDOWN_FILE = "card.md"  # the model card, for people
 CARD_JSON_FILE = "card.json"  # the same card as data, with the lineage
-# `.<bundle_id>.pid<writer pid>.<random>`: a bundle being written (dot folders are never served)
-STAGING_NAME = re.compile(r"^\..+\.pid(\d+)\.[^.]+$")
-STALE_STAGING_SECONDS = 600  # a staging folder this old is abandoned even if its pid is alive
+# `.<bundle_id>.pid<writer pid>@<writer host>.<random>`: a bundle being written (dot folders are
+# never served). The host is kept because a folder shared by containers or machines holds
+# writers whose pids mean nothing here.
+STAGING_NAME = re.compile(r"^\..+\.pid(\d+)@([A-Za-z0-9-]*)\.[^.]+$")
+STALE_STAGING_SECONDS = 600  # a staging folder this old is abandoned, whoever wrote it
 DRIFT_FILE = "drift.json"  # `<dataset>/drift.json`: the latest drift evaluation (serving.publish)
 
 
@@ -118,7 +121,7 @@ def write_bundle(
     if final.exists():
         raise BundleError(f"{final} already exists; bundle ids are never reused")
     remove_stale_staging(bundles)
-    staging = Path(tempfile.mkdtemp(prefix=f".{bundle_id}.pid{os.getpid()}.", dir=bundles))
+    staging = Path(tempfile.mkdtemp(prefix=f".{bundle_id}.{writer_tag()}.", dir=bundles))
     try:
         joblib.dump(model, staging / MODEL_FILE)
         for name, content in (extra_files or {}).items():
@@ -140,26 +143,46 @@ def write_bundle(
     return final
 
 
+def writer_tag() -> str:
+    """`pid<pid>@<host>` of this process, as staging names record it."""
+    return f"pid{os.getpid()}@{_host()}"
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())
+
+
 def remove_stale_staging(bundles: Path, now: float | None = None) -> list[Path]:
     """Remove staging folders a crashed writer left behind; returns what was removed.
 
-    A folder is stale when its writer process is gone, or when it is older than
-    STALE_STAGING_SECONDS (the pid may have been reused); a write in progress is left alone.
+    The one rule for bundle writers and servers alike: a dot folder under `bundles/` is stale
+    when it is older than STALE_STAGING_SECONDS (the pid may have been reused) or when its
+    name records a writer on this host whose process is gone. A write in progress is left alone.
     """
     now = time.time() if now is None else now
     removed = []
     for folder in bundles.glob(".*"):
-        match = STAGING_NAME.match(folder.name)
-        if not folder.is_dir() or match is None:
+        try:
+            if not folder.is_dir():
+                continue
+            age = now - folder.stat().st_mtime
+        except OSError:  # removed meanwhile
             continue
-        age = now - folder.stat().st_mtime
-        if not _process_alive(int(match.group(1))) or age > STALE_STAGING_SECONDS:
+        if age > STALE_STAGING_SECONDS or _writer_is_gone(folder.name):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
 
 
-def _process_alive(pid: int) -> bool:
+def _writer_is_gone(name: str) -> bool:
+    match = STAGING_NAME.match(name)
+    if match is None or match.group(2) != _host():
+        return False  # not ours to judge: no writer recorded, or another host's
+    return not process_alive(int(match.group(1)))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (perhaps as another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl
 
-from serving.contract import RecordField
+from mlops_contract.record import RecordField
 
 MISSING = object()
 
