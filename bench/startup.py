@@ -52,11 +52,11 @@ clock = time.perf_counter
 t = clock(); import mlops_assets.build; imported = clock() - t
 t = clock(); import mlops_assets.definitions; definitions = clock() - t  # builds `defs`
 from mlops_assets.settings import load_settings
-from mlops_assets.defs.resources import EXPERIMENT
+from mlops_assets.settings import MLFLOW_EXPERIMENT
 from mlops_assets.lib.registry import prepare_tracking_store
 settings = load_settings()
 t = clock()
-prepare_tracking_store(settings.tracking_uri, EXPERIMENT, str(settings.artifacts_dir))
+prepare_tracking_store(settings.tracking_uri, MLFLOW_EXPERIMENT, str(settings.artifacts_dir))
 tracking = clock() - t
 os.environ["DAGSTER_HOME"] = os.environ["PROBE_DAGSTER_HOME"]
 from dagster import DagsterInstance

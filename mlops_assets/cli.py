@@ -11,6 +11,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 from mlops_assets.settings import (
     MLFLOW_EXPERIMENT,
@@ -294,12 +295,23 @@ def main(argv: list[str] | None = None) -> int:
             write_dotenv(Path.cwd())
         for warning in instance_config_warnings(ensure_dagster_home()):
             print(f"warning: {warning}", file=sys.stderr)
-    code = args.handler(args)
-    # the process ends now: without this, Python's finalization walks the whole heap (Dagster,
-    # MLflow, scikit-learn, ...) in several full collections, over a second after the summary
-    gc.freeze()
-    return code
+    return args.handler(args)
+
+
+def run() -> NoReturn:
+    """The `mlops` command: `main`, then the process ends without interpreter finalization.
+
+    Finalization would walk the whole heap (Dagster, MLflow, scikit-learn, ...) in several full
+    collections, over a second after the summary, and the objects frozen out of the collector
+    above outlive it, so DuckDB's nanobind bindings print ~30 lines of `leaked instance`. Every
+    store is closed by the time `main` returns; the output is flushed here.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -15,8 +15,8 @@ from pathlib import Path
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from mlflow.tracking import MlflowClient
 
-from mlops_assets.defs.resources import EXPERIMENT
 from mlops_assets.lib import registry
+from mlops_assets.settings import MLFLOW_EXPERIMENT
 from mlops_contract.bundle import process_alive
 
 PID_TAG = "mlops/pid"
@@ -94,7 +94,7 @@ def end_orphaned_mlflow_runs(instance: DagsterInstance, tracking_uri: str) -> li
         run = instance.get_run_by_id(run_id)
         return run.status.value if run else None
 
-    return registry.end_orphaned_runs(MlflowClient(tracking_uri), EXPERIMENT, status_of)
+    return registry.end_orphaned_runs(MlflowClient(tracking_uri), MLFLOW_EXPERIMENT, status_of)
 
 
 def recover(instance: DagsterInstance, tracking_uri: str) -> list[str]:

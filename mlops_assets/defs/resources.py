@@ -21,7 +21,6 @@ from mlops_assets.lib.sources import SourceUnavailable, fetch_source, initial_pa
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.settings import MLFLOW_EXPERIMENT, Settings
 
-EXPERIMENT = MLFLOW_EXPERIMENT  # the name older trees import (bench.startup's probe reads both)
 PARENT_ROLE_TAG = "mlops.role"
 PARENT_DATASET_TAG = "mlops.dataset"
 # tags Dagster puts on runs a sensor or a schedule launched
@@ -113,7 +112,7 @@ class MlflowTracking(ConfigurableResource):
     id), one nested run per candidate; each step that logs ends the parent FINISHED or FAILED."""
 
     tracking_uri: str
-    experiment_name: str = EXPERIMENT
+    experiment_name: str = MLFLOW_EXPERIMENT
     artifact_location: str
 
     def setup_for_execution(self, context: InitResourceContext) -> None:

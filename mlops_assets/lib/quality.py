@@ -62,10 +62,6 @@ def duplicate_share(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> tuple[
     return total - distinct, total
 
 
-def total_valid_rows(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> int:
-    return scalar(con, f"SELECT count(*) FROM {table(spec.name, 'validated')}")
-
-
 def quarantine_sample(
     con: duckdb.DuckDBPyConnection, spec: DatasetSpec, partition: str, limit: int = 5
 ) -> pd.DataFrame:

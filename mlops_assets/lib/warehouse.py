@@ -43,15 +43,6 @@ def table_exists(con: duckdb.DuckDBPyConnection, dataset: str, name: str) -> boo
     return bool(scalar(con, sql, [dataset, name]))
 
 
-def table_columns(con: duckdb.DuckDBPyConnection, dataset: str, name: str) -> list[str]:
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-        [dataset, name],
-    ).fetchall()
-    return [row[0] for row in rows]
-
-
 def replace_table(con: duckdb.DuckDBPyConnection, dataset: str, name: str, frame) -> None:
     """Replace a whole table with a pandas frame (small tables: features, candidates)."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(dataset)}")

@@ -15,11 +15,12 @@ from sklearn.tree import DecisionTreeRegressor
 from mlops_assets.build import build_dataset
 from mlops_assets.definitions import dataset_assets
 from mlops_assets.defs.keys import FORCE_RETRAIN_TAG
-from mlops_assets.defs.resources import EXPERIMENT, resources_for
+from mlops_assets.defs.resources import resources_for
 from mlops_assets.lib import registry, training
 from mlops_assets.lib.features import model_inputs
 from mlops_assets.lib.spec import load_specs
 from mlops_assets.lib.warehouse import scalar
+from mlops_assets.settings import MLFLOW_EXPERIMENT
 from mlops_contract import bundle
 from mlops_contract.record import manifest_fields
 
@@ -44,7 +45,7 @@ def assert_built(outcome):
 
 def assert_mlflow_runs_finished_with_metrics(settings, ds, metrics):
     client = MlflowClient(settings.tracking_uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
+    experiment = client.get_experiment_by_name(MLFLOW_EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id])
     assert runs and {run.info.status for run in runs} == {"FINISHED"}
     candidates = [run for run in runs if run.data.tags.get("dataset") == ds]
@@ -88,7 +89,7 @@ def test_iris_end_to_end(settings, instance, builtin_specs):
 
 def assert_parent_run_named_after_the_build(settings, ds):
     client = MlflowClient(settings.tracking_uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
+    experiment = client.get_experiment_by_name(MLFLOW_EXPERIMENT)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     [parent] = client.search_runs(
         [experiment.experiment_id], filter_string="tags.`mlops.role` = 'parent'"
@@ -174,7 +175,7 @@ def offer_only_candidate(settings, spec, pipeline):
         pipeline.fit(x_train, y_train)
         metrics = training.holdout_metrics(spec.task, pipeline, x_test, y_test)
         mlflow.set_tracking_uri(settings.tracking_uri)
-        mlflow.set_experiment(EXPERIMENT)
+        mlflow.set_experiment(MLFLOW_EXPERIMENT)
         with mlflow.start_run(run_name="test-parent"):
             logged = registry.log_candidate(spec.name, "weak", pipeline, {}, metrics, x_train)
         table = con.execute(f"SELECT * FROM {spec.name}.candidates LIMIT 1").df()
@@ -203,7 +204,11 @@ def test_abalone_from_the_shared_file(
     raw, valid, quarantined = row_counts(settings, "abalone")
     assert raw == 4177 == valid + quarantined
     runs = MlflowClient(settings.tracking_uri).search_runs(
-        [MlflowClient(settings.tracking_uri).get_experiment_by_name(EXPERIMENT).experiment_id],
+        [
+            MlflowClient(settings.tracking_uri)
+            .get_experiment_by_name(MLFLOW_EXPERIMENT)
+            .experiment_id
+        ],
         filter_string="tags.dataset = 'abalone'",
     )
     assert all(run.data.metrics["test_r2"] > 0.3 for run in runs)

@@ -8,8 +8,8 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 from mlflow.tracking import MlflowClient
 
-from mlops_assets.defs.resources import EXPERIMENT
 from mlops_assets.lib.registry import ENDED_BY_TAG
+from mlops_assets.settings import MLFLOW_EXPERIMENT
 from mlops_assets_tests.reliability.build_process import (
     BuildHome,
     kill_group,
@@ -39,7 +39,7 @@ def instance(home):
 
 def mlflow_runs(home):
     client = MlflowClient(home.env["MLFLOW_TRACKING_URI"])
-    experiment = client.get_experiment_by_name(EXPERIMENT)
+    experiment = client.get_experiment_by_name(MLFLOW_EXPERIMENT)
     return client.search_runs([experiment.experiment_id]) if experiment else []
 
 

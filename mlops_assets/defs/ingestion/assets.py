@@ -20,7 +20,7 @@ from mlops_assets.lib.ingest import FileRejected, load_raw
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.validation import MissingColumns, check_columns, validate_partition
 
-__all__ = ["POOL", "files_partitions", "ingestion_assets"]  # build.py imports POOL from here
+__all__ = ["files_partitions", "ingestion_assets"]
 
 
 def ingestion_assets(spec: DatasetSpec) -> list:
