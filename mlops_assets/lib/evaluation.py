@@ -76,7 +76,8 @@ def evaluate(spec: DatasetSpec, model, x_train, y_train, x_test, y_test) -> Eval
     """The whole evaluation of `model` on the holdout (x_test, y_test)."""
     metric = spec.selection_metric
     scored = metric_arrays.score(spec.task, model, x_test, y_test)
-    dummy = metric_arrays.score(spec.task, baseline(spec, x_train, y_train), x_test, y_test)
+    reference = baseline(spec, x_train, y_train, x_test, y_test).model
+    dummy = metric_arrays.score(spec.task, reference, x_test, y_test)
     overall = float(metric_arrays.values(metric, scored, np.arange(len(x_test))[None, :])[0])
     slices = slice_metrics(spec, scored, x_train, x_test, overall)
     return Evaluation(

@@ -92,8 +92,11 @@ def build_feature_set(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFr
 
 
 def model_inputs(features: pd.DataFrame, spec: DatasetSpec, split: str):
-    """(X, y) of one side of the split, with the column dtypes the model pipeline expects."""
+    """(X, y) of one side of the split, with the column dtypes the model pipeline expects; in
+    time order for a time split (its folds and its naive forecast depend on the order)."""
     part = features[features["_split"] == split]
+    if spec.split.method == "time":
+        part = part.sort_values(spec.split.column, kind="stable")
     x = part[[c.name for c in spec.feature_columns]].copy()
     for column in spec.feature_columns:
         x[column.name] = (

@@ -81,7 +81,7 @@ def _gates(spec: DatasetSpec, evaluation: Evaluation, decision) -> list[dict]:
         {
             "gate": "beats_baseline",
             "passed": decision.beats_baseline,
-            "detail": f"improvement over the dummy {improvement['estimate']:.4f} "
+            "detail": f"improvement over the baseline {improvement['estimate']:.4f} "
             f"(95% interval {improvement['low']:.4f} to {improvement['high']:.4f}), "
             f"margin {spec.gates.baseline_margin}",
         }

@@ -47,8 +47,10 @@ def decide(
     challenger: dict[str, float],
     baseline: dict[str, float],
     champion: dict[str, float] | None,
+    baseline_name: str = "baseline",
 ) -> Decision:
-    """Compare on the same holdout: first against the dummy baseline, then against the champion."""
+    """Compare on the same holdout: first against the baseline (`training.baseline`, named in
+    the reason), then against the champion."""
     metric = f"test_{spec.selection_metric}"
     new, margin = challenger[metric], spec.gates.promotion_margin
     over_baseline = improvement(spec, challenger, baseline)
@@ -56,7 +58,7 @@ def decide(
         return Decision(
             False,
             False,
-            f"{metric} {new:.4f} does not beat the baseline's "
+            f"{metric} {new:.4f} does not beat the {baseline_name} baseline's "
             f"{baseline[metric]:.4f} by more than {spec.gates.baseline_margin}",
         )
     if champion is None:
@@ -101,6 +103,7 @@ class PromotionOutcome:
     notes: tuple[str, ...] = ()  # warnings worth a log line
     evaluation: Evaluation | None = None  # intervals, importance, slices, slice gate
     card: dict[str, bytes] = field(default_factory=dict)  # the model card files
+    baseline_name: str = "mean"  # which baseline the gate held it to (training.baseline)
 
     @property
     def promoted(self) -> bool:
@@ -174,15 +177,16 @@ def _decide_and_publish(
     x_train, y_train = model_inputs(features, spec, "train")
     x_test, y_test = model_inputs(features, spec, "test")
     challenger = training.holdout_metrics(spec.task, model, x_test, y_test)
-    dummy = training.baseline(spec, x_train, y_train)
-    baseline = training.holdout_metrics(spec.task, dummy, x_test, y_test)
+    reference = training.baseline(spec, x_train, y_train, x_test, y_test)
+    baseline = training.holdout_metrics(spec.task, reference.model, x_test, y_test)
     previous_version, previous, notes = champion_on_holdout(spec, x_test, y_test)
     evaluation = evaluate(spec, model, x_train, y_train, x_test, y_test)
     # the slice gate, like the baseline, is decided before any alias moves
-    decision = evaluation.gated(decide(spec, challenger, baseline, previous))
+    decision = evaluation.gated(decide(spec, challenger, baseline, previous, reference.name))
     outcome = PromotionOutcome(
         decision, best["family"], best["run_id"], challenger, baseline, previous_version,
         previous, notes=reconciled + tuple(notes), evaluation=evaluation,
+        baseline_name=reference.name,
     )  # fmt: skip
     version = None
     if decision.beats_baseline:

@@ -29,7 +29,7 @@ from sklearn.metrics import (
     mean_squared_error,
     r2_score,
 )
-from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, TimeSeriesSplit
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils import resample
@@ -104,6 +104,10 @@ def preprocessor(spec: DatasetSpec) -> ColumnTransformer:
 
 
 def _cv(spec: DatasetSpec):
+    """Rolling-origin folds (each trains on everything before its test block) for a time split,
+    where shuffled folds would train on the future; shuffled (stratified) folds otherwise."""
+    if spec.split.method == "time":
+        return TimeSeriesSplit(n_splits=spec.cv_folds)
     splitter = StratifiedKFold if spec.task == "classification" else KFold
     return splitter(n_splits=spec.cv_folds, shuffle=True, random_state=SEED)
 
@@ -115,6 +119,7 @@ class Candidate:
     params: dict[str, Any]
     cv_score: float
     searched_rows: int
+    fold_scores: list[float]  # the chosen settings' score on each cross-validation fold
 
 
 def fit_candidate(
@@ -128,12 +133,18 @@ def fit_candidate(
     search = GridSearchCV(
         pipeline, grid, scoring=SCORERS[spec.selection_metric], cv=_cv(spec), n_jobs=1, refit=False
     )
-    x_search, y_search = _search_sample(x, y, search_rows)
+    x_search, y_search = _search_sample(x, y, search_rows, spec.split.method == "time")
     search.fit(x_search, y_search)
     model = _refit_on_all_cores(clone(pipeline).set_params(**search.best_params_), x, y)
     sign = 1.0 if spec.higher_is_better else -1.0
     params = {key.removeprefix("model__"): value for key, value in search.best_params_.items()}
-    return Candidate(family.name, model, params, sign * float(search.best_score_), len(x_search))
+    best = search.best_index_
+    folds = [
+        sign * float(search.cv_results_[f"split{i}_test_score"][best]) for i in range(spec.cv_folds)
+    ]
+    return Candidate(
+        family.name, model, params, sign * float(search.best_score_), len(x_search), folds
+    )
 
 
 def _refit_on_all_cores(pipeline: Pipeline, x, y) -> Pipeline:
@@ -146,9 +157,11 @@ def _refit_on_all_cores(pipeline: Pipeline, x, y) -> Pipeline:
     return pipeline.set_params(model__n_jobs=1)
 
 
-def _search_sample(x, y, rows: int):
+def _search_sample(x, y, rows: int, time_ordered: bool):
     if len(x) <= rows:
         return x, y
+    if time_ordered:  # the latest rows, still in order
+        return x.iloc[-rows:], y[-rows:]
     return resample(x, y, n_samples=rows, replace=False, random_state=SEED)
 
 
@@ -170,14 +183,45 @@ def holdout_metrics(task: str, model, x, y) -> dict[str, float]:
     return {f"test_{name}": float(value) for name, value in values.items()}
 
 
-def baseline(spec: DatasetSpec, x, y):
-    """The dummy a champion must beat: the mean, or the class priors."""
-    dummy = (
-        DummyRegressor(strategy="mean")
-        if spec.task == "regression"
-        else DummyClassifier(strategy="prior")
-    )
-    return dummy.fit(x, y)
+@dataclass(frozen=True)
+class Baseline:
+    name: str  # "mean", "class priors", "last value", "no change"
+    model: Any  # predicts the holdout rows it was made for
+
+
+class NaiveForecast:
+    """The one-step naive forecast of a time-ordered holdout: each row's prediction is the
+    target's previous value (the last training value for the first row)."""
+
+    def __init__(self, y_train, y_test) -> None:
+        self.forecast = np.concatenate([np.asarray(y_train[-1:]), np.asarray(y_test[:-1])])
+
+    def predict(self, x):
+        return self.forecast[: len(x)].astype(float)
+
+
+def baseline(spec: DatasetSpec, x_train, y_train, x_test, y_test) -> Baseline:
+    """What a champion must beat: the mean, or the class priors. A time-ordered regression is
+    held to the stronger of the mean and the naive forecasts (the last value, and no change for
+    a difference target) on the same holdout."""
+    if spec.task == "classification":
+        return Baseline("class priors", DummyClassifier(strategy="prior").fit(x_train, y_train))
+    mean = Baseline("mean", DummyRegressor(strategy="mean").fit(x_train, y_train))
+    if spec.split.method != "time":
+        return mean
+    options = [
+        mean,
+        Baseline("last value", NaiveForecast(y_train, y_test)),
+        Baseline(
+            "no change", DummyRegressor(strategy="constant", constant=0.0).fit(x_train, y_train)
+        ),
+    ]
+    key = f"test_{spec.selection_metric}"
+    sign = 1.0 if spec.higher_is_better else -1.0
+    scores = [
+        sign * holdout_metrics(spec.task, option.model, x_test, y_test)[key] for option in options
+    ]
+    return options[int(np.argmax(scores))]
 
 
 def improvement(spec: DatasetSpec, new: dict[str, float], old: dict[str, float]) -> float:

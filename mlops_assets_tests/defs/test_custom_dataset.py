@@ -32,11 +32,13 @@ gates: {min_rows: 200, baseline_margin: 0.1}
 
 
 def write_series(folder, days=600, seed=3):
-    """An AR(1) change series, written the way exported price files look (M/D/YYYY, 1,234.5)."""
+    """A change series whose signal is the change two days back (so the naive forecasts,
+    yesterday's change or none, are weak baselines), written the way exported price files look
+    (M/D/YYYY, 1,234.5)."""
     rng = np.random.default_rng(seed)
     change = np.zeros(days)
-    for day in range(1, days):
-        change[day] = 0.8 * change[day - 1] + rng.normal(0, 5)
+    for day in range(2, days):
+        change[day] = 0.8 * change[day - 2] + rng.normal(0, 5)
     prices = 1500 + np.cumsum(change)
     dates = np.datetime64("2020-01-01") + np.arange(days)
     lines = ["Date,EUR,JPY"]

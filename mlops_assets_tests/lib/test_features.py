@@ -66,6 +66,16 @@ def test_time_split_puts_the_latest_rows_in_test():
     assert (split == "test").sum() == 25
 
 
+def test_a_time_split_gives_model_inputs_in_time_order():
+    data = frame("a.csv", 100).sample(frac=1, random_state=1)  # rows arrive out of order
+    timed = spec(SPEC.replace("method: random, seed: 7", "method: time, column: Date"))
+    features, _ = build_feature_set(data, timed)
+    for side in ("train", "test"):
+        _, y = model_inputs(features, timed, side)
+        part = features[features["_split"] == side].sort_values("Date")
+        assert np.array_equal(y, part["EUR_change"].to_numpy())
+
+
 def test_rows_without_target_are_counted_not_used():
     data = frame("a.csv", 10)
     data.loc[0, "EUR_change"] = np.nan

@@ -232,12 +232,13 @@ def train_candidates(context, spec: DatasetSpec, frame: pd.DataFrame) -> pd.Data
         candidate = training.fit_candidate(family, spec, x_train, y_train)
         metrics = training.holdout_metrics(spec.task, candidate.model, x_test, y_test)
         cv_metric = f"cv_{spec.selection_metric}"
+        folds = {f"{cv_metric}_fold{i}": s for i, s in enumerate(candidate.fold_scores)}
         logged = registry.log_candidate(
             spec.name,
             family.name,
             candidate.model,
             candidate.params,
-            {cv_metric: candidate.cv_score, **metrics},
+            {cv_metric: candidate.cv_score, **folds, **metrics},
             x_train,
         )
         rows.append(
@@ -245,6 +246,7 @@ def train_candidates(context, spec: DatasetSpec, frame: pd.DataFrame) -> pd.Data
                 "family": family.name,
                 "params": json.dumps(candidate.params, default=str),
                 cv_metric: candidate.cv_score,
+                "fold_scores": json.dumps(candidate.fold_scores),
                 "searched_rows": candidate.searched_rows,
                 **metrics,
                 "run_id": logged.run_id,

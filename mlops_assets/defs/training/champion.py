@@ -21,6 +21,7 @@ def champion_result(spec: DatasetSpec, outcome: PromotionOutcome) -> Materialize
         "metric": metric,
         "candidate": outcome.metrics[metric],
         "baseline": outcome.baseline_metrics[metric],
+        "baseline_kind": outcome.baseline_name,
         "margin": spec.gates.baseline_margin,
     }
     return MaterializeResult(
