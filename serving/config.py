@@ -41,6 +41,11 @@ class ServingConfig:
     log_queue_size: int = 100_000
     log_flush_interval: float = 1.0
 
+    @property
+    def feedback_dir(self) -> Path:
+        """Where `POST /models/{name}/feedback` appends its labels (serving.feedback)."""
+        return self.predictions_dir.parent / "feedback"
+
 
 def config_from_env(models_dir: Path | None = None, **overrides) -> ServingConfig:
     """Settings from MLOPS_* variables; explicit arguments win."""

@@ -23,8 +23,12 @@ from serving.service import PredictionService
 
 log = logging.getLogger("serving.fastpath")
 JSON_HEADERS = [(b"content-type", b"application/json")]
-SCORING_ROUTES = {"predict": "/models/{name}/predict", "invocations": "/models/{name}/invocations"}
-ALLOWED_METHODS = {"predict": ("GET", "POST"), "invocations": ("POST",)}
+SCORING_ROUTES = {
+    "predict": "/models/{name}/predict",
+    "invocations": "/models/{name}/invocations",
+    "feedback": "/models/{name}/feedback",  # labels: the same auth and limits as predictions
+}
+ALLOWED_METHODS = {"predict": ("GET", "POST"), "invocations": ("POST",), "feedback": ("POST",)}
 
 
 def scoring_route(scope: dict) -> tuple[str, str] | None:
@@ -120,6 +124,8 @@ async def _score(
             413, f"request body larger than {config.max_body_bytes} bytes (MLOPS_MAX_BODY_BYTES)"
         )
     raw = await read_body(receive, config.max_body_bytes)
+    if action == "feedback":
+        return service.feedback(name, raw)
     if action == "predict" and scope["query_string"]:  # no query string: no extra work
         explain = explain_requested(scope["query_string"])
         return await service.predict(name, raw, scope["mlops"], explain=explain)

@@ -187,6 +187,15 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.feedback_labels = Counter(
+            "mlops_feedback_labels", "Labels accepted by POST /models/{name}/feedback", ["model"],
+            registry=registry,
+        )  # fmt: skip
+        self.feedback_dropped = Counter(
+            "mlops_feedback_dropped",
+            "Feedback requests left out of the feedback log (queue and held lines full)",
+            registry=registry,
+        )
 
     def show_models(self, models: dict[str, tuple[str, str | None]]) -> None:
         """model -> (version, promoted_at) of every model being served."""

@@ -277,7 +277,34 @@ def scoring_paths(model: LoadedModel, secured: bool) -> dict[str, dict]:
                 secured,
             )
         },
+        f"/models/{model.name}/feedback": {"post": _feedback_post(model, secured)},
     }
+
+
+def _feedback_post(model: LoadedModel, secured: bool) -> dict:
+    classes = model.manifest.get("classes")
+    actual = {"enum": classes} if classes else {"type": "number"}
+    label = {
+        "type": "object",
+        "required": ["request_id", "actual"],
+        "additionalProperties": False,
+        "properties": {
+            "request_id": {"type": "string", "description": "as the prediction answered it"},
+            "row": {"type": "integer", "minimum": 0, "description": "record of a batch, from 0"},
+            "actual": actual,
+            "observed_at": {"type": "string", "format": "date-time"},
+        },
+    }
+    accepted = {"type": "object", "properties": {"model": {}, "accepted": {"type": "integer"}}}
+    summary = f"Labels (the actual {model.manifest.get('target')}) for served {model.name} requests"
+    operation = _operation(summary, _json(accepted, "Labels kept"), SCORING_ERRORS, secured)
+    body = {"oneOf": [label, {"type": "array", "items": label}]}
+    example = {"request_id": "5b2c...", "actual": classes[0] if classes else 0.0}
+    operation["requestBody"] = {
+        "required": True,
+        "content": {JSON: {"schema": body, "example": example}},
+    }
+    return operation
 
 
 def build_openapi(models: list[LoadedModel], secured: bool) -> dict:

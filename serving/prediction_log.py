@@ -1,4 +1,5 @@
-"""Every served prediction, appended off the request path to JSON Lines files.
+"""Every served prediction (and every label sent back, serving.feedback), appended off the
+request path to JSON Lines files.
 
     <predictions_dir>/<dataset>/<YYYY-MM-DD>.jsonl   (UTC date of the prediction)
 
@@ -20,7 +21,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -54,27 +55,35 @@ class Served:
             for value, probabilities in zip(self.predictions, self.probabilities, strict=True)
         ]
 
-
-def lines_of(served: Served) -> bytes:
-    encode = msgspec.json.encode
-    return b"".join(
-        encode(
-            {
-                "request_id": served.request_id,
-                "timestamp": served.timestamp,
-                "model": served.model,
-                "version": served.version,
-                "input": record,
-                "output": output,
-                "latency_ms": served.latency_ms,
-            }
+    def lines(self) -> bytes:
+        encode = msgspec.json.encode
+        return b"".join(
+            encode(
+                {
+                    "request_id": self.request_id,
+                    "timestamp": self.timestamp,
+                    "model": self.model,
+                    "version": self.version,
+                    "input": record,
+                    "output": output,
+                    "latency_ms": self.latency_ms,
+                }
+            )
+            + b"\n"
+            for record, output in zip(self.inputs, self.outputs(), strict=True)
         )
-        + b"\n"
-        for record, output in zip(served.inputs, served.outputs(), strict=True)
-    )
 
 
-class PredictionLog(PeriodicFlush):
+class Entry(Protocol):
+    """What the log writes: a request's lines, filed under its data set and UTC day."""
+
+    dataset: str
+    timestamp: str
+
+    def lines(self) -> bytes: ...
+
+
+class JsonLinesLog(PeriodicFlush):
     """Lines that cannot be written (a full or read-only disk) stay held, in order, and go out on
     a later flush once the disk is writable again; `write_error` says why meanwhile. Queued plus
     held requests are bounded by `max_queued`: beyond it the newest are dropped and counted."""
@@ -86,10 +95,10 @@ class PredictionLog(PeriodicFlush):
         flush_interval: float = 1.0,
         on_drop: Callable[[int], None] = lambda count: None,
     ) -> None:
-        super().__init__(flush_interval, "prediction-log")
+        super().__init__(flush_interval, f"log-{Path(directory).name}")
         self.directory = Path(directory)
         self.max_queued = max_queued
-        self._queue: deque[Served] = deque()
+        self._queue: deque[Entry] = deque()
         self._on_drop = on_drop
         self._lock = threading.Lock()
         self._held: dict[Path, list[bytes]] = {}  # one chunk per request, oldest first
@@ -101,22 +110,22 @@ class PredictionLog(PeriodicFlush):
         """Requests whose lines wait for a writable disk."""
         return self._held_count
 
-    def append(self, served: Served) -> None:
+    def append(self, entry: Entry) -> None:
         if len(self._queue) + self._held_count >= self.max_queued:
             self._on_drop(1)
             return
-        self._queue.append(served)
+        self._queue.append(entry)
 
     def flush(self) -> None:
         with self._lock:
             batches: dict[Path, list[bytes]] = defaultdict(list, self._held)
             while True:
                 try:
-                    served = self._queue.popleft()
+                    entry = self._queue.popleft()
                 except IndexError:
                     break
-                day = served.timestamp[:10]
-                batches[self.directory / served.dataset / f"{day}.jsonl"].append(lines_of(served))
+                day = entry.timestamp[:10]
+                batches[self.directory / entry.dataset / f"{day}.jsonl"].append(entry.lines())
             self._held, self.write_error = {}, None
             for path, chunks in batches.items():
                 try:
@@ -126,7 +135,7 @@ class PredictionLog(PeriodicFlush):
                     self.write_error = f"{path}: {exc.strerror or exc}"
             self._held_count = sum(len(chunks) for chunks in self._held.values())
         if self.write_error:
-            log.warning("prediction log not written (%d held): %s", self.held, self.write_error)
+            log.warning("%s not written (%d held): %s", self.directory, self.held, self.write_error)
 
 
 def append_lines(path: Path, data: bytes) -> None:

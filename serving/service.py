@@ -24,12 +24,13 @@ from serving.batcher import MicroBatcher
 from serving.config import ServingConfig
 from serving.errors import MAX_LISTED_ERRORS, ApiError
 from serving.explain import explain_rows
+from serving.feedback import Labels, validate_feedback
 from serving.integrity import remove_stale_staging
 from serving.logs import AccessLog
 from serving.metrics import Metrics, multiprocess
 from serving.mirror import RemoteMirror
 from serving.model import LoadedModel, Prediction
-from serving.prediction_log import PredictionLog, Served
+from serving.prediction_log import JsonLinesLog, Served
 from serving.scoring import ScoringFormatError, records_from, rename_columns
 from serving.store import ModelStore, Slot, champion_asset
 
@@ -114,11 +115,17 @@ class PredictionService:
         self.store = ModelStore(
             config.models_dir, on_failed=self._failed, verify_interval=config.verify_interval
         )
-        self.prediction_log = PredictionLog(
+        self.prediction_log = JsonLinesLog(
             config.predictions_dir,
             config.log_queue_size,
             config.log_flush_interval,
             on_drop=self.metrics.prediction_log_dropped.inc,
+        )
+        self.feedback_log = JsonLinesLog(
+            config.feedback_dir,
+            config.log_queue_size,
+            config.log_flush_interval,
+            on_drop=self.metrics.feedback_dropped.inc,
         )
         self._model_pool = ThreadPoolExecutor(
             max_workers=max(1, min(4, os.cpu_count() or 1)),
@@ -139,6 +146,7 @@ class PredictionService:
     async def start(self) -> None:
         self.access_log.start()
         self.prediction_log.start()
+        self.feedback_log.start()
         # the model threads and the log threads hold the GIL for up to the switch interval
         # each time the event loop wants it back; the default 5 ms made the p99 latency
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
@@ -155,6 +163,7 @@ class PredictionService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reloader
         self.prediction_log.close()
+        self.feedback_log.close()
         self.access_log.close()
         self._model_pool.shutdown(wait=True)
         self._load_pool.shutdown(wait=False)
@@ -219,12 +228,26 @@ class PredictionService:
 
     def readiness(self) -> tuple[bool, dict]:
         ready, body = readiness(self.store.slots())
-        log_error = self.prediction_log.write_error
-        if ready and log_error:
-            held = self.prediction_log.held
-            detail = f"the prediction log cannot be written ({held} request(s) held): {log_error}"
-            return False, body | {"status": "not ready", "detail": detail}
+        logs = {"prediction log": self.prediction_log, "feedback log": self.feedback_log}
+        for name, writer in logs.items():
+            if ready and writer.write_error:
+                held, error = writer.held, writer.write_error
+                detail = f"the {name} cannot be written ({held} request(s) held): {error}"
+                return False, body | {"status": "not ready", "detail": detail}
         return ready, body
+
+    def feedback(self, name: str, raw: bytes) -> dict:
+        """Accept labels for served requests; every one is kept (see serving.feedback)."""
+        model = self.resolve(name)
+        body = parse_json(raw)
+        labels, errors = validate_feedback(body, model.manifest["task"], model.manifest["classes"])
+        if errors:
+            raise _unprocessable(body, errors)
+        self.feedback_log.append(
+            Labels(model.dataset, model.name, datetime.now(UTC).isoformat(), labels)
+        )
+        self.metrics.feedback_labels.labels(model.name).inc(len(labels))
+        return {"model": model.name, "accepted": len(labels)}
 
     # scoring
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from mlops_assets_tests.serving.conftest import ABALONE_RECORD, IRIS_RECORD, publish
-from serving.prediction_log import PredictionLog, Served, read_records
+from serving.prediction_log import JsonLinesLog, Served, read_records
 
 
 def test_served_predictions_are_logged(make_server, iris_model):
@@ -33,7 +33,7 @@ def served(dataset: str, request_id: str, timestamp: str) -> Served:
 
 
 def test_partitioned_by_dataset_and_utc_date(tmp_path):
-    log = PredictionLog(tmp_path, flush_interval=60)
+    log = JsonLinesLog(tmp_path, flush_interval=60)
     log.start()
     log.append(served("abalone", "a", "2025-03-01T23:59:59+00:00"))
     log.append(served("abalone", "b", "2025-03-02T00:00:01+00:00"))
@@ -51,7 +51,7 @@ def test_partitioned_by_dataset_and_utc_date(tmp_path):
 
 
 def test_torn_last_line_is_skipped_and_later_lines_survive(tmp_path):
-    log = PredictionLog(tmp_path, flush_interval=60)
+    log = JsonLinesLog(tmp_path, flush_interval=60)
     log.append(served("abalone", "a", "2025-03-01T10:00:00+00:00"))
     log.flush()
     path = tmp_path / "abalone" / "2025-03-01.jsonl"
@@ -68,7 +68,7 @@ def test_torn_last_line_is_skipped_and_later_lines_survive(tmp_path):
 
 def test_full_queue_drops_and_counts(tmp_path):
     dropped = []
-    log = PredictionLog(tmp_path, max_queued=2, on_drop=dropped.append)
+    log = JsonLinesLog(tmp_path, max_queued=2, on_drop=dropped.append)
     for index in range(5):
         log.append(served("abalone", str(index), "2025-03-01T10:00:00+00:00"))
     assert sum(dropped) == 3
@@ -83,7 +83,7 @@ def full_disk_at(path) -> None:
 def test_lines_a_full_disk_refuses_are_held_and_written_once_it_has_room(tmp_path):
     path = tmp_path / "abalone" / "2025-03-01.jsonl"
     full_disk_at(path)
-    log = PredictionLog(tmp_path, flush_interval=60)
+    log = JsonLinesLog(tmp_path, flush_interval=60)
     for request_id in "abc":
         log.append(served("abalone", request_id, "2025-03-01T10:00:00+00:00"))
     log.flush()
@@ -100,7 +100,7 @@ def test_lines_a_full_disk_refuses_are_held_and_written_once_it_has_room(tmp_pat
 def test_held_lines_are_bounded_and_drops_are_counted(tmp_path):
     full_disk_at(tmp_path / "abalone" / "2025-03-01.jsonl")
     drops = []
-    log = PredictionLog(tmp_path, max_queued=2, flush_interval=60, on_drop=drops.append)
+    log = JsonLinesLog(tmp_path, max_queued=2, flush_interval=60, on_drop=drops.append)
     for request_id in "abc":
         log.append(served("abalone", request_id, "2025-03-01T10:00:00+00:00"))
         log.flush()
