@@ -59,6 +59,16 @@ class Settings:
         return self.data_dir / "predictions"
 
     @property
+    def feedback_dir(self) -> Path:
+        """Labels the prediction server received (serving.feedback)."""
+        return self.data_dir / "feedback"
+
+    @property
+    def labels_dir(self) -> Path:
+        """Files of delayed labels users drop in `labels/<ds>/`."""
+        return self.data_dir / "labels"
+
+    @property
     def score_dir(self) -> Path:
         return self.data_dir / "score"
 

@@ -28,6 +28,7 @@ from mlops_assets.defs.automation.sensors import (
 from mlops_assets.defs.ingestion.assets import ingestion_assets
 from mlops_assets.defs.ingestion.sensors import landing_sensor
 from mlops_assets.defs.monitoring.assets import monitoring_assets
+from mlops_assets.defs.monitoring.labels import labels_asset, labels_sensor
 from mlops_assets.defs.scoring.assets import scoring_assets
 from mlops_assets.defs.training.assets import training_assets
 from mlops_assets.lib.spec import DatasetSpec, load_spec, parse_spec
@@ -44,11 +45,17 @@ def dataset_assets(spec: DatasetSpec) -> list:
 def dataset_definitions(spec: DatasetSpec) -> dg.Definitions:
     job, monitoring = retrain_job(spec), monitoring_job(spec)
     return dg.Definitions(
-        assets=dataset_assets(spec) + monitoring_assets(spec) + scoring_assets(spec),
+        assets=[
+            *dataset_assets(spec),
+            *monitoring_assets(spec),
+            labels_asset(spec),
+            *scoring_assets(spec),
+        ],
         jobs=[build_job(spec), job, monitoring],
         sensors=[
             automation_sensor(spec),
             landing_sensor(spec),
+            labels_sensor(spec),
             retrain_on_drift_sensor(spec, job),
         ],
         schedules=[weekly_retrain_schedule(spec, job), monitoring_schedule(spec, monitoring)],

@@ -17,6 +17,7 @@ CANDIDATES = "candidates"
 CHAMPION = PUBLISHER_ASSET
 PREDICTION_LOG = "prediction_log"
 DRIFT = "drift"
+LABELS = "labels"
 BATCH_PREDICTIONS = "batch_predictions"
 
 # every asset that opens the warehouse: DuckDB allows one writing process per file

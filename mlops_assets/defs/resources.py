@@ -71,15 +71,21 @@ class Warehouse(DuckDBResource):
 
 class SourceFiles(ConfigurableResource):
     """Files that come in: sources and landed files (raw partitions), the server's prediction
-    logs, and batches to score."""
+    and feedback logs, dropped label files, and batches to score."""
 
     sources_dir: str
     landing_dir: str
     predictions_dir: str
     score_dir: str
+    feedback_dir: str
+    labels_dir: str
 
     def prediction_log(self, dataset: str, day: str) -> Path:
         return Path(self.predictions_dir) / dataset / f"{day}.jsonl"
+
+    def label_folders(self, dataset: str) -> tuple[Path, Path]:
+        """(the server's feedback log, the folder of dropped label files) of a data set."""
+        return Path(self.feedback_dir) / dataset, Path(self.labels_dir) / dataset
 
     def path_for(self, spec: DatasetSpec, partition: str) -> Path:
         if partition == initial_partition(spec):
@@ -180,6 +186,8 @@ def resources_for(settings: Settings) -> dict:
             landing_dir=str(settings.landing_dir),
             predictions_dir=str(settings.predictions_dir),
             score_dir=str(settings.score_dir),
+            feedback_dir=str(settings.feedback_dir),
+            labels_dir=str(settings.labels_dir),
         ),
         "model_store": ModelStore(root=str(settings.models_dir), url=settings.models_url),
         "mlflow": MlflowTracking(

@@ -1,0 +1,58 @@
+"""`<ds>/labels` on a real Dagster instance, and the sensor that loads labels when they change."""
+
+import json
+
+from dagster import DagsterInstance, build_sensor_context, materialize
+
+from mlops_assets.defs.monitoring.assets import monitoring_assets
+from mlops_assets.defs.monitoring.labels import labels_asset, labels_sensor
+from mlops_assets.defs.resources import resources_for
+from mlops_assets_tests.lib.test_prediction_table import record, write_log
+
+
+def test_labels_are_loaded_and_joined_after_the_prediction_log(settings, builtin_specs):
+    iris = builtin_specs["iris"]
+    day = "2026-11-23"
+    (settings.predictions_dir / "iris").mkdir(parents=True)
+    write_log(settings.predictions_dir / "iris" / f"{day}.jsonl", [record("a", 1), record("b", 2)])
+    (settings.labels_dir / "iris").mkdir(parents=True)
+    (settings.labels_dir / "iris" / "week.csv").write_text(
+        "request_id,actual\na,setosa\nzzz,virginica\nb,not-a-flower\n"
+    )
+    log, _ = monitoring_assets(iris)
+    with DagsterInstance.ephemeral() as instance:
+        resources = resources_for(settings)
+        assert materialize([log], instance=instance, resources=resources, partition_key=day).success
+        result = materialize([labels_asset(iris)], instance=instance, resources=resources)
+        assert result.success
+        [materialization] = result.asset_materializations_for_node("iris__labels")
+    meta = {key: value.value for key, value in materialization.metadata.items()}
+    assert (meta["labels"], meta["matched"], meta["unmatched"], meta["rejected"]) == (2, 1, 1, 1)
+    assert meta["label_coverage"] == 0.5
+
+
+def tick(sensor, settings, cursor=None):
+    resources = {"source_files": resources_for(settings)["source_files"]}
+    with DagsterInstance.ephemeral() as instance:
+        return sensor(build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+
+
+def test_the_sensor_loads_labels_once_they_settle_and_again_when_more_arrive(
+    settings, builtin_specs
+):
+    sensor = labels_sensor(builtin_specs["iris"])
+    feedback = settings.feedback_dir / "iris"
+    assert tick(sensor, settings).run_requests == []  # nothing yet
+    feedback.mkdir(parents=True)
+    line = json.dumps({"request_id": "a", "actual": "setosa"}) + "\n"
+    (feedback / "2026-11-23.jsonl").write_text(line)
+    seen = tick(sensor, settings)
+    assert seen.run_requests == []  # changing files wait a tick
+    settled = tick(sensor, settings, seen.cursor)
+    assert len(settled.run_requests) == 1
+    assert tick(sensor, settings, settled.cursor).run_requests == []  # nothing new
+    with (feedback / "2026-11-23.jsonl").open("a") as handle:
+        handle.write(line)
+    again = tick(sensor, settings, tick(sensor, settings, settled.cursor).cursor)
+    assert len(again.run_requests) == 1
+    assert again.run_requests[0].run_key != settled.run_requests[0].run_key
