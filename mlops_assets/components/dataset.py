@@ -28,7 +28,11 @@ from mlops_assets.defs.automation.sensors import (
 from mlops_assets.defs.ingestion.assets import ingestion_assets
 from mlops_assets.defs.ingestion.sensors import landing_sensor
 from mlops_assets.defs.monitoring.assets import monitoring_assets
-from mlops_assets.defs.monitoring.labels import labels_asset, labels_sensor
+from mlops_assets.defs.monitoring.labels import (
+    labels_asset,
+    labels_sensor,
+    live_performance_asset,
+)
 from mlops_assets.defs.scoring.assets import scoring_assets
 from mlops_assets.defs.training.assets import training_assets
 from mlops_assets.lib.spec import DatasetSpec, load_spec, parse_spec
@@ -49,6 +53,7 @@ def dataset_definitions(spec: DatasetSpec) -> dg.Definitions:
             *dataset_assets(spec),
             *monitoring_assets(spec),
             labels_asset(spec),
+            live_performance_asset(spec),
             *scoring_assets(spec),
         ],
         jobs=[build_job(spec), job, monitoring],

@@ -18,6 +18,7 @@ CHAMPION = PUBLISHER_ASSET
 PREDICTION_LOG = "prediction_log"
 DRIFT = "drift"
 LABELS = "labels"
+LIVE_PERFORMANCE = "live_performance"
 BATCH_PREDICTIONS = "batch_predictions"
 
 # every asset that opens the warehouse: DuckDB allows one writing process per file

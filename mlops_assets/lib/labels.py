@@ -161,8 +161,9 @@ def matched_sql(spec: DatasetSpec) -> str:
     log = table(spec.name, "prediction_log")
     return (
         "WITH served AS (SELECT request_id, timestamp, model, version, prediction, "
+        "CAST(probabilities AS VARCHAR) AS probabilities, "
         f"row_number() OVER (PARTITION BY request_id ORDER BY rowid) - 1 AS row FROM {log}) "
-        f"SELECT l.*, s.timestamp, s.model, s.version, s.prediction FROM "
+        "SELECT l.*, s.timestamp, s.model, s.version, s.prediction, s.probabilities FROM "
         f"{table(spec.name, 'labels')} l JOIN served s USING (request_id, row) WHERE l.current"
     )
 

@@ -123,6 +123,12 @@ class Gates(_Strict):
         description="fewest rows in the current window for drift to be judged: a few requests "
         "differ from the training data by chance, and are reported as too small to judge",
     )
+    live_min_labels: int = Field(
+        100,
+        ge=1,
+        description="fewest labelled predictions of a version on a day for its live performance "
+        "to be judged against its holdout interval",
+    )
     max_slice_gap: float | None = Field(
         None,
         ge=0,

@@ -2,10 +2,15 @@
 
 import json
 
+import duckdb
 from dagster import DagsterInstance, build_sensor_context, materialize
 
 from mlops_assets.defs.monitoring.assets import monitoring_assets
-from mlops_assets.defs.monitoring.labels import labels_asset, labels_sensor
+from mlops_assets.defs.monitoring.labels import (
+    labels_asset,
+    labels_sensor,
+    live_performance_asset,
+)
 from mlops_assets.defs.resources import resources_for
 from mlops_assets_tests.lib.test_prediction_table import record, write_log
 
@@ -56,3 +61,29 @@ def test_the_sensor_loads_labels_once_they_settle_and_again_when_more_arrive(
     again = tick(sensor, settings, tick(sensor, settings, settled.cursor).cursor)
     assert len(again.run_requests) == 1
     assert again.run_requests[0].run_key != settled.run_requests[0].run_key
+
+
+def test_live_performance_per_version_goes_into_the_history(settings, builtin_specs):
+    iris = builtin_specs["iris"]
+    day = "2026-11-23"
+    (settings.predictions_dir / "iris").mkdir(parents=True)
+    served = [record(f"r{i}", 1 + i % 20, version=str(1 + i % 2)) for i in range(40)]
+    write_log(settings.predictions_dir / "iris" / f"{day}.jsonl", served)
+    (settings.labels_dir / "iris").mkdir(parents=True)
+    rows = [f"r{i},{'setosa' if i % 4 else 'virginica'}" for i in range(40)]
+    (settings.labels_dir / "iris" / "all.csv").write_text("request_id,actual\n" + "\n".join(rows))
+    log, _ = monitoring_assets(iris)
+    assets = [log, labels_asset(iris), live_performance_asset(iris)]
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(assets, instance=instance, resources=resources_for(settings),
+                             partition_key=day)  # fmt: skip
+        assert result.success
+        [check] = result.get_asset_check_evaluations()
+    assert check.passed and "too few labels" in check.metadata["verdict"].value  # 20 < 100
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        history = con.execute(
+            "SELECT version, labelled, estimate FROM iris.live_performance "
+            "WHERE metric = 'accuracy' ORDER BY version"
+        ).fetchall()
+    # every logged prediction is setosa; a quarter of the labels are virginica
+    assert history == [("1", 20, 0.5), ("2", 20, 1.0)]

@@ -5,6 +5,7 @@ import json
 import os
 
 import duckdb
+import pandas as pd
 import pytest
 
 from mlops_assets.lib import labels
@@ -69,3 +70,37 @@ def test_a_regression_label_must_be_a_finite_number(con, tmp_path, builtin_specs
     )
     assert list(kept["actual"]) == [9.0, 9.5]
     assert list(rejected["reason"]) == ["actual: not finite: 'nan'", "actual: not a number: 'ten'"]
+
+
+def test_live_metrics_match_scikit_learn_and_carry_an_interval(builtin_specs):
+    from sklearn.metrics import accuracy_score, log_loss
+
+    from mlops_assets.lib import live
+
+    actual = ["setosa", "virginica", "setosa", "versicolor"] * 30
+    predicted = ["setosa", "virginica", "versicolor", "versicolor"] * 30
+    probabilities = [json.dumps({"setosa": 0.7, "versicolor": 0.2, "virginica": 0.1})] * 120
+    frame = pd.DataFrame(
+        {"actual": actual, "prediction": predicted, "probabilities": probabilities}
+    )
+    result = live.performance(builtin_specs["iris"], frame)
+    assert result["labelled"] == 120
+    assert result["accuracy"] == pytest.approx(accuracy_score(actual, predicted))
+    expected = log_loss(
+        actual, [[0.7, 0.2, 0.1]] * 120, labels=["setosa", "versicolor", "virginica"]
+    )
+    assert result["log_loss"] == pytest.approx(expected)
+    assert result["f1_macro_low"] <= result["f1_macro"] <= result["f1_macro_high"]
+
+
+def test_live_performance_is_judged_against_the_holdout_interval(builtin_specs):
+    from mlops_assets.lib.live import verdict
+
+    iris = builtin_specs["iris"]  # f1_macro, higher is better
+    holdout = {"estimate": 0.95, "low": 0.9, "high": 0.99}
+    assert verdict(iris, {"labelled": 20, "f1_macro": 0.2}, holdout)[1].startswith("too few labels")
+    passed, why = verdict(iris, {"labelled": 500, "f1_macro": 0.7}, holdout)
+    assert not passed and "outside the holdout interval" in why
+    assert verdict(iris, {"labelled": 500, "f1_macro": 0.92}, holdout)[0]
+    rmse = builtin_specs["abalone"].model_copy(update={"metric": "rmse"})  # lower is better
+    assert not verdict(rmse, {"labelled": 500, "rmse": 3.0}, {"low": 2.0, "high": 2.4})[0]

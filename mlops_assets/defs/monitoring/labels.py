@@ -1,14 +1,20 @@
-"""`<ds>/labels`: ground truth for served predictions, and the sensor that loads it when label
-files change."""
+"""Ground truth: `<ds>/labels` (every label, joined to the prediction log), the sensor that
+loads it when label files change, and `<ds>/live_performance` (each version's metrics on its
+labelled live predictions, checked against the champion's holdout interval)."""
 
 import hashlib
 import json
 
+import pandas as pd
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
     DefaultSensorStatus,
     MaterializeResult,
+    MetadataValue,
     RunRequest,
     SensorDefinition,
     SensorEvaluationContext,
@@ -19,9 +25,19 @@ from dagster import (
 
 from mlops_assets.defs import keys
 from mlops_assets.defs.keys import POOL, asset_key, group_name
-from mlops_assets.defs.resources import SourceFiles, Warehouse
+from mlops_assets.defs.monitoring.assets import PREDICTION_DAYS
+from mlops_assets.defs.resources import ModelStore, SourceFiles, Warehouse
 from mlops_assets.lib import labels as labels_lib
+from mlops_assets.lib import live
 from mlops_assets.lib.spec import DatasetSpec
+from mlops_assets.lib.warehouse import append_rows, quote, scalar, table, table_exists
+from mlops_contract.bundle import CARD_JSON_FILE, BundleError, read_current_file
+
+LIVE_CHECK = "live_within_holdout"
+HISTORY_DDL = (
+    "day DATE, model VARCHAR, version VARCHAR, metric VARCHAR, estimate DOUBLE, low DOUBLE, "
+    "high DOUBLE, labelled BIGINT, served BIGINT, median_delay_s DOUBLE"
+)
 
 
 def labels_asset(spec: DatasetSpec):
@@ -101,3 +117,132 @@ def labels_sensor(spec: DatasetSpec) -> SensorDefinition:
         )
 
     return labels_changed
+
+
+def live_performance_asset(spec: DatasetSpec):
+    ds = spec.name
+    key = asset_key(ds, keys.LIVE_PERFORMANCE)
+
+    @asset(
+        key=key,
+        group_name=group_name(ds),
+        partitions_def=PREDICTION_DAYS,
+        deps=[AssetDep(asset_key(ds, keys.LABELS)), AssetDep(asset_key(ds, keys.PREDICTION_LOG))],
+        pool=POOL,
+        kinds={"duckdb"},
+        check_specs=[
+            AssetCheckSpec(
+                LIVE_CHECK,
+                asset=key,
+                description=f"The champion's live {spec.selection_metric} on the day's labelled "
+                "predictions is not worse than the low end of its holdout interval (judged from "
+                f"gates.live_min_labels = {spec.gates.live_min_labels} labels on).",
+            )
+        ],
+        description=f"Per model version, {ds}'s metrics on the predictions served on one UTC day "
+        f"that have a current label, with a bootstrap interval; history in "
+        f"`{ds}.live_performance`.",
+    )
+    def live_performance(
+        context: AssetExecutionContext, warehouse: Warehouse, model_store: ModelStore
+    ) -> MaterializeResult:
+        day = context.partition_key
+        with warehouse.get_connection() as con:
+            frame, served = labelled_on(con, spec, day)
+            results = {
+                (model, version): live.performance(spec, group)
+                for (model, version), group in frame.groupby(["model", "version"])
+            }
+            record_history(con, spec, day, results, served, frame)
+        champion, holdout = champion_holdout(spec, model_store)
+        current = next((r for (_, v), r in results.items() if v == champion), None)
+        passed, why = live.verdict(spec, current, holdout)
+        return MaterializeResult(
+            metadata={
+                "served": served,
+                "labelled": len(frame),
+                "label_coverage": len(frame) / served if served else None,
+                "champion_version": champion or "(none)",
+                "verdict": why,
+                "by_version": MetadataValue.md(versions_markdown(spec, results)),
+            },
+            check_results=[
+                AssetCheckResult(
+                    check_name=LIVE_CHECK,
+                    passed=passed,
+                    severity=AssetCheckSeverity.ERROR,
+                    metadata={"verdict": why, "holdout_interval": holdout or {}},
+                )
+            ],
+        )
+
+    return live_performance
+
+
+def labelled_on(con, spec: DatasetSpec, day: str) -> tuple[pd.DataFrame, int]:
+    """The day's served predictions that have a current label, and how many were served."""
+    if not (
+        table_exists(con, spec.name, "labels") and table_exists(con, spec.name, "prediction_log")
+    ):
+        return pd.DataFrame(columns=["model", "version", "actual", "prediction"]), 0
+    log = table(spec.name, "prediction_log")
+    served = scalar(con, f"SELECT count(*) FROM {log} WHERE _day = CAST($d AS DATE)", {"d": day})
+    frame = con.execute(
+        "SELECT model, version, actual, prediction, probabilities, "
+        f"epoch(received_at) - epoch(timestamp) AS delay_s FROM ({labels_lib.matched_sql(spec)}) "
+        "WHERE CAST(timezone('UTC', timestamp) AS DATE) = CAST($d AS DATE)",
+        {"d": day},
+    ).df()
+    return frame, served
+
+
+def record_history(con, spec: DatasetSpec, day: str, results: dict, served: int, frame) -> None:
+    """Replace the day's rows of `<ds>.live_performance`: one per version and metric."""
+    rows = []
+    metric = spec.selection_metric
+    for (model, version), result in results.items():
+        delays = frame.loc[frame["version"] == version, "delay_s"]
+        for name, value in result.items():
+            if name == "labelled" or name.endswith(("_low", "_high")):
+                continue
+            low, high = (
+                (result.get(f"{name}_low"), result.get(f"{name}_high"))
+                if name == metric
+                else (None, None)
+            )
+            rows.append({"day": day, "model": model, "version": version, "metric": name,
+                         "estimate": value, "low": low, "high": high,
+                         "labelled": result["labelled"], "served": served,
+                         "median_delay_s": float(delays.median())})  # fmt: skip
+    history = pd.DataFrame(rows, columns=[c.split()[0] for c in HISTORY_DDL.split(", ")])
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(spec.name)}")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {table(spec.name, 'live_performance')} ({HISTORY_DDL})"
+    )
+    con.execute(
+        f"DELETE FROM {table(spec.name, 'live_performance')} WHERE day = CAST($d AS DATE)",
+        {"d": day},
+    )
+    if rows:
+        append_rows(con, spec.name, "live_performance", history.astype({"day": "datetime64[ns]"}))
+
+
+def champion_holdout(spec: DatasetSpec, model_store: ModelStore) -> tuple[str | None, dict | None]:
+    """The served champion's version and its holdout interval of the selection metric."""
+    try:
+        manifest, card = read_current_file(model_store.dataset_dir(spec.name), CARD_JSON_FILE)
+    except BundleError:
+        return None, None
+    intervals = json.loads(card)["evaluation"]["intervals"]
+    return str(manifest["version"]), intervals.get(f"test_{spec.selection_metric}")
+
+
+def versions_markdown(spec: DatasetSpec, results: dict) -> str:
+    metric = spec.selection_metric
+    lines = [f"| model | version | labelled | {metric} | interval |", "|---|---|---|---|---|"]
+    for (model, version), result in sorted(results.items()):
+        interval = f"[{result[f'{metric}_low']:.4f}, {result[f'{metric}_high']:.4f}]"
+        lines.append(
+            f"| {model} | {version} | {result['labelled']} | {result[metric]:.4f} | {interval} |"
+        )
+    return "\n".join(lines)
