@@ -79,12 +79,12 @@ def _label(item: Any, task: str, classes: list | None, prefix: str) -> tuple[dic
         problem = _actual(value, task, classes) if check is None else check(value)
         if problem:
             errors.append(FieldError(f"{prefix}{key}", problem))
-        label[key] = value
+        label[key] = int(value) if key == "row" and not problem else value
     return label, errors
 
 
 def _request_id(value: Any) -> str | None:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value:
         return "must be a non-empty string (the request id the prediction was answered with)"
     if len(value) > MAX_REQUEST_ID:
         return f"longer than {MAX_REQUEST_ID} characters"
@@ -92,7 +92,8 @@ def _request_id(value: Any) -> str | None:
 
 
 def _row(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or value < 0:
         return "must be a non-negative integer (the record's position in a batch request)"
     return None
 

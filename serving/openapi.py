@@ -289,7 +289,12 @@ def _feedback_post(model: LoadedModel, secured: bool) -> dict:
         "required": ["request_id", "actual"],
         "additionalProperties": False,
         "properties": {
-            "request_id": {"type": "string", "description": "as the prediction answered it"},
+            "request_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 200,
+                "description": "as the prediction answered it",
+            },
             "row": {"type": "integer", "minimum": 0, "description": "record of a batch, from 0"},
             "actual": actual,
             "observed_at": {"type": "string", "format": "date-time"},
@@ -298,7 +303,7 @@ def _feedback_post(model: LoadedModel, secured: bool) -> dict:
     accepted = {"type": "object", "properties": {"model": {}, "accepted": {"type": "integer"}}}
     summary = f"Labels (the actual {model.manifest.get('target')}) for served {model.name} requests"
     operation = _operation(summary, _json(accepted, "Labels kept"), SCORING_ERRORS, secured)
-    body = {"oneOf": [label, {"type": "array", "items": label}]}
+    body = {"oneOf": [label, {"type": "array", "items": label, "minItems": 1}]}
     example = {"request_id": "5b2c...", "actual": classes[0] if classes else 0.0}
     operation["requestBody"] = {
         "required": True,

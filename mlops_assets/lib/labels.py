@@ -88,8 +88,8 @@ def collect(
 def _label(spec: DatasetSpec, record: dict | None, received: str) -> tuple[dict, str | None]:
     if record is None:
         return {}, "not a JSON object"
-    request_id = str(record.get("request_id") or "").strip()
-    if not request_id:
+    request_id = record.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
         return {}, "request_id: missing"
     row = record.get("row") or 0
     try:
