@@ -171,15 +171,19 @@ def command_traffic(args: argparse.Namespace) -> int:
     try:
         shifts = traffic.parse_shifts(args.shift, spec)
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-            records, clipped = traffic.sample_records(con, spec, args.rows, shifts, args.seed)
+            sample = traffic.sample_records(con, spec, args.rows, shifts, args.seed)
     except (ValueError, duckdb.Error) as exc:
         print(exc, file=sys.stderr)
         return 2
-    delivery = traffic.deliver(args.url, spec.name, records, args.batch)
+    labels = None
+    if args.labels:
+        labels = traffic.wrong_labels(sample.actuals, args.label_error_rate, args.seed)
+    delivery = traffic.deliver(args.url, spec.name, sample.records, args.batch, labels)
     print(f"sent {spec.name} to {args.url}: {delivery.describe()}")
-    if clipped:
-        print(f"{clipped} shifted value(s) were clipped to the spec's min/max")
-    return 0 if set(delivery.requests) == {200} else 1
+    if sample.clipped:
+        print(f"{sample.clipped} shifted value(s) were clipped to the spec's min/max")
+    sent = set(delivery.requests) | set(delivery.labels)
+    return 0 if sent == {200} else 1
 
 
 def command_demo(args: argparse.Namespace) -> int:
@@ -256,6 +260,18 @@ def parser() -> argparse.ArgumentParser:
     )
     traffic.add_argument("--batch", type=int, default=50, help="records per request")
     traffic.add_argument("--seed", type=int, help="repeat a sample (default: new rows each run)")
+    traffic.add_argument(
+        "--labels",
+        action="store_true",
+        help="send each sampled row's true target back as feedback (POST /models/<ds>/feedback)",
+    )
+    traffic.add_argument(
+        "--label-error-rate",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="with --labels: this share of the labels is wrong (another value seen)",
+    )
     traffic.set_defaults(handler=command_traffic)
     demo = commands.add_parser("demo", help="build, then run the Dagster UI and the server")
     demo.add_argument("--ui-port", type=int, default=DAGSTER_UI_PORT)

@@ -61,7 +61,7 @@ def test_shifted_traffic_alerts_and_retrains_only_on_new_data(
 
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         shifted = {"petal_length": 1.6, "petal_width": 1.5, "sepal_length": 1.3}
-        records, _ = traffic.sample_records(con, spec, 604, shifted, seed=3)
+        records = traffic.sample_records(con, spec, 604, shifted, seed=3).records
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     log_file = settings.data_dir / "predictions" / "iris" / f"{today}.jsonl"
 

@@ -3,7 +3,7 @@ import pytest
 
 from mlops_assets.lib.ingest import load_raw
 from mlops_assets.lib.sources import fetch_source
-from mlops_assets.lib.traffic import parse_shifts, sample_records
+from mlops_assets.lib.traffic import parse_shifts, sample_records, wrong_labels
 from mlops_assets.lib.validation import validate_partition
 
 
@@ -24,15 +24,38 @@ def test_records_are_sampled_from_validated_rows_and_shifted(tmp_path, builtin_s
     con = duckdb.connect()
     load_raw(con, iris, fetch_source(iris, tmp_path), "iris.csv")
     validate_partition(con, iris, "iris.csv")
-    plain, _ = sample_records(con, iris, 50, {}, seed=1)
-    shifted, clipped = sample_records(con, iris, 50, {"petal_length": 2.0}, seed=1)
+    plain = sample_records(con, iris, 50, {}, seed=1).records
+    shifted_sample = sample_records(con, iris, 50, {"petal_length": 2.0}, seed=1)
+    shifted, clipped = shifted_sample.records, shifted_sample.clipped
     assert set(plain[0]) == {"sepal_length", "sepal_width", "petal_length", "petal_width"}
     assert clipped == 0
     assert [r["petal_length"] * 2 for r in plain] == pytest.approx(
         [r["petal_length"] for r in shifted]
     )
-    assert sample_records(con, iris, 50, {}, seed=1)[0] == plain  # a seed repeats a sample
-    assert sample_records(con, iris, 50, {})[0] != sample_records(con, iris, 50, {})[0]
-    too_far, clipped = sample_records(con, iris, 50, {"petal_length": 3.0}, seed=1)
+    assert sample_records(con, iris, 50, {}, seed=1).records == plain  # a seed repeats a sample
+    assert sample_records(con, iris, 50, {}).records != sample_records(con, iris, 50, {}).records
+    too_far_sample = sample_records(con, iris, 50, {"petal_length": 3.0}, seed=1)
+    too_far, clipped = too_far_sample.records, too_far_sample.clipped
     assert max(r["petal_length"] for r in too_far) == 15  # the spec's max: still a valid request
     assert clipped == sum(r["petal_length"] * 3 > 15 for r in plain) > 0
+
+
+def test_each_record_comes_with_its_true_target(tmp_path, builtin_specs):
+    iris = builtin_specs["iris"]
+    con = duckdb.connect()
+    load_raw(con, iris, fetch_source(iris, tmp_path), "iris.csv")
+    validate_partition(con, iris, "iris.csv")
+    sample = sample_records(con, iris, 200, {}, seed=2)
+    assert len(sample.actuals) == 200
+    # in iris the species is a function of the petals: small petals are setosa
+    for record, actual in zip(sample.records, sample.actuals, strict=True):
+        assert (record["petal_length"] < 2.5) == (actual == "setosa")
+
+
+def test_a_share_of_the_labels_can_be_made_wrong():
+    actuals = ["a", "b", "c"] * 400
+    labels = wrong_labels(actuals, 0.25, seed=1)
+    wrong = sum(label != actual for label, actual in zip(labels, actuals, strict=True))
+    assert 0.2 < wrong / len(actuals) < 0.3
+    assert set(labels) == {"a", "b", "c"}
+    assert wrong_labels(actuals, 0.0) == actuals and wrong_labels(actuals, 0.25, seed=1) == labels
