@@ -133,3 +133,42 @@ def evaluate(sensor, instance, defs) -> list:
     """What the sensor returns for its next event: RunRequests and SkipReasons, as a list."""
     result = sensor(build_sensor_context(instance=instance, definitions=defs))
     return [result] if isinstance(result, RunRequest | SkipReason) else list(result)
+
+
+def test_labels_sent_back_measure_the_champion_on_live_traffic(
+    settings, instance, builtin_specs, make_server
+):
+    spec = builtin_specs["iris"]
+    defs = Definitions.merge(
+        dataset_definitions(spec), Definitions(resources=resources_for(settings))
+    )
+    assert build_dataset(spec, settings, instance).success
+    server = make_server(settings.data_dir, log_flush_interval=0.1)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        sample = traffic.sample_records(con, spec, 300, {}, seed=5)
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    labels_file = settings.feedback_dir / "iris" / f"{today}.jsonl"
+
+    def measure(labels: list):
+        sent = traffic.deliver(server.url, "iris", sample.records, 50, labels)
+        assert sent.requests == {200: 6} and sent.labels == {200: 300}
+        server.wait_until(
+            lambda: labels_file.is_file() and labels_file.read_text().count("\n") >= 300
+        )
+        run(defs, settings, instance, AssetKey(["iris", "prediction_log"]), today)
+        run(defs, settings, instance, AssetKey(["iris", "labels"]))
+        return run(defs, settings, instance, AssetKey(["iris", "live_performance"]), today)
+
+    honest = measure(sample.actuals)
+    [check] = honest.get_asset_check_evaluations()
+    assert check.passed, check.metadata["verdict"].value  # true labels: as good as the holdout
+    corrupted = measure(traffic.wrong_labels(sample.actuals, 0.5, seed=5))
+    [check] = corrupted.get_asset_check_evaluations()
+    assert not check.passed and "outside the holdout interval" in check.metadata["verdict"].value
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        labelled = con.execute(
+            "SELECT labelled, estimate < 0.8 FROM iris.live_performance "
+            "WHERE metric = 'f1_macro' AND version = '1'"
+        ).fetchall()
+    # the second traffic is new requests: 600 labelled in all, the corrupted half pulls F1 down
+    assert labelled == [(600, True)]
