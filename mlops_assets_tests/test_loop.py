@@ -41,15 +41,19 @@ def served_version(client, name):
     return client.get(f"/models/{name}").json()["version"]
 
 
-def test_shifted_traffic_alerts_and_retrains_only_on_new_data(
-    settings, instance, builtin_specs, make_server
-):
+@pytest.fixture
+def served_iris(settings, instance, builtin_specs, make_server):
+    """iris built (champion v1) and served; its definitions bound to the test's resources."""
     spec = builtin_specs["iris"]
     defs = Definitions.merge(
         dataset_definitions(spec), Definitions(resources=resources_for(settings))
     )
     assert build_dataset(spec, settings, instance).success
-    server = make_server(settings.data_dir, log_flush_interval=0.1)
+    return spec, defs, make_server(settings.data_dir, log_flush_interval=0.1)
+
+
+def test_shifted_traffic_alerts_and_retrains_only_on_new_data(settings, instance, served_iris):
+    spec, defs, server = served_iris
     client = server.client()
     server.wait_until(lambda: client.get("/ready").status_code == 200)
     assert served_version(client, "iris") == "1"
@@ -135,15 +139,8 @@ def evaluate(sensor, instance, defs) -> list:
     return [result] if isinstance(result, RunRequest | SkipReason) else list(result)
 
 
-def test_labels_sent_back_measure_the_champion_on_live_traffic(
-    settings, instance, builtin_specs, make_server
-):
-    spec = builtin_specs["iris"]
-    defs = Definitions.merge(
-        dataset_definitions(spec), Definitions(resources=resources_for(settings))
-    )
-    assert build_dataset(spec, settings, instance).success
-    server = make_server(settings.data_dir, log_flush_interval=0.1)
+def test_labels_sent_back_measure_the_champion_on_live_traffic(settings, instance, served_iris):
+    spec, defs, server = served_iris
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         sample = traffic.sample_records(con, spec, 300, {}, seed=5)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
