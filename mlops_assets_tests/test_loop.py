@@ -162,6 +162,16 @@ def test_labels_sent_back_measure_the_champion_on_live_traffic(settings, instanc
     corrupted = measure(traffic.wrong_labels(sample.actuals, 0.5, seed=5))
     [check] = corrupted.get_asset_check_evaluations()
     assert not check.passed and "outside the holdout interval" in check.metadata["verdict"].value
+    # published beside the bundles as live.json, exported by the server on its next reload
+    client = server.client()
+    server.wait_until(
+        lambda: (
+            'mlops_live_within_holdout{model="iris",version="1"} 0.0' in client.get("/metrics").text
+        )
+    )
+    metrics = client.get("/metrics").text
+    assert 'mlops_live_labelled{model="iris",version="1"} 600.0' in metrics
+    assert 'mlops_live_metric{metric="f1_macro",model="iris",version="1"}' in metrics
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         labelled = con.execute(
             "SELECT labelled, estimate < 0.8 FROM iris.live_performance "

@@ -48,6 +48,7 @@ CARD_JSON_FILE = "card.json"  # the same card as data, with the lineage
 STAGING_NAME = re.compile(r"^\..+\.pid(\d+)@([A-Za-z0-9-]*)\.[^.]+$")
 STALE_STAGING_SECONDS = 600  # a staging folder this old is abandoned, whoever wrote it
 DRIFT_FILE = "drift.json"  # `<dataset>/drift.json`: the latest drift evaluation (serving.publish)
+LIVE_FILE = "live.json"  # `<dataset>/live.json`: the champion's latest live performance
 
 
 def open_regular(path: Path) -> BinaryIO:

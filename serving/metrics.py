@@ -76,6 +76,7 @@ class ServedState:
         self.damaged: dict[str, bool] = {}
         self.pointer_errors: dict[str, bool] = {}
         self.drift: dict[str, dict] = {}  # model -> drift.json document (mlops_contract.drift)
+        self.live: dict[str, dict] = {}  # model -> live.json document (mlops_contract.drift)
 
     def collect(self):
         info = _gauge("mlops_model_info", "Model being served (value 1)", ["model", "version"])
@@ -105,6 +106,7 @@ class ServedState:
             self.pointer_errors,
         )
         yield from self._drift_families()
+        yield from self._live_families()
 
     def _drift_families(self):
         labels = ["model", "version", "feature"]
@@ -125,6 +127,28 @@ class ServedState:
             if (seconds := _timestamp(document.get("evaluated_at"))) is not None:
                 evaluated.add_metric([model], seconds)
         yield from (p_value, psi, drifted, dataset, evaluated)
+
+    def _live_families(self):
+        metric = _gauge(
+            "mlops_live_metric",
+            "The served version's metric on the latest day's labelled requests",
+            ["model", "version", "metric"],
+        )
+        labelled = _gauge(
+            "mlops_live_labelled", "Labelled requests behind it", ["model", "version"]
+        )
+        within = _gauge(
+            "mlops_live_within_holdout",
+            "0 when the live metric fell below the holdout interval (live_within_holdout)",
+            ["model", "version"],
+        )
+        for model, document in sorted(self.live.items()):
+            version = str(document.get("version"))
+            for name, value in sorted(document["metrics"].items()):
+                metric.add_metric([model, version, name], value)
+            labelled.add_metric([model, version], document.get("labelled", 0))
+            within.add_metric([model, version], 1 if document.get("within_holdout", True) else 0)
+        yield from (metric, labelled, within)
 
 
 def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:
@@ -213,6 +237,9 @@ class Metrics:
 
     def show_drift(self, documents: dict[str, dict]) -> None:
         self.state.drift = dict(documents)
+
+    def show_live(self, documents: dict[str, dict]) -> None:
+        self.state.live = dict(documents)
 
     def exposition(self) -> bytes:
         if not multiprocess():

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mlops_contract.bundle import (
     DRIFT_FILE,
+    LIVE_FILE,
     MANIFEST_FILE,
     POINTER_FILE,
     is_intact,
@@ -62,7 +63,8 @@ class RemoteMirror:
 
     def _sync_one(self, dataset: str) -> None:
         dataset_dir = self.cache_dir / dataset
-        self._copy_if_changed(f"{dataset}/{DRIFT_FILE}", dataset_dir / DRIFT_FILE)
+        for name in (DRIFT_FILE, LIVE_FILE):
+            self._copy_if_changed(f"{dataset}/{name}", dataset_dir / name)
         raw = self.location.read(f"{dataset}/{POINTER_FILE}")
         if raw is None:
             return

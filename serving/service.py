@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from mlops_contract.bundle import CARD_JSON_FILE, DRIFT_FILE, read_regular
+from mlops_contract.bundle import CARD_JSON_FILE, DRIFT_FILE, LIVE_FILE, read_regular
 from mlops_contract.location import open_location
 from mlops_contract.record import inputs_from_fields
 from mlops_contract.validation import FieldError, record_from_query, validate_body
@@ -185,7 +185,9 @@ class PredictionService:
             {s.dataset: s.damage is not None for s in slots},
             {s.dataset: s.pointer_error is not None for s in slots},
         )
-        self.metrics.show_drift(read_drift(self.config.models_dir, slots))
+        models_dir = self.config.models_dir
+        self.metrics.show_drift(read_published(models_dir, slots, DRIFT_FILE, "features"))
+        self.metrics.show_live(read_published(models_dir, slots, LIVE_FILE, "metrics"))
         self.metrics.prediction_log_held.set(self.prediction_log.held)
 
     async def _reload_forever(self) -> None:
@@ -379,18 +381,19 @@ def _answer(model: LoadedModel, prediction: Prediction, is_batch: bool, context:
     return response
 
 
-def read_drift(models_dir, slots: list[Slot]) -> dict[str, dict]:
-    """The latest drift evaluation of every data set that has one (`<dataset>/drift.json`)."""
+def read_published(models_dir, slots: list[Slot], name: str, key: str) -> dict[str, dict]:
+    """Per data set that has one, the document the pipeline published as `<dataset>/<name>`
+    (drift.json, live.json: mlops_contract.drift), when its `key` holds a mapping."""
     documents = {}
     for slot in slots:
         try:
-            document = json.loads(read_regular(models_dir / slot.dataset / DRIFT_FILE))
-            if isinstance(document, dict) and isinstance(document.get("features"), dict):
+            document = json.loads(read_regular(models_dir / slot.dataset / name))
+            if isinstance(document, dict) and isinstance(document.get(key), dict):
                 documents[slot.dataset] = document
         except FileNotFoundError:
             continue
         except (OSError, ValueError) as exc:
-            log.warning("%s: unreadable %s: %s", slot.dataset, DRIFT_FILE, exc)
+            log.warning("%s: unreadable %s: %s", slot.dataset, name, exc)
     return documents
 
 

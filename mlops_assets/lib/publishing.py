@@ -109,7 +109,8 @@ def copy_to_location(
     location.write(f"{dataset_dir.name}/{bundle.POINTER_FILE}", json.dumps(pointer).encode())
 
 
-def publish_drift(location: Location | str | os.PathLike, document: dict[str, Any]) -> None:
-    """Write the latest drift evaluation (mlops_contract.drift) as `<model>/drift.json`."""
-    path = f"{document['model']}/{bundle.DRIFT_FILE}"
-    _location(location).write(path, json.dumps(document).encode())
+def publish_document(
+    location: Location | str | os.PathLike, name: str, document: dict[str, Any]
+) -> None:
+    """Write a published document (mlops_contract.drift) as `<model>/<name>`, e.g. drift.json."""
+    _location(location).write(f"{document['model']}/{name}", json.dumps(document).encode())

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlops_assets.lib.publishing import copy_to_location, publish_drift
+from mlops_assets.lib.publishing import copy_to_location, publish_document
 from mlops_assets_tests.deploy import services
 from mlops_assets_tests.live_server import LiveServer, free_port, start_server
 from mlops_assets_tests.serving.conftest import IRIS_RECORD, manifest_for, publish
-from mlops_contract.bundle import MODEL_FILE, POINTER_FILE, write_bundle
+from mlops_contract.bundle import DRIFT_FILE, MODEL_FILE, POINTER_FILE, write_bundle
 from mlops_contract.drift import drift_document
 from mlops_contract.location import (
     LocalLocation,
@@ -128,7 +128,9 @@ def test_drift_and_promotion_time_reach_metrics_through_the_location(
         "petal_length": {"p_value": 0.001, "psi": 0.4, "drifted": True},
         "sepal_width": {"p_value": 0.7, "psi": 0.01, "drifted": False},
     }
-    publish_drift(location, drift_document("iris", "5", evaluated_at.isoformat(), True, features))
+    publish_document(
+        location, DRIFT_FILE, drift_document("iris", "5", evaluated_at.isoformat(), True, features)
+    )
     http = remote_server.client()
     remote_server.wait_until(lambda: "mlops_drift_psi{" in http.get("/metrics").text, timeout=15)
     samples = metric_samples(http.get("/metrics").text)
@@ -150,7 +152,9 @@ def test_drift_and_promotion_time_reach_metrics_through_the_location(
 
     # the next evaluation replaces the series: no stale version or feature is left behind
     copy_to_location(location, *build(tmp_path, iris_model, "6"))
-    publish_drift(location, drift_document("iris", "6", evaluated_at.isoformat(), False, {}))
+    publish_document(
+        location, DRIFT_FILE, drift_document("iris", "6", evaluated_at.isoformat(), False, {})
+    )
     remote_server.wait_until(
         lambda: 'mlops_dataset_drift{model="iris",version="6"} 0.0' in http.get("/metrics").text,
         timeout=15,

@@ -24,10 +24,10 @@ from mlops_assets.defs.resources import ModelStore, SourceFiles, Warehouse
 from mlops_assets.lib import drift as drift_lib
 from mlops_assets.lib import prediction_table
 from mlops_assets.lib.features import query_features
-from mlops_assets.lib.publishing import publish_drift
+from mlops_assets.lib.publishing import publish_document
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import append_rows
-from mlops_contract.bundle import REFERENCE_FILE, BundleError, read_current_file
+from mlops_contract.bundle import DRIFT_FILE, REFERENCE_FILE, BundleError, read_current_file
 from mlops_contract.drift import drift_document
 
 PREDICTION_DAYS = DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
@@ -110,7 +110,7 @@ def monitoring_assets(spec: DatasetSpec) -> list:
             report, prediction = compare_window(spec, json.loads(reference), current)
             record_metrics(con, spec, report, prediction, context.run_id, manifest, (start, end))
         location = model_store.location()
-        publish_drift(location, drift_document_of(ds, report, manifest))
+        publish_document(location, DRIFT_FILE, drift_document_of(ds, report, manifest))
         return drift_result(report, prediction, manifest, start, end)
 
     return [prediction_log, drift]

@@ -29,9 +29,11 @@ from mlops_assets.defs.monitoring.assets import PREDICTION_DAYS
 from mlops_assets.defs.resources import ModelStore, SourceFiles, Warehouse
 from mlops_assets.lib import labels as labels_lib
 from mlops_assets.lib import live
+from mlops_assets.lib.publishing import publish_document
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import append_rows, quote, scalar, table, table_exists
-from mlops_contract.bundle import CARD_JSON_FILE, BundleError, read_current_file
+from mlops_contract.bundle import CARD_JSON_FILE, LIVE_FILE, BundleError, read_current_file
+from mlops_contract.drift import live_document
 
 LIVE_CHECK = "live_within_holdout"
 HISTORY_DDL = (
@@ -157,6 +159,10 @@ def live_performance_asset(spec: DatasetSpec):
         champion, holdout = champion_holdout(spec, model_store)
         current = next((r for (_, v), r in results.items() if v == champion), None)
         passed, why = live.verdict(spec, current, holdout)
+        if current is not None:  # for the servers' gauges, as drift.json is
+            metrics = {k: v for k, v in current.items() if k != "labelled"}
+            document = live_document(ds, champion, day, current["labelled"], metrics, passed)
+            publish_document(model_store.location(), LIVE_FILE, document)
         return MaterializeResult(
             metadata={
                 "served": served,
