@@ -20,7 +20,6 @@ from sklearn.inspection import permutation_importance
 
 from mlops_assets.lib import metric_arrays
 from mlops_assets.lib.spec import Column, DatasetSpec
-from mlops_assets.lib.training import baseline
 
 SEED = 0
 RESAMPLES = 1_000
@@ -72,11 +71,11 @@ class Evaluation:
         }
 
 
-def evaluate(spec: DatasetSpec, model, x_train, y_train, x_test, y_test) -> Evaluation:
-    """The whole evaluation of `model` on the holdout (x_test, y_test)."""
+def evaluate(spec: DatasetSpec, model, reference, x_train, y_train, x_test, y_test) -> Evaluation:
+    """The whole evaluation of `model` on the holdout (x_test, y_test), beside the baseline
+    `reference` (`training.baseline`) the promotion gate holds it to."""
     metric = spec.selection_metric
     scored = metric_arrays.score(spec.task, model, x_test, y_test)
-    reference = baseline(spec, x_train, y_train, x_test, y_test).model
     dummy = metric_arrays.score(spec.task, reference, x_test, y_test)
     overall = float(metric_arrays.values(metric, scored, np.arange(len(x_test))[None, :])[0])
     slices = slice_metrics(spec, scored, x_train, x_test, overall)
@@ -90,7 +89,8 @@ def evaluate(spec: DatasetSpec, model, x_train, y_train, x_test, y_test) -> Eval
     )
 
 
-def _interval(samples: np.ndarray, estimate: float) -> dict[str, float]:
+def percentile_interval(samples: np.ndarray, estimate: float) -> dict[str, float]:
+    """The estimate with the CONFIDENCE percentile interval of its bootstrap samples."""
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.nanpercentile(samples, [tail, 100 - tail])
     return {"estimate": estimate, "low": float(low), "high": float(high)}
@@ -108,9 +108,9 @@ def intervals(spec: DatasetSpec, scored, dummy) -> dict[str, dict[str, float]]:
     samples = metric_arrays.bootstrap(metric, {"model": scored, "baseline": dummy}, RESAMPLES, SEED)
     sign = 1.0 if spec.higher_is_better else -1.0
     return {
-        f"test_{metric}": _interval(samples["model"], point["model"]),
-        f"baseline_test_{metric}": _interval(samples["baseline"], point["baseline"]),
-        "improvement_over_baseline": _interval(
+        f"test_{metric}": percentile_interval(samples["model"], point["model"]),
+        f"baseline_test_{metric}": percentile_interval(samples["baseline"], point["baseline"]),
+        "improvement_over_baseline": percentile_interval(
             sign * (samples["model"] - samples["baseline"]),
             sign * (point["model"] - point["baseline"]),
         ),

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.lib import metric_arrays
-from mlops_assets.lib.evaluation import CONFIDENCE, RESAMPLES, SEED
+from mlops_assets.lib.evaluation import RESAMPLES, SEED, percentile_interval
 from mlops_assets.lib.spec import METRICS, DatasetSpec
 
 
@@ -49,9 +49,8 @@ def performance(spec: DatasetSpec, frame: pd.DataFrame) -> dict:
         result[metric] = float(metric_arrays.values(metric, one, everything)[0])
     metric = spec.selection_metric
     samples = metric_arrays.bootstrap(metric, {"live": one}, RESAMPLES, SEED)["live"]
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.nanpercentile(samples, [tail, 100 - tail])
-    result.update({f"{metric}_low": float(low), f"{metric}_high": float(high)})
+    interval = percentile_interval(samples, result[metric])
+    result.update({f"{metric}_low": interval["low"], f"{metric}_high": interval["high"]})
     return result
 
 

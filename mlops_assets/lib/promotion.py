@@ -180,7 +180,7 @@ def _decide_and_publish(
     reference = training.baseline(spec, x_train, y_train, x_test, y_test)
     baseline = training.holdout_metrics(spec.task, reference.model, x_test, y_test)
     previous_version, previous, notes = champion_on_holdout(spec, x_test, y_test)
-    evaluation = evaluate(spec, model, x_train, y_train, x_test, y_test)
+    evaluation = evaluate(spec, model, reference.model, x_train, y_train, x_test, y_test)
     # the slice gate, like the baseline, is decided before any alias moves
     decision = evaluation.gated(decide(spec, challenger, baseline, previous, reference.name))
     outcome = PromotionOutcome(

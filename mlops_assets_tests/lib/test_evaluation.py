@@ -61,7 +61,9 @@ def evaluated(spec, rows=2000, weak=0.0, seed=0):
     x_train, y_train = frame(rows, seed, weak)
     x_test, y_test = frame(rows // 4, seed + 1, weak)
     model = linear(x_train, y_train)
-    return evaluation.evaluate(spec, model, x_train, y_train, x_test, y_test), model, x_test, y_test
+    reference = training.baseline(spec, x_train, y_train, x_test, y_test).model
+    evaluated = evaluation.evaluate(spec, model, reference, x_train, y_train, x_test, y_test)
+    return evaluated, model, x_test, y_test
 
 
 @pytest.mark.parametrize("metric", ["r2", "rmse", "mae"])

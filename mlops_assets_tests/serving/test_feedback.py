@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from mlops_assets_tests.live_server import start_server
 from mlops_assets_tests.serving.conftest import IRIS_RECORD, fit_abalone, fit_iris, publish
+from mlops_assets_tests.serving.test_prediction_log import full_disk_at
 from serving.prediction_log import read_records
 
 
@@ -94,3 +97,20 @@ def test_feedback_takes_the_predict_routes_auth_methods_and_limits(labelled):
     assert schema["oneOf"][0]["properties"]["actual"] == {
         "enum": ["setosa", "versicolor", "virginica"]
     }
+
+
+def test_ready_says_so_while_the_feedback_log_cannot_be_written(make_server, iris_model):
+    server = make_server(log_flush_interval=0.05)
+    publish(server.models_dir, "iris", iris_model, "1")
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    path = server.data_dir / "feedback" / "iris" / f"{day}.jsonl"
+    full_disk_at(path)
+    with server.client() as http:
+        server.wait_until(lambda: http.get("/models/iris").json().get("loaded"))
+        label = {"request_id": "r1", "actual": "setosa"}
+        assert http.post("/models/iris/feedback", json=label).status_code == 200
+        server.wait_until(lambda: http.get("/ready").status_code == 503)
+        assert "feedback log cannot be written" in http.get("/ready").json()["detail"]
+        path.unlink()  # space again: the held label is written, nothing lost
+        server.wait_until(lambda: http.get("/ready").status_code == 200)
+    assert [r["request_id"] for r in read_records(path).records] == ["r1"]

@@ -31,7 +31,7 @@ from mlops_assets.lib import labels as labels_lib
 from mlops_assets.lib import live
 from mlops_assets.lib.publishing import publish_document
 from mlops_assets.lib.spec import DatasetSpec
-from mlops_assets.lib.warehouse import append_rows, quote, scalar, table, table_exists
+from mlops_assets.lib.warehouse import append_rows, scalar, table, table_exists, transaction
 from mlops_contract.bundle import CARD_JSON_FILE, LIVE_FILE, BundleError, read_current_file
 from mlops_contract.drift import live_document
 
@@ -99,8 +99,9 @@ def labels_sensor(spec: DatasetSpec) -> SensorDefinition:
     )
     def labels_changed(context: SensorEvaluationContext, source_files: SourceFiles) -> SensorResult:
         files = labels_lib.label_files(*source_files.label_folders(ds))
+        stats = [(path.name, path.stat()) for path in files]
         state = hashlib.sha256(
-            json.dumps([[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]).encode()
+            json.dumps([[name, s.st_size, s.st_mtime_ns] for name, s in stats]).encode()
         ).hexdigest()[:16]
         cursor = json.loads(context.cursor) if context.cursor else {}
         requested = cursor.get("requested")
@@ -221,16 +222,12 @@ def record_history(con, spec: DatasetSpec, day: str, results: dict, served: int,
                          "labelled": result["labelled"], "served": served,
                          "median_delay_s": float(delays.median())})  # fmt: skip
     history = pd.DataFrame(rows, columns=[c.split()[0] for c in HISTORY_DDL.split(", ")])
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(spec.name)}")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {table(spec.name, 'live_performance')} ({HISTORY_DDL})"
-    )
-    con.execute(
-        f"DELETE FROM {table(spec.name, 'live_performance')} WHERE day = CAST($d AS DATE)",
-        {"d": day},
-    )
-    if rows:
-        append_rows(con, spec.name, "live_performance", history.astype({"day": "datetime64[ns]"}))
+    with transaction(con):
+        if table_exists(con, spec.name, "live_performance"):
+            target = table(spec.name, "live_performance")
+            con.execute(f"DELETE FROM {target} WHERE day = CAST($d AS DATE)", {"d": day})
+        history = history.astype({"day": "datetime64[ns]"})
+        append_rows(con, spec.name, "live_performance", history, ddl=HISTORY_DDL)
 
 
 def champion_holdout(spec: DatasetSpec, model_store: ModelStore) -> tuple[str | None, dict | None]:
