@@ -144,22 +144,26 @@ def test_labels_sent_back_measure_the_champion_on_live_traffic(settings, instanc
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         sample = traffic.sample_records(con, spec, 300, {}, seed=5)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
-    labels_file = settings.feedback_dir / "iris" / f"{today}.jsonl"
+    logs = [
+        settings.feedback_dir / "iris" / f"{today}.jsonl",
+        settings.predictions_dir / "iris" / f"{today}.jsonl",
+    ]
 
-    def measure(labels: list):
+    def measure(labels: list, lines: int):
+        """Send the sample with `labels`; measure once both logs hold `lines` lines in all."""
         sent = traffic.deliver(server.url, "iris", sample.records, 50, labels)
         assert sent.requests == {200: 6} and sent.labels == {200: 300}
         server.wait_until(
-            lambda: labels_file.is_file() and labels_file.read_text().count("\n") >= 300
+            lambda: all(log.is_file() and log.read_text().count("\n") >= lines for log in logs)
         )
         run(defs, settings, instance, AssetKey(["iris", "prediction_log"]), today)
         run(defs, settings, instance, AssetKey(["iris", "labels"]))
         return run(defs, settings, instance, AssetKey(["iris", "live_performance"]), today)
 
-    honest = measure(sample.actuals)
+    honest = measure(sample.actuals, 300)
     [check] = honest.get_asset_check_evaluations()
     assert check.passed, check.metadata["verdict"].value  # true labels: as good as the holdout
-    corrupted = measure(traffic.wrong_labels(sample.actuals, 0.5, seed=5))
+    corrupted = measure(traffic.wrong_labels(sample.actuals, 0.5, seed=5), 600)
     [check] = corrupted.get_asset_check_evaluations()
     assert not check.passed and "outside the holdout interval" in check.metadata["verdict"].value
     # published beside the bundles as live.json, exported by the server on its next reload
