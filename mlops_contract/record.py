@@ -79,7 +79,9 @@ def property_schema(field: RecordField) -> dict[str, Any]:
     if field.allowed is not None:
         # `enum` is checked on its own: null must be listed for a nullable field to accept it
         schema["enum"] = list(field.allowed) + ([None] if field.nullable else [])
-    if field.type == "date":
+    if field.type == "date" and field.date_format:
+        schema["x-date-format"] = field.date_format  # accepted beside ISO, so no `format`
+    elif field.type == "date":
         schema["format"] = "date"
     if field.description:
         schema["description"] = field.description
@@ -109,6 +111,12 @@ def _number(value: Any, where: str) -> float | None:
     return value
 
 
+def _text(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ContractError(f"{where}: must be text, got {value!r}")
+    return value
+
+
 def _field_from_property(name: str, schema: Any) -> RecordField:
     where = f"input_schema property {name!r}"
     if not isinstance(schema, dict):
@@ -135,6 +143,7 @@ def _field_from_property(name: str, schema: Any) -> RecordField:
         allowed=None if enum is None else tuple(value for value in enum if value is not None),
         description=str(schema.get("description", "")),
         example=examples[0] if examples else None,
+        date_format=_text(schema.get("x-date-format"), f"{where}: `x-date-format`"),
     )
     if sorted(set(types) - {"null"}) != _json_types(field):
         raise ContractError(f"{where}: `type` {types} does not fit `x-type` {kind!r}")

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -125,13 +125,22 @@ def _as_bool(value: Any, rule: RecordField) -> bool:
 
 
 def _as_date(value: Any, rule: RecordField) -> str:
+    """An ISO date (a date-time's date part is read), or one in the spec's own format; the
+    ISO text of the date either way."""
+    expected = "an ISO date (YYYY-MM-DD)" + (
+        f" or a date as {rule.date_format!r}" if rule.date_format else ""
+    )
     if not isinstance(value, str):
-        raise Invalid("must be an ISO date string (YYYY-MM-DD)")
-    try:
-        date.fromisoformat(value[:10])
-    except ValueError:
-        raise Invalid("must be an ISO date string (YYYY-MM-DD)") from None
-    return value
+        raise Invalid(f"must be {expected}")
+    readers = [date.fromisoformat, lambda text: datetime.fromisoformat(text).date()]
+    if rule.date_format:
+        readers.append(lambda text: datetime.strptime(text, rule.date_format).date())
+    for read in readers:
+        try:
+            return read(value).isoformat()
+        except ValueError:
+            continue
+    raise Invalid(f"must be {expected}, got {value[:40]!r}")
 
 
 CONVERTERS = {

@@ -179,7 +179,8 @@ def slice_metrics(spec: DatasetSpec, scored, x_train, x_test, overall: float) ->
     metric = spec.selection_metric
     sign = 1.0 if spec.higher_is_better else -1.0
     rows = []
-    for column in spec.feature_columns:
+    # a date's slices would be single days (or, for a time split, all after the training rows)
+    for column in (c for c in spec.feature_columns if c.kind != "date"):
         labels = _bin_labels(column, x_train[column.name], x_test[column.name]).to_numpy()
         for label in pd.unique(labels):
             index = np.flatnonzero(labels == label)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import quote, table
+from mlops_contract.dates import DATE_PARTS
 
 KEYS = ["_partition", "_source_file", "_row_number"]
 HASH_SCALE = 2**64
@@ -99,17 +100,41 @@ def model_inputs(features: pd.DataFrame, spec: DatasetSpec, split: str):
         part = part.sort_values(spec.split.column, kind="stable")
     x = part[[c.name for c in spec.feature_columns]].copy()
     for column in spec.feature_columns:
-        x[column.name] = (
-            x[column.name].astype("float64")
-            if column.is_numeric
-            else x[column.name].astype("object").where(x[column.name].notna(), None)
-        )
+        x[column.name] = _as_model_input(x[column.name], column.kind)
     y = part[spec.target]
     if spec.task == "regression":
         y = y.astype("float64")
     else:
         y = y.astype(str) if spec.column(spec.target).type == "category" else y
     return x, y.to_numpy()
+
+
+HOW_TAKEN = {
+    "numeric": "median-imputed, scaled",
+    "date": "split into " + ", ".join(DATE_PARTS),
+    "categorical": "one-hot (an unseen value: all zeros)",
+}
+
+
+def model_input_table(spec: DatasetSpec) -> str:
+    """Markdown: which columns are model inputs, under which API field, and how the model takes
+    each in; the columns left out and why."""
+    lines = ["| column | API field | type | taken in as |", "|---|---|---|---|"]
+    lines += [
+        f"| {c.name} | {c.field} | {c.type} | {HOW_TAKEN[c.kind]} |" for c in spec.feature_columns
+    ]
+    left_out = [c.name for c in spec.all_columns if not c.feature and c.name != spec.target]
+    lines.append(f"\nTarget: {spec.target}. Not inputs (`feature: false`): {left_out or 'none'}.")
+    return "\n".join(lines)
+
+
+def _as_model_input(values: pd.Series, kind: str) -> pd.Series:
+    """A column with the dtype the server gives it too (`serving.model.to_frame`)."""
+    if kind == "numeric":
+        return values.astype("float64")
+    if kind == "date":
+        return pd.to_datetime(values, errors="coerce")
+    return values.astype("object").where(values.notna(), None)
 
 
 def data_version(features: pd.DataFrame) -> str:

@@ -48,7 +48,7 @@ def manifest_for(
 def reference_profile(spec: DatasetSpec, model, x_train: pd.DataFrame) -> bytes:
     """What drift is measured against: the training inputs and the model's outputs on them."""
     frame = x_train.assign(prediction=model.predict(x_train))
-    kinds = {c.name: "numeric" if c.is_numeric else "categorical" for c in spec.feature_columns}
+    kinds = {c.name: c.kind for c in spec.drift_columns}
     kinds["prediction"] = "numeric" if spec.task == "regression" else "categorical"
     return json.dumps(drift.build_profile(frame, kinds)).encode()
 

@@ -43,7 +43,7 @@ class Column(_Strict):
     max: float | None = None
     allowed: list[str | int | float | bool] | None = None
     api_name: str | None = None
-    feature: bool | None = None
+    feature: bool = True
     format: str | None = Field(None, description="strptime format for date columns")
     description: str = ""
 
@@ -65,6 +65,13 @@ class Column(_Strict):
     @property
     def is_numeric(self) -> bool:
         return self.type in ("float", "int", "bool")
+
+    @property
+    def kind(self) -> Literal["numeric", "date", "categorical"]:
+        """How the model takes the column in: scaled, split into date parts, or one-hot."""
+        if self.is_numeric:
+            return "numeric"
+        return "date" if self.type == "date" else "categorical"
 
 
 class Derived(_Strict):
@@ -209,12 +216,15 @@ class DatasetSpec(_Strict):
 
     @property
     def feature_columns(self) -> list[Column]:
-        """Model inputs: every column except the target, dates and those marked feature: false."""
-        return [
-            c
-            for c in self.all_columns
-            if c.name != self.target and (c.feature if c.feature is not None else c.type != "date")
-        ]
+        """Model inputs: every column except the target and those marked feature: false. A date
+        reaches the model whole and is split into its parts inside it (`mlops_contract.dates`)."""
+        return [c for c in self.all_columns if c.name != self.target and c.feature]
+
+    @property
+    def drift_columns(self) -> list[Column]:
+        """The features drift compares: not dates, which in live traffic are newer than every
+        training date by design."""
+        return [c for c in self.feature_columns if c.kind != "date"]
 
     def rule(self, column: Column) -> RecordField:
         """What a value of `column` must be, read from the spec once: the SQL split, the pandera

@@ -56,7 +56,7 @@ def sample_records(
         raise ValueError(f"{spec.name}: no validated rows to sample; build the data set first")
     picked = frame.sample(n=rows, replace=True, random_state=seed)
     rules = spec.input_rules
-    records = pd.DataFrame({rule.name: picked[rule.column].to_numpy() for rule in rules})
+    records = pd.DataFrame({rule.name: _sent(picked[rule.column], rule.type) for rule in rules})
     clipped = 0
     for rule in rules:
         if rule.name in shifts:
@@ -65,6 +65,13 @@ def sample_records(
             clipped += int((records[rule.name] != shifted).sum())
     actuals = json.loads(picked[spec.target].to_json(orient="values"))
     return Sample(json.loads(records.to_json(orient="records")), clipped, actuals)
+
+
+def _sent(values: pd.Series, kind: str):
+    """A column's values as a client sends them: dates as ISO text."""
+    if kind == "date":
+        return pd.to_datetime(values).dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
+    return values.to_numpy()
 
 
 def wrong_labels(actuals: list, error_rate: float, seed: int | None = None) -> list:

@@ -31,10 +31,11 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, TimeSeriesSplit
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils import resample
 
 from mlops_assets.lib.spec import METRICS, DatasetSpec
+from mlops_contract.dates import date_part_names, date_parts
 
 SEED = 0
 SEARCH_ROWS = 20_000
@@ -86,11 +87,22 @@ def families(task: str) -> list[Family]:
 
 
 def preprocessor(spec: DatasetSpec) -> ColumnTransformer:
-    numeric = [c.name for c in spec.feature_columns if c.is_numeric]
-    categorical = [c.name for c in spec.feature_columns if not c.is_numeric]
+    def named(kind: str) -> list[str]:
+        return [c.name for c in spec.feature_columns if c.kind == kind]
+
+    numeric, dates, categorical = named("numeric"), named("date"), named("categorical")
     return ColumnTransformer(
         [
             ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            (
+                "dates",
+                make_pipeline(
+                    FunctionTransformer(date_parts, feature_names_out=date_part_names),
+                    SimpleImputer(strategy="median"),
+                    StandardScaler(),
+                ),
+                dates,
+            ),
             (
                 "categorical",
                 make_pipeline(

@@ -1,13 +1,17 @@
 """A data set the test declares itself: a daily price series with derived lag features."""
 
+import duckdb
 import numpy as np
 import pytest
+from dagster import AssetKey
 
 from mlops_assets.build import build_dataset
+from mlops_assets.lib.features import model_inputs
 from mlops_assets.lib.spec import load_specs
 from mlops_assets.settings import load_settings
 from mlops_contract import bundle
 from mlops_contract.record import manifest_fields
+from serving.model import from_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -61,5 +65,97 @@ def test_declared_time_series_builds_end_to_end(settings, instance, tmp_path, mo
     outcome = build_dataset(spec, settings, instance)
     assert outcome.success, outcome.describe()
     served = bundle.load_bundle(settings.models_dir / "prices")
-    assert [field.name for field in manifest_fields(served.manifest)] == ["change_1", "change_2"]
+    assert [field.name for field in manifest_fields(served.manifest)] == [
+        "Date",
+        "change_1",
+        "change_2",
+    ]
     assert served.manifest["metrics"]["test_r2"] > 0.3
+
+
+DATED_SPEC = """
+name: prices
+source: prices.csv
+read: {thousands: ",", na_values: ["#N/A", ""]}
+columns:
+  - {name: Date, type: date, format: "%m/%d/%Y"}
+  - {name: EUR, type: float, min: 0}
+derived:
+  - {name: EUR_change, sql: "EUR - lag(EUR) OVER (ORDER BY Date)", feature: false}
+target: EUR_change
+task: regression
+split: {method: time, column: Date, test_fraction: 0.2}
+gates: {min_rows: 200}
+"""
+
+
+def write_weekday_series(folder, days=700, seed=5):
+    """Daily prices whose change depends on the day of the week (Mondays up, Fridays down), so
+    only a model that reads the date can beat the naive forecasts."""
+    rng = np.random.default_rng(seed)
+    dates = np.datetime64("2021-01-01") + np.arange(days)
+    weekday = (dates.astype("datetime64[D]").astype(int) + 3) % 7  # Monday = 0
+    effect = np.array([8.0, 2.0, 0.0, -1.0, -8.0, 0.0, 0.0])[weekday]
+    prices = 1500 + np.cumsum(effect + rng.normal(0, 1.5, days))
+    lines = ["Date,EUR"]
+    for date, price in zip(dates, prices, strict=True):
+        year, month, day = str(date).split("-")
+        lines.append(f'{int(month)}/{int(day)}/{year},"{price:,.1f}"')
+    (folder / "prices.csv").write_text("\n".join(lines))
+
+
+def test_a_date_is_a_feature_sent_as_the_user_writes_it(
+    settings, instance, tmp_path, monkeypatch, make_server
+):
+    specs_dir = tmp_path / "specs"
+    specs_dir.mkdir()
+    (specs_dir / "prices.yaml").write_text(DATED_SPEC)
+    write_weekday_series(specs_dir)
+    monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs_dir))
+    settings = load_settings()
+    spec = load_specs(settings.spec_dirs)["prices"]
+
+    outcome = build_dataset(spec, settings, instance)
+    assert outcome.success, outcome.describe()
+    served = bundle.load_bundle(settings.models_dir / "prices")
+    assert [field.name for field in manifest_fields(served.manifest)] == ["Date", "EUR"]
+    assert served.manifest["metrics"]["test_r2"] > 0.5  # the weekday is read from the date
+    inputs = instance.get_latest_materialization_event(AssetKey(["prices", "features"]))
+    table = inputs.asset_materialization.metadata["model_inputs"].value
+    assert "| Date | Date | date | split into year, quarter, month" in table
+
+    server = make_server(settings.data_dir)
+    with server.client() as client:
+        iso = client.get("/models/prices/predict", params={"Date": "2023-10-01", "EUR": 1.2})
+        own = client.get("/models/prices/predict", params={"Date": "10/01/2023", "EUR": 1.2})
+        bad = client.get("/models/prices/predict", params={"Date": "2023-13-01", "EUR": 1.2})
+    assert iso.status_code == 200, iso.text
+    print("GET /models/prices/predict?Date=2023-10-01&EUR=1.2 ->", iso.json())
+    assert own.json()["prediction"] == iso.json()["prediction"]
+    assert bad.status_code == 422
+    assert "Date" in bad.text and "%m/%d/%Y" in bad.text
+
+
+def test_served_date_features_equal_the_offline_ones(settings, instance, tmp_path, monkeypatch):
+    """Parity: the holdout rows, sent as a client sends them (ISO text), score exactly as the
+    training pipeline scores them from the warehouse."""
+    specs_dir = tmp_path / "specs"
+    specs_dir.mkdir()
+    (specs_dir / "prices.yaml").write_text(DATED_SPEC)
+    write_weekday_series(specs_dir)
+    monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs_dir))
+    settings = load_settings()
+    spec = load_specs(settings.spec_dirs)["prices"]
+    assert build_dataset(spec, settings, instance).success
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        features = con.sql("SELECT * FROM prices.features").df()
+    x_test, _ = model_inputs(features, spec, "test")
+    champion = bundle.load_bundle(settings.models_dir / "prices")
+    served = from_bundle("prices", champion)
+    sent = zip(x_test["Date"].dt.strftime("%Y-%m-%d"), x_test["EUR"], strict=True)
+    rows = [
+        [field.check(value) for field, value in zip(served.fields, record, strict=True)]
+        for record in sent
+    ]
+    assert served.predict(rows).values == champion.model.predict(x_test).tolist()

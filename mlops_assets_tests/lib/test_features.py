@@ -85,6 +85,7 @@ def test_rows_without_target_are_counted_not_used():
         "_partition",
         "_source_file",
         "_row_number",
+        "Date",
         "EUR",
         "EUR_previous",
         "EUR_change",
@@ -95,7 +96,8 @@ def test_rows_without_target_are_counted_not_used():
 def test_model_inputs_and_data_version():
     features, _ = build_feature_set(frame("a.csv", 40), spec())
     x, y = model_inputs(features, spec(), "train")
-    assert list(x.columns) == ["EUR", "EUR_previous"] and len(x) == len(y)
+    assert list(x.columns) == ["Date", "EUR", "EUR_previous"] and len(x) == len(y)
+    assert x["Date"].dtype.kind == "M"  # a date reaches the model as a date, as from the server
     assert data_version(features) == data_version(features.copy())
     changed = features.copy()
     changed.loc[0, "EUR"] += 1

@@ -129,7 +129,7 @@ def compare_window(spec: DatasetSpec, profile: dict, current):
     """(feature drift report, prediction drift report or None): the model output is reported on
     its own line and does not count towards dataset drift."""
     gates = spec.gates
-    features = [c.name for c in spec.feature_columns]
+    features = [c.name for c in spec.drift_columns]
     report = drift_lib.compare(
         profile, current, gates.drift_alpha, gates.max_drift_share, columns=features
     )

@@ -61,12 +61,14 @@ def training_assets(spec: DatasetSpec) -> list:
             replace_table(con, ds, "features", frame)
         counts = frame["_split"].value_counts()
         version = feature_lib.data_version(frame)
+        context.log.info(f"{ds}: model inputs {[c.field for c in spec.feature_columns]}")
         return MaterializeResult(
             metadata={
                 "train_rows": int(counts.get("train", 0)),
                 "test_rows": int(counts.get("test", 0)),
                 "rows_without_target": without_target,
                 "split": MetadataValue.json(spec.split.model_dump()),
+                "model_inputs": MetadataValue.md(feature_lib.model_input_table(spec)),
                 "data_version": version,
                 "dagster/column_schema": TableSchema(
                     columns=[TableColumn(name, str(dtype)) for name, dtype in frame.dtypes.items()]
