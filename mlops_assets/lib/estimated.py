@@ -25,7 +25,11 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.isotonic import IsotonicRegression
+
+from mlops_assets.lib.features import model_inputs
+from mlops_assets.lib.spec import DatasetSpec
 
 ESTIMATED_METRICS = ("accuracy", "f1_macro")
 
@@ -102,3 +106,17 @@ def estimate(calibrator: Calibrator, probabilities: np.ndarray, predicted) -> di
     calibrated = calibrator.calibrated(probabilities[known])
     result = metrics_of(expected_confusion(calibrated, predicted[known]))
     return {"estimated_rows": int(known.sum()), **result}
+
+
+def holdout_calibrator(spec: DatasetSpec, model, features: pd.DataFrame) -> Calibrator:
+    """The calibration of `model` on the test side of the feature set (`<ds>.features`)."""
+    x_test, y_test = model_inputs(features, spec, "test")
+    return calibrate(model.classes_, model.predict_proba(x_test), y_test)
+
+
+def estimate_logged(calibrator: Calibrator, served: pd.DataFrame) -> dict[str, float]:
+    """`estimate` on logged predictions (`prediction`, `probabilities` as JSON per row); rows
+    logged without probabilities are left out."""
+    served = served[served["probabilities"].notna()]
+    matrix = probability_matrix(calibrator.classes, served["probabilities"])
+    return estimate(calibrator, matrix, served["prediction"].astype(str))
