@@ -141,3 +141,25 @@ def test_regression_is_not_estimated_and_says_so(builtin_specs):
         "r2/v1": 0.4,
     }
     assert estimates.REGRESSION_NOTE in versions_markdown(diabetes, realized, {})
+
+
+def test_a_history_written_before_the_estimates_gains_their_columns(settings, registered_iris):
+    spec, model = registered_iris
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute(
+            "CREATE TABLE iris.live_performance (day DATE, model VARCHAR, version VARCHAR, "
+            "metric VARCHAR, estimate DOUBLE, low DOUBLE, high DOUBLE, labelled BIGINT, "
+            "served BIGINT, median_delay_s DOUBLE)"
+        )
+        con.execute(
+            "INSERT INTO iris.live_performance VALUES "
+            "('2026-11-22', 'iris', '1', 'f1_macro', 0.9, 0.8, 0.95, 120, 150, 60)"
+        )
+    serve_shifted(settings, model, rows=200)
+    materialize_day(settings, spec)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        rows = con.execute(
+            "SELECT CAST(day AS VARCHAR), estimate, estimated_rows FROM iris.live_performance "
+            "WHERE metric = 'f1_macro' ORDER BY day"
+        ).fetchall()
+    assert rows == [("2026-11-22", 0.9, None), (DAY, None, 200)]

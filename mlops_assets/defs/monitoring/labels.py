@@ -30,6 +30,7 @@ from mlops_assets.defs.monitoring.assets import PREDICTION_DAYS
 from mlops_assets.defs.resources import MlflowTracking, ModelStore, SourceFiles, Warehouse
 from mlops_assets.lib import labels as labels_lib
 from mlops_assets.lib import live
+from mlops_assets.lib.estimated import ESTIMATED_METRICS
 from mlops_assets.lib.publishing import publish_document
 from mlops_assets.lib.spec import METRICS, DatasetSpec
 from mlops_assets.lib.warehouse import append_rows, scalar, table, table_exists, transaction
@@ -129,9 +130,9 @@ def live_performance_asset(spec: DatasetSpec):
     key = asset_key(ds, keys.LIVE_PERFORMANCE)
     metric = spec.selection_metric
     estimated_note = (
-        f" For classifiers also the estimated {metric} (and accuracy) of every version's "
-        "predictions, labelled or not, from its probabilities calibrated on the holdout "
-        "(confidence-based performance estimation), beside the realized one."
+        " Beside them the estimated accuracy and macro F1 of all of each version's predictions, "
+        "labelled or not, from its probabilities calibrated on the holdout (confidence-based "
+        "performance estimation)."
         if spec.task == "classification"
         else ""
     )
@@ -164,7 +165,7 @@ def live_performance_asset(spec: DatasetSpec):
         context: AssetExecutionContext,
         warehouse: Warehouse,
         model_store: ModelStore,
-        mlflow: MlflowTracking,
+        mlflow: MlflowTracking,  # set up, it points MLflow at the registry versions load from
     ) -> MaterializeResult:
         """Realized metrics need labels; the estimate (classifiers) needs none: each version
         named in the day's prediction log is loaded from the registry, calibrated on the
@@ -293,7 +294,11 @@ def versions_markdown(spec: DatasetSpec, results: dict, guesses: dict) -> str:
 def _not_estimated(spec: DatasetSpec, guess: dict) -> str:
     if spec.task != "classification":
         return estimates.REGRESSION_NOTE
-    return guess.get("not_estimated", f"not estimated: {spec.selection_metric} is not estimable")
+    if "not_estimated" in guess:
+        return guess["not_estimated"]
+    if not guess:
+        return "not estimated: the version served nothing in the day's prediction log"
+    return f"not estimated: {spec.selection_metric} (estimated are {', '.join(ESTIMATED_METRICS)})"
 
 
 def version_values(spec: DatasetSpec, results: dict, guesses: dict) -> dict:
