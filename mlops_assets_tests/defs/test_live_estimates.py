@@ -124,7 +124,7 @@ def test_a_version_is_estimated_without_labels_and_beside_the_realized_once_they
     # 1,000 rows: the realized F1 alone varies by ~0.015; the estimate stays within 0.05
     assert estimate == pytest.approx(realized, abs=0.05)
     assert truth < 0.8  # the shift is real: the holdout accuracy is 0.88
-    assert "| 1000 |" in metadata["by_version"].value
+    assert "| iris | 1 | 1000 | 1000 | 100.0% |" in metadata["by_version"].value
 
 
 def test_regression_is_not_estimated_and_says_so(builtin_specs):
@@ -140,7 +140,9 @@ def test_regression_is_not_estimated_and_says_so(builtin_specs):
         "estimated": estimates.REGRESSION_NOTE,
         "r2/v1": 0.4,
     }
-    assert estimates.REGRESSION_NOTE in versions_markdown(diabetes, realized, {})
+    table = versions_markdown(diabetes, realized, {}, {("diabetes", "1"): 4})
+    assert "| diabetes | 1 | 4 | 3 | 75.0% | 0.4000 |" in table
+    assert estimates.REGRESSION_NOTE in table
 
 
 def test_a_history_written_before_the_estimates_gains_their_columns(settings, registered_iris):

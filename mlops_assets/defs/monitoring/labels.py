@@ -178,9 +178,8 @@ def live_performance_asset(spec: DatasetSpec):
                 (model, version): live.performance(spec, group)
                 for (model, version), group in frame.groupby(["model", "version"])
             }
-            guesses = estimates.estimates(
-                spec, estimates.served_on(con, spec, day), estimates.holdout_features(con, spec)
-            )
+            day_served = estimates.served_on(con, spec, day)
+            guesses = estimates.estimates(spec, day_served, estimates.holdout_features(con, spec))
             record_history(con, spec, day, results, guesses, served, frame)
             history = estimates.recent_history(con, spec, day)
         champion, holdout = champion_holdout(spec, model_store)
@@ -198,7 +197,9 @@ def live_performance_asset(spec: DatasetSpec):
                 "median_label_delay_s": float(frame["delay_s"].median()) if len(frame) else None,
                 "champion_version": champion or "(none)",
                 "verdict": why,
-                "by_version": MetadataValue.md(versions_markdown(spec, results, guesses)),
+                "by_version": MetadataValue.md(
+                    versions_markdown(spec, results, guesses, served_by_version(day_served))
+                ),
                 **version_values(spec, results, guesses),
                 f"history_{metric}": MetadataValue.md(estimates.history_markdown(spec, history)),
             },
@@ -270,22 +271,30 @@ def champion_holdout(spec: DatasetSpec, model_store: ModelStore) -> tuple[str | 
     return str(manifest["version"]), intervals.get(f"test_{spec.selection_metric}")
 
 
-def versions_markdown(spec: DatasetSpec, results: dict, guesses: dict) -> str:
+def served_by_version(day_served: pd.DataFrame) -> dict:
+    return day_served.groupby(["model", "version"]).size().to_dict()
+
+
+def versions_markdown(spec: DatasetSpec, results: dict, guesses: dict, served: dict) -> str:
+    """One line per version served or labelled that day: counts, label coverage, the realized
+    metric with its interval and the estimated one."""
     metric = spec.selection_metric
     lines = [
-        f"| model | version | labelled | {metric} | interval | estimated {metric} | "
-        "estimated rows |",
-        "|---|---|---|---|---|---|---|",
+        f"| model | version | served | labelled | coverage | {metric} | interval | "
+        f"estimated {metric} | estimated rows |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for model, version in sorted(set(results) | set(guesses)):
-        result, guess = results.get((model, version)), guesses.get((model, version), {})
+    for key in sorted(set(results) | set(guesses) | set(served)):
+        result, guess = results.get(key), guesses.get(key, {})
+        labelled, count = result["labelled"] if result else 0, served.get(key, 0)
         realized, interval = "", ""
         if result is not None:
             realized = f"{result[metric]:.4f}"
             interval = f"[{result[f'{metric}_low']:.4f}, {result[f'{metric}_high']:.4f}]"
+        coverage = f"{labelled / count:.1%}" if count else ""
         shown = f"{guess[metric]:.4f}" if metric in guess else _not_estimated(spec, guess)
         lines.append(
-            f"| {model} | {version} | {result['labelled'] if result else 0} | {realized} | "
+            f"| {key[0]} | {key[1]} | {count} | {labelled} | {coverage} | {realized} | "
             f"{interval} | {shown} | {guess.get('estimated_rows', '')} |"
         )
     return "\n".join(lines)
