@@ -109,6 +109,7 @@ def test_a_version_is_estimated_without_labels_and_beside_the_realized_once_they
     [(labelled, realized, estimate, rows)] = history
     assert (labelled, realized, rows) == (0, None, 1000)  # no label yet, every row estimated
     assert metadata["estimated_f1_macro/v1"].value == pytest.approx(estimate)
+    assert metadata["calibration_rows/v1"].value > 1000  # the test side of iris.features
     assert "f1_macro/v1" not in metadata
     assert "estimated_f1_macro" in metadata["history_f1_macro"].value
 
@@ -134,7 +135,7 @@ def test_regression_is_not_estimated_and_says_so(builtin_specs):
     diabetes = builtin_specs["diabetes"]
     served = pd.DataFrame({"model": ["diabetes"], "version": ["1"], "prediction": [151.0],
                            "probabilities": [None]})  # fmt: skip
-    assert estimates.estimates(diabetes, served, None) == {}
+    assert estimates.by_version(diabetes, served, None) == {}
     realized = {("diabetes", "1"): {"labelled": 3, "r2": 0.4, "r2_low": 0.1, "r2_high": 0.6}}
     assert version_values(diabetes, realized, {}) == {
         "estimated": estimates.REGRESSION_NOTE,

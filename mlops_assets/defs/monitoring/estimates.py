@@ -42,9 +42,9 @@ def holdout_features(con, spec: DatasetSpec) -> pd.DataFrame | None:
     return con.execute(f"SELECT * FROM {table(spec.name, 'features')}").df()
 
 
-def estimates(spec: DatasetSpec, served: pd.DataFrame, features) -> dict:
-    """(model, version) -> the estimated metrics with `estimated_rows`, or `not_estimated` with
-    the reason; empty for regression."""
+def by_version(spec: DatasetSpec, served: pd.DataFrame, features) -> dict:
+    """(model, version) -> the estimated metrics with `estimated_rows` and `calibration_rows`
+    (the holdout's), or `not_estimated` with the reason; empty for regression."""
     if spec.task != "classification":
         return {}
     return {
@@ -66,7 +66,8 @@ def estimate_version(spec: DatasetSpec, version: str, served: pd.DataFrame, feat
     except Exception as exc:  # a version that cannot be loaded or scored has no estimate
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return {"not_estimated": f"version {version} cannot be calibrated: {reason}"}
-    return estimated.estimate_logged(calibrator, served)
+    holdout_rows = int((features["_split"] == "test").sum())
+    return {**estimated.estimate_logged(calibrator, served), "calibration_rows": holdout_rows}
 
 
 def recent_history(con, spec: DatasetSpec, day: str) -> pd.DataFrame:

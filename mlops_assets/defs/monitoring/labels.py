@@ -179,7 +179,7 @@ def live_performance_asset(spec: DatasetSpec):
                 for (model, version), group in frame.groupby(["model", "version"])
             }
             day_served = estimates.served_on(con, spec, day)
-            guesses = estimates.estimates(spec, day_served, estimates.holdout_features(con, spec))
+            guesses = estimates.by_version(spec, day_served, estimates.holdout_features(con, spec))
             record_history(con, spec, day, results, guesses, served, frame)
             history = estimates.recent_history(con, spec, day)
         champion, holdout = champion_holdout(spec, model_store)
@@ -321,6 +321,7 @@ def version_values(spec: DatasetSpec, results: dict, guesses: dict) -> dict:
         if metric in guess:
             values[f"estimated_{metric}/v{version}"] = guess[metric]
             values[f"estimated_rows/v{version}"] = guess["estimated_rows"]
+            values[f"calibration_rows/v{version}"] = guess["calibration_rows"]
         else:
             values[f"estimated_{metric}/v{version}"] = _not_estimated(spec, guess)
     return values
