@@ -114,9 +114,15 @@ def holdout_calibrator(spec: DatasetSpec, model, features: pd.DataFrame) -> Cali
     return calibrate(model.classes_, model.predict_proba(x_test), y_test)
 
 
+def with_probabilities(served: pd.DataFrame) -> pd.DataFrame:
+    """The logged predictions (`prediction`, `probabilities` as JSON text per row) that carry
+    probabilities, these parsed into dicts."""
+    parsed = served["probabilities"].map(lambda text: json.loads(text) if text else None)
+    return served.assign(probabilities=parsed)[parsed.map(lambda p: isinstance(p, dict))]
+
+
 def estimate_logged(calibrator: Calibrator, served: pd.DataFrame) -> dict[str, float]:
-    """`estimate` on logged predictions (`prediction`, `probabilities` as JSON per row); rows
-    logged without probabilities are left out."""
-    served = served[served["probabilities"].notna()]
+    """`estimate` on logged predictions; rows logged without probabilities are left out."""
+    served = with_probabilities(served)
     matrix = probability_matrix(calibrator.classes, served["probabilities"])
     return estimate(calibrator, matrix, served["prediction"].astype(str))

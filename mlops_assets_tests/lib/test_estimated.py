@@ -5,6 +5,7 @@ made without a single label of the window, follows it."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
@@ -81,3 +82,15 @@ def test_predictions_of_unknown_classes_are_left_out():
     result = estimated.estimate(calibrator, np.array([[0.9, 0.1], [0.5, 0.5]]), ["a", "zzz"])
     assert result["estimated_rows"] == 1
     assert estimated.estimate(calibrator, np.zeros((1, 2)), ["zzz"]) == {"estimated_rows": 0}
+
+
+def test_logged_rows_without_probabilities_are_left_out():
+    served = pd.DataFrame(
+        {
+            "prediction": ["a", "b", "a"],
+            "probabilities": [json.dumps({"a": 0.9, "b": 0.1}), None, "null"],
+        }
+    )
+    assert estimated.with_probabilities(served)["prediction"].tolist() == ["a"]
+    calibrator = estimated.calibrate(["a", "b"], np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"])
+    assert estimated.estimate_logged(calibrator, served)["estimated_rows"] == 1

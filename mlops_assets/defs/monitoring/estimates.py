@@ -5,7 +5,9 @@ The calibration follows the prediction log's lineage: each logged prediction nam
 registered version that made it, so that version is loaded from the MLflow registry
 (`models:/<ds>/<version>`) and scored on the test side of `<ds>.features`, where the labels are
 known. With a random split a row keeps its side as partitions arrive, so the test rows are
-never ones the version was trained on; newer test rows only add calibration data.
+never ones the version was trained on; newer test rows only add calibration data. A time split
+tests on the newest rows: only a backfill of rows older than the version's training data could
+move some of its training rows into the test side.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def estimate_version(spec: DatasetSpec, version: str, served: pd.DataFrame, feat
 
     if features is None or not (features["_split"] == "test").any():
         return {"not_estimated": f"no holdout rows in {spec.name}.features to calibrate on"}
-    if served["probabilities"].isna().all():
+    if estimated.with_probabilities(served).empty:
         return {"not_estimated": "the predictions were logged without probabilities"}
     try:
         model = registry.load_model(f"models:/{spec.name}/{version}")
