@@ -163,6 +163,10 @@ def test_labels_sent_back_measure_the_champion_on_live_traffic(settings, instanc
     honest = measure(sample.actuals, 300)
     [check] = honest.get_asset_check_evaluations()
     assert check.passed, check.metadata["verdict"].value  # true labels: as good as the holdout
+    # the served version calibrated on its holdout estimates the traffic it served
+    live = honest.asset_materializations_for_node("iris__live_performance")[0].metadata
+    assert isinstance(live["estimated_f1_macro/v1"].value, float)
+    assert live["estimated_rows/v1"].value == 300
     corrupted = measure(traffic.wrong_labels(sample.actuals, 0.5, seed=5), 600)
     [check] = corrupted.get_asset_check_evaluations()
     assert not check.passed and "outside the holdout interval" in check.metadata["verdict"].value

@@ -25,21 +25,24 @@ from dagster import (
 
 from mlops_assets.defs import keys
 from mlops_assets.defs.keys import POOL, asset_key, group_name
+from mlops_assets.defs.monitoring import estimates
 from mlops_assets.defs.monitoring.assets import PREDICTION_DAYS
-from mlops_assets.defs.resources import ModelStore, SourceFiles, Warehouse
+from mlops_assets.defs.resources import MlflowTracking, ModelStore, SourceFiles, Warehouse
 from mlops_assets.lib import labels as labels_lib
 from mlops_assets.lib import live
+from mlops_assets.lib.estimated import ESTIMATED_METRICS
 from mlops_assets.lib.publishing import publish_document
-from mlops_assets.lib.spec import DatasetSpec
+from mlops_assets.lib.spec import METRICS, DatasetSpec
 from mlops_assets.lib.warehouse import append_rows, scalar, table, table_exists, transaction
 from mlops_contract.bundle import CARD_JSON_FILE, LIVE_FILE, BundleError, read_current_file
 from mlops_contract.drift import live_document
 
 LIVE_CHECK = "live_within_holdout"
+ADDED_COLUMNS = ("estimated DOUBLE", "estimated_rows BIGINT")
 HISTORY_DDL = (
     "day DATE, model VARCHAR, version VARCHAR, metric VARCHAR, estimate DOUBLE, low DOUBLE, "
-    "high DOUBLE, labelled BIGINT, served BIGINT, median_delay_s DOUBLE"
-)
+    "high DOUBLE, labelled BIGINT, served BIGINT, median_delay_s DOUBLE, "
+) + ", ".join(ADDED_COLUMNS)
 
 
 def labels_asset(spec: DatasetSpec):
@@ -125,30 +128,49 @@ def labels_sensor(spec: DatasetSpec) -> SensorDefinition:
 def live_performance_asset(spec: DatasetSpec):
     ds = spec.name
     key = asset_key(ds, keys.LIVE_PERFORMANCE)
+    metric = spec.selection_metric
+    estimated_note = (
+        " Beside them the estimated accuracy and macro F1 of all of each version's predictions, "
+        "labelled or not, from its probabilities calibrated on the holdout (confidence-based "
+        "performance estimation)."
+        if spec.task == "classification"
+        else ""
+    )
 
     @asset(
         key=key,
         group_name=group_name(ds),
         partitions_def=PREDICTION_DAYS,
-        deps=[AssetDep(asset_key(ds, keys.LABELS)), AssetDep(asset_key(ds, keys.PREDICTION_LOG))],
+        deps=[
+            AssetDep(asset_key(ds, keys.LABELS)),
+            AssetDep(asset_key(ds, keys.PREDICTION_LOG)),
+            AssetDep(asset_key(ds, keys.FEATURES)),
+        ],
         pool=POOL,
         kinds={"duckdb"},
         check_specs=[
             AssetCheckSpec(
                 LIVE_CHECK,
                 asset=key,
-                description=f"The champion's live {spec.selection_metric} on the day's labelled "
+                description=f"The champion's live {metric} on the day's labelled "
                 "predictions is not worse than the low end of its holdout interval (judged from "
                 f"gates.live_min_labels = {spec.gates.live_min_labels} labels on).",
             )
         ],
         description=f"Per model version, {ds}'s metrics on the predictions served on one UTC day "
-        f"that have a current label, with a bootstrap interval; history in "
+        f"that have a current label, with a bootstrap interval.{estimated_note} History in "
         f"`{ds}.live_performance`.",
     )
     def live_performance(
-        context: AssetExecutionContext, warehouse: Warehouse, model_store: ModelStore
+        context: AssetExecutionContext,
+        warehouse: Warehouse,
+        model_store: ModelStore,
+        mlflow: MlflowTracking,  # set up, it points MLflow at the registry versions load from
     ) -> MaterializeResult:
+        """Realized metrics need labels; the estimate (classifiers) needs none: each version
+        named in the day's prediction log is loaded from the registry, calibrated on the
+        holdout of `<ds>.features` and its logged probabilities give the expected confusion
+        matrix (see `defs.monitoring.estimates` and `lib.estimated`)."""
         day = context.partition_key
         with warehouse.get_connection() as con:
             frame, served = labelled_on(con, spec, day)
@@ -156,7 +178,10 @@ def live_performance_asset(spec: DatasetSpec):
                 (model, version): live.performance(spec, group)
                 for (model, version), group in frame.groupby(["model", "version"])
             }
-            record_history(con, spec, day, results, served, frame)
+            day_served = estimates.served_on(con, spec, day)
+            guesses = estimates.by_version(spec, day_served, estimates.holdout_features(con, spec))
+            record_history(con, spec, day, results, guesses, served, frame)
+            history = estimates.recent_history(con, spec, day)
         champion, holdout = champion_holdout(spec, model_store)
         current = next((r for (_, v), r in results.items() if v == champion), None)
         passed, why = live.verdict(spec, current, holdout)
@@ -169,9 +194,14 @@ def live_performance_asset(spec: DatasetSpec):
                 "served": served,
                 "labelled": len(frame),
                 "label_coverage": len(frame) / served if served else None,
+                "median_label_delay_s": float(frame["delay_s"].median()) if len(frame) else None,
                 "champion_version": champion or "(none)",
                 "verdict": why,
-                "by_version": MetadataValue.md(versions_markdown(spec, results)),
+                "by_version": MetadataValue.md(
+                    versions_markdown(spec, results, guesses, served_by_version(day_served))
+                ),
+                **version_values(spec, results, guesses),
+                f"history_{metric}": MetadataValue.md(estimates.history_markdown(spec, history)),
             },
             check_results=[
                 AssetCheckResult(
@@ -203,28 +233,29 @@ def labelled_on(con, spec: DatasetSpec, day: str) -> tuple[pd.DataFrame, int]:
     return frame, served
 
 
-def record_history(con, spec: DatasetSpec, day: str, results: dict, served: int, frame) -> None:
-    """Replace the day's rows of `<ds>.live_performance`: one per version and metric."""
+def record_history(
+    con, spec: DatasetSpec, day: str, results: dict, guesses: dict, served: int, frame
+) -> None:
+    """Replace the day's rows of `<ds>.live_performance`: one per version and metric, realized
+    (`estimate`, empty without labels) beside `estimated` (empty when not estimated)."""
     rows = []
-    metric = spec.selection_metric
-    for (model, version), result in results.items():
+    for model, version in sorted(set(results) | set(guesses)):
+        realized, guess = results.get((model, version), {}), guesses.get((model, version), {})
         delays = frame.loc[frame["version"] == version, "delay_s"]
-        for name, value in result.items():
-            if name == "labelled" or name.endswith(("_low", "_high")):
-                continue
-            low, high = (
-                (result.get(f"{name}_low"), result.get(f"{name}_high"))
-                if name == metric
-                else (None, None)
-            )
+        for name in (m for m in METRICS[spec.task] if m in realized or m in guess):
             rows.append({"day": day, "model": model, "version": version, "metric": name,
-                         "estimate": value, "low": low, "high": high,
-                         "labelled": result["labelled"], "served": served,
-                         "median_delay_s": float(delays.median())})  # fmt: skip
+                         "estimate": realized.get(name), "low": realized.get(f"{name}_low"),
+                         "high": realized.get(f"{name}_high"),
+                         "labelled": realized.get("labelled", 0), "served": served,
+                         "median_delay_s": float(delays.median()) if len(delays) else None,
+                         "estimated": guess.get(name),
+                         "estimated_rows": guess.get("estimated_rows")})  # fmt: skip
     history = pd.DataFrame(rows, columns=[c.split()[0] for c in HISTORY_DDL.split(", ")])
     with transaction(con):
         if table_exists(con, spec.name, "live_performance"):
             target = table(spec.name, "live_performance")
+            for column in ADDED_COLUMNS:  # a history written before the estimates existed
+                con.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {column}")
             con.execute(f"DELETE FROM {target} WHERE day = CAST($d AS DATE)", {"d": day})
         history = history.astype({"day": "datetime64[ns]"})
         append_rows(con, spec.name, "live_performance", history, ddl=HISTORY_DDL)
@@ -240,12 +271,57 @@ def champion_holdout(spec: DatasetSpec, model_store: ModelStore) -> tuple[str | 
     return str(manifest["version"]), intervals.get(f"test_{spec.selection_metric}")
 
 
-def versions_markdown(spec: DatasetSpec, results: dict) -> str:
+def served_by_version(day_served: pd.DataFrame) -> dict:
+    return day_served.groupby(["model", "version"]).size().to_dict()
+
+
+def versions_markdown(spec: DatasetSpec, results: dict, guesses: dict, served: dict) -> str:
+    """One line per version served or labelled that day: counts, label coverage, the realized
+    metric with its interval and the estimated one."""
     metric = spec.selection_metric
-    lines = [f"| model | version | labelled | {metric} | interval |", "|---|---|---|---|---|"]
-    for (model, version), result in sorted(results.items()):
-        interval = f"[{result[f'{metric}_low']:.4f}, {result[f'{metric}_high']:.4f}]"
+    lines = [
+        f"| model | version | served | labelled | coverage | {metric} | interval | "
+        f"estimated {metric} | estimated rows |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in sorted(set(results) | set(guesses) | set(served)):
+        result, guess = results.get(key), guesses.get(key, {})
+        labelled, count = result["labelled"] if result else 0, served.get(key, 0)
+        realized, interval = "", ""
+        if result is not None:
+            realized = f"{result[metric]:.4f}"
+            interval = f"[{result[f'{metric}_low']:.4f}, {result[f'{metric}_high']:.4f}]"
+        coverage = f"{labelled / count:.1%}" if count else ""
+        shown = f"{guess[metric]:.4f}" if metric in guess else _not_estimated(spec, guess)
         lines.append(
-            f"| {model} | {version} | {result['labelled']} | {result[metric]:.4f} | {interval} |"
+            f"| {key[0]} | {key[1]} | {count} | {labelled} | {coverage} | {realized} | "
+            f"{interval} | {shown} | {guess.get('estimated_rows', '')} |"
         )
     return "\n".join(lines)
+
+
+def _not_estimated(spec: DatasetSpec, guess: dict) -> str:
+    if spec.task != "classification":
+        return estimates.REGRESSION_NOTE
+    if "not_estimated" in guess:
+        return guess["not_estimated"]
+    if not guess:
+        return "not estimated: the version served nothing in the day's prediction log"
+    return f"not estimated: {spec.selection_metric} (estimated are {', '.join(ESTIMATED_METRICS)})"
+
+
+def version_values(spec: DatasetSpec, results: dict, guesses: dict) -> dict:
+    """Per version, the realized and the estimated selection metric as numbers (plottable in
+    the UI across materializations); the regression note once."""
+    metric = spec.selection_metric
+    values: dict = {} if spec.task == "classification" else {"estimated": estimates.REGRESSION_NOTE}
+    for (_, version), result in results.items():
+        values[f"{metric}/v{version}"] = result[metric]
+    for (_, version), guess in guesses.items():
+        if metric in guess:
+            values[f"estimated_{metric}/v{version}"] = guess[metric]
+            values[f"estimated_rows/v{version}"] = guess["estimated_rows"]
+            values[f"calibration_rows/v{version}"] = guess["calibration_rows"]
+        else:
+            values[f"estimated_{metric}/v{version}"] = _not_estimated(spec, guess)
+    return values
