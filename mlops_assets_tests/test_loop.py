@@ -180,6 +180,15 @@ def test_labels_sent_back_measure_the_champion_on_live_traffic(settings, instanc
     metrics = client.get("/metrics").text
     assert 'mlops_live_labelled{model="iris",version="1"} 600.0' in metrics
     assert 'mlops_live_metric{metric="f1_macro",model="iris",version="1"}' in metrics
+    assert 'mlops_live_estimated_metric{metric="f1_macro",model="iris",version="1"}' in metrics
+    shown = client.get("/models/iris").json()["live"]  # what the web page shows
+    assert (shown["version"], shown["served"], shown["labelled"], shown["coverage"]) == (
+        "1",
+        600,
+        600,
+        1.0,
+    )
+    assert shown["metrics"]["f1_macro"] < 0.8 and 0.5 < shown["estimated"]["f1_macro"] <= 1
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         labelled = con.execute(
             "SELECT labelled, estimate < 0.8 FROM iris.live_performance "

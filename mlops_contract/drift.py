@@ -39,18 +39,25 @@ def live_document(
     model: str,
     version: str,
     day: str,
-    labelled: int,
+    counts: tuple[int, int],
     metrics: dict[str, float],
     within_holdout: bool,
+    estimated: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """metrics maps a metric name to its value on the day's `labelled` requests;
-    `within_holdout` is the live_within_holdout check's verdict."""
+    """counts: (served, labelled) requests of the day; metrics maps a metric name to its value
+    on the `labelled` ones (empty without labels); estimated (classifiers) maps a metric to
+    its estimate from calibrated probabilities over all served ones; `within_holdout` is the
+    live_within_holdout check's verdict."""
+    served, labelled = counts
     return {
         "format": LIVE_FORMAT,
         "model": model,
         "version": str(version),
         "day": day,
+        "served": int(served),
         "labelled": int(labelled),
+        "coverage": labelled / served if served else None,
         "metrics": {name: float(value) for name, value in metrics.items()},
+        "estimated": {name: float(value) for name, value in (estimated or {}).items()},
         "within_holdout": bool(within_holdout),
     }

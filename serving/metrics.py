@@ -142,13 +142,21 @@ class ServedState:
             "0 when the live metric fell below the holdout interval (live_within_holdout)",
             ["model", "version"],
         )
+        estimated = _gauge(
+            "mlops_live_estimated_metric",
+            "The served version's metric on the latest day's requests estimated from its "
+            "calibrated probabilities, labels or not (classifiers)",
+            ["model", "version", "metric"],
+        )
         for model, document in sorted(self.live.items()):
             version = str(document.get("version"))
             for name, value in sorted(document["metrics"].items()):
                 metric.add_metric([model, version, name], value)
+            for name, value in sorted(document.get("estimated", {}).items()):
+                estimated.add_metric([model, version, name], value)
             labelled.add_metric([model, version], document.get("labelled", 0))
             within.add_metric([model, version], 1 if document.get("within_holdout", True) else 0)
-        yield from (metric, labelled, within)
+        yield from (metric, labelled, within, estimated)
 
 
 def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:

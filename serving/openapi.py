@@ -169,6 +169,11 @@ COMMON_SCHEMAS = {
             "load_error": NULLABLE_STRING,
             "damage": NULLABLE_STRING,
             "fallback_from": NULLABLE_STRING,
+            "live": {
+                "type": ["object", "null"],
+                "description": "The served version's latest day of live traffic (live.json): "
+                "served, labelled, coverage, realized metrics, estimated metrics",
+            },
         },
         "required": ["name", "loaded", "version", "inputs", "load_error"],
     },

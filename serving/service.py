@@ -223,10 +223,18 @@ class PredictionService:
         if slot is None:
             served = [s.dataset for s in self.store.slots()]
             raise ApiError(404, f"unknown model {name!r}; known models: {served}")
-        return describe_slot(slot)
+        return self._described(slot)
 
     def models(self) -> list[dict]:
-        return [describe_slot(slot) for slot in self.store.slots() if slot.has_pointer]
+        return [self._described(slot) for slot in self.store.slots() if slot.has_pointer]
+
+    def _described(self, slot: Slot) -> dict:
+        """The slot with its live performance: the live.json the pipeline published, when it
+        is about the version being served."""
+        info = describe_slot(slot)
+        live = self.metrics.state.live.get(slot.dataset)
+        info["live"] = live if live and live.get("version") == info["version"] else None
+        return info
 
     def readiness(self) -> tuple[bool, dict]:
         ready, body = readiness(self.store.slots())

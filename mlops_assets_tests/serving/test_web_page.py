@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from mlops_assets_tests.serving.conftest import IRIS_CLASSES, IRIS_RECORD
+from mlops_contract.bundle import LIVE_FILE
+from mlops_contract.drift import live_document
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -119,6 +121,32 @@ def test_form_predicts_and_shows_field_errors(page):
     assert page.text_content("[data-error-for=petal_width]") == "must not be null"
     assert page.text_content("[data-error-for=sepal_width]") == ""
     assert page.is_hidden("#result")
+
+
+def test_the_served_versions_live_performance_is_shown(live, browser_page):
+    estimated = {"accuracy": 0.95, "f1_macro": 0.9101}
+    metrics = {"f1_macro": 0.9312}
+    document = live_document("iris", "1", "2026-12-04", (500, 250), metrics, True, estimated)
+    path = live.models_dir / "iris" / LIVE_FILE
+    try:
+        with live.client() as http:
+            # about another version than the one served: exported, but not shown as this one's
+            path.write_text(json.dumps(document | {"version": "7"}))
+            live.wait_until(lambda: 'version="7"} 250.0' in http.get("/metrics").text)
+            assert http.get("/models/iris").json()["live"] is None
+            path.write_text(json.dumps(document))
+            live.wait_until(lambda: http.get("/models/iris").json()["live"] == document)
+        browser_page.goto(live.url + "/")
+        browser_page.wait_for_selector("body[data-ready=true]")
+        browser_page.select_option("#model", "iris")
+        assert browser_page.text_content("#model-live") == (
+            "live 2026-12-04: f1_macro 0.931 on 250 labelled of 500 served (50% labelled) · "
+            "estimated accuracy 0.950, f1_macro 0.910"
+        )
+        browser_page.select_option("#model", "abalone")  # nothing published for it
+        assert browser_page.is_hidden("#model-live")
+    finally:
+        path.unlink()
 
 
 def test_category_inputs_are_dropdowns(page):

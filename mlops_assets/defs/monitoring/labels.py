@@ -185,9 +185,19 @@ def live_performance_asset(spec: DatasetSpec):
         champion, holdout = champion_holdout(spec, model_store)
         current = next((r for (_, v), r in results.items() if v == champion), None)
         passed, why = live.verdict(spec, current, holdout)
-        if current is not None:  # for the servers' gauges, as drift.json is
-            metrics = {k: v for k, v in current.items() if k != "labelled"}
-            document = live_document(ds, champion, day, current["labelled"], metrics, passed)
+        served_count = served_by_version(day_served)
+        champion_served = sum(n for (_, v), n in served_count.items() if v == champion)
+        if current is not None or champion_served:  # for the servers, as drift.json is
+            guess = next((g for (_, v), g in guesses.items() if v == champion), {})
+            document = live_document(
+                ds,
+                champion,
+                day,
+                (champion_served, current["labelled"] if current else 0),
+                {k: v for k, v in (current or {}).items() if k != "labelled"},
+                passed,
+                {m: guess[m] for m in ESTIMATED_METRICS if m in guess},
+            )
             publish_document(model_store.location(), LIVE_FILE, document)
         return MaterializeResult(
             metadata={
@@ -198,7 +208,7 @@ def live_performance_asset(spec: DatasetSpec):
                 "champion_version": champion or "(none)",
                 "verdict": why,
                 "by_version": MetadataValue.md(
-                    versions_markdown(spec, results, guesses, served_by_version(day_served))
+                    versions_markdown(spec, results, guesses, served_count)
                 ),
                 **version_values(spec, results, guesses),
                 f"history_{metric}": MetadataValue.md(estimates.history_markdown(spec, history)),
