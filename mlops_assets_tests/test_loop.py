@@ -196,3 +196,31 @@ def test_labels_sent_back_measure_the_champion_on_live_traffic(settings, instanc
         ).fetchall()
     # the second traffic is new requests: 600 labelled in all, the corrupted half pulls F1 down
     assert labelled == [(600, True)]
+
+    # the drop lands the champion's labelled requests as training rows, once
+    landed = corrupted.asset_materializations_for_node("iris__live_performance")[0].metadata
+    name = f"labelled-{today}-v1.csv"
+    # only the pairs of (record, label) the data set lacks: the replayed rows with their true
+    # label are training rows already, those with a wrong one are not
+    file = settings.data_dir / "landing" / "iris" / name
+    new_rows = len(file.read_text().splitlines()) - 1
+    assert 0 < new_rows < 300
+    assert landed["training_rows"].value.startswith(f"{new_rows} new labelled rows of version 1")
+    again = run(defs, settings, instance, AssetKey(["iris", "live_performance"]), today)
+    note = again.asset_materializations_for_node("iris__live_performance")[0].metadata
+    assert note["training_rows"].value.startswith(f"{name} was landed before")
+    # the landing sensor ingests it like any new file: a raw partition, every line validated
+    context = build_sensor_context(instance=instance, resources=resources_for(settings))
+    sensed = defs.get_sensor_def("iris_landing")(context)
+    assert [r.partition_key for r in sensed.run_requests] == [name]
+    [added] = sensed.dynamic_partitions_requests
+    instance.add_dynamic_partitions(added.partitions_def_name, list(added.partition_keys))
+    ingest = [AssetKey(["iris", "raw"]), AssetKey(["iris", "validated"])]
+    ingested = run(defs, settings, instance, ingest, name)
+    checked = {c.check_name: c.passed for c in ingested.get_asset_check_evaluations()}
+    assert checked["every_line_accounted"]
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        rows = con.execute(
+            "SELECT count(*) FROM iris.validated WHERE _partition = $p", {"p": name}
+        ).fetchone()
+    assert rows == (new_rows,)

@@ -156,14 +156,21 @@ def store(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, labels, rejected) -
     return summarize(con, spec, len(rejected))
 
 
-def matched_sql(spec: DatasetSpec) -> str:
-    """Current labels joined to the prediction (the record at `row` of its request)."""
+INPUT_PREFIX = "input:"  # a matched row's model inputs, named apart from the label's columns
+
+
+def matched_sql(spec: DatasetSpec, with_inputs: bool = False) -> str:
+    """Current labels joined to the prediction (the record at `row` of its request); with
+    `with_inputs`, the record's model inputs too, as `input:<column>`."""
     log = table(spec.name, "prediction_log")
+    inputs = "".join(
+        f", s.{quote(c.name)} AS {quote(INPUT_PREFIX + c.name)}" for c in spec.feature_columns
+    )
     return (
-        "WITH served AS (SELECT request_id, timestamp, model, version, prediction, "
-        "CAST(probabilities AS VARCHAR) AS probabilities, "
+        "WITH served AS (SELECT *, CAST(probabilities AS VARCHAR) AS probabilities_text, "
         f"row_number() OVER (PARTITION BY request_id ORDER BY rowid) - 1 AS row FROM {log}) "
-        "SELECT l.*, s.timestamp, s.model, s.version, s.prediction, s.probabilities FROM "
+        "SELECT l.*, s.timestamp, s.model, s.version, s.prediction, "
+        f"s.probabilities_text AS probabilities{inputs if with_inputs else ''} FROM "
         f"{table(spec.name, 'labels')} l JOIN served s USING (request_id, row) WHERE l.current"
     )
 

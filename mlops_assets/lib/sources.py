@@ -14,6 +14,7 @@ from mlops_contract.bundle import sha256_of
 SKLEARN_PREFIX = "sklearn:"
 DOWNLOAD_TIMEOUT_SECONDS = 30
 OVERRIDE_DIR = "override"  # under sources/<ds>/: a user's copy that is not the spec's file
+DONE_SUFFIX = ".done"  # `<name>.done` beside a landed file: the writer says it is complete
 
 
 class SourceUnavailable(RuntimeError):

@@ -15,10 +15,9 @@ from dagster import (
 from mlops_assets.defs import keys
 from mlops_assets.defs.ingestion.assets import files_partitions
 from mlops_assets.defs.resources import SourceFiles
+from mlops_assets.lib.sources import DONE_SUFFIX
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_contract.bundle import sha256_of
-
-DONE_SUFFIX = ".done"  # `<name>.done` beside a file: the writer says it is complete
 
 
 def landed_files(folder: Path) -> list[Path]:

@@ -4,6 +4,7 @@ labelled live predictions, checked against the champion's holdout interval)."""
 
 import hashlib
 import json
+from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -28,8 +29,8 @@ from mlops_assets.defs.keys import POOL, asset_key, group_name
 from mlops_assets.defs.monitoring import estimates
 from mlops_assets.defs.monitoring.assets import PREDICTION_DAYS
 from mlops_assets.defs.resources import MlflowTracking, ModelStore, SourceFiles, Warehouse
+from mlops_assets.lib import labelled_rows, live
 from mlops_assets.lib import labels as labels_lib
-from mlops_assets.lib import live
 from mlops_assets.lib.estimated import ESTIMATED_METRICS
 from mlops_assets.lib.publishing import publish_document
 from mlops_assets.lib.spec import METRICS, DatasetSpec
@@ -165,6 +166,7 @@ def live_performance_asset(spec: DatasetSpec):
         context: AssetExecutionContext,
         warehouse: Warehouse,
         model_store: ModelStore,
+        source_files: SourceFiles,
         mlflow: MlflowTracking,  # set up, it points MLflow at the registry versions load from
     ) -> MaterializeResult:
         """Realized metrics need labels; the estimate (classifiers) needs none: each version
@@ -172,6 +174,7 @@ def live_performance_asset(spec: DatasetSpec):
         holdout of `<ds>.features` and its logged probabilities give the expected confusion
         matrix (see `defs.monitoring.estimates` and `lib.estimated`)."""
         day = context.partition_key
+        champion, holdout = champion_holdout(spec, model_store)
         with warehouse.get_connection() as con:
             frame, served = labelled_on(con, spec, day)
             results = {
@@ -182,9 +185,13 @@ def live_performance_asset(spec: DatasetSpec):
             guesses = estimates.by_version(spec, day_served, estimates.holdout_features(con, spec))
             record_history(con, spec, day, results, guesses, served, frame)
             history = estimates.recent_history(con, spec, day)
-        champion, holdout = champion_holdout(spec, model_store)
-        current = next((r for (_, v), r in results.items() if v == champion), None)
-        passed, why = live.verdict(spec, current, holdout)
+            current = next((r for (_, v), r in results.items() if v == champion), None)
+            passed, why = live.verdict(spec, current, holdout)
+            retraining = (
+                "live performance within the holdout interval: nothing landed"
+                if passed
+                else land_labelled(con, spec, day, champion, Path(source_files.landing_dir))
+            )
         served_count = served_by_version(day_served)
         champion_served = sum(n for (_, v), n in served_count.items() if v == champion)
         if current is not None or champion_served:  # for the servers, as drift.json is
@@ -207,6 +214,7 @@ def live_performance_asset(spec: DatasetSpec):
                 "median_label_delay_s": float(frame["delay_s"].median()) if len(frame) else None,
                 "champion_version": champion or "(none)",
                 "verdict": why,
+                "training_rows": retraining,
                 "by_version": MetadataValue.md(
                     versions_markdown(spec, results, guesses, served_count)
                 ),
@@ -224,6 +232,24 @@ def live_performance_asset(spec: DatasetSpec):
         )
 
     return live_performance
+
+
+def land_labelled(con, spec: DatasetSpec, day: str, version: str, landing_dir: Path) -> str:
+    """After a live drop, the champion's labelled requests of the day that are not training rows
+    yet become a landed file (`labelled-<day>-v<version>.csv`, once): the landing sensor
+    ingests it and the eager assets retrain on it. Says what happened."""
+    missing = labelled_rows.missing_columns(spec)
+    if missing:
+        return f"labelled requests cannot be training rows: no request carries {missing}"
+    rows = con.execute(labelled_rows.new_rows_sql(spec), {"v": version, "d": day}).df()
+    if rows.empty:
+        return f"the labelled requests of version {version} are training rows already"
+    name = f"labelled-{day}-v{version}.csv"
+    text = labelled_rows.source_text(spec, labelled_rows.source_rows(spec, rows))
+    path = labelled_rows.land(landing_dir / spec.name, name, text)
+    if path is None:
+        return f"{name} was landed before: the same requests are not landed twice"
+    return f"{len(rows)} new labelled rows of version {version} landed as {path}: a retrain follows"
 
 
 def labelled_on(con, spec: DatasetSpec, day: str) -> tuple[pd.DataFrame, int]:
