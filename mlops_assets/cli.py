@@ -41,12 +41,15 @@ def command_build(args: argparse.Namespace) -> int:
         from mlops_assets.build import build_dataset
         from mlops_assets.lib.sources import SourceUnavailable
 
-        specs = _specs(settings)
+        try:
+            specs = _specs(settings)
+        except Exception:
+            _wait_for(store_creation)
+            raise
         unknown = sorted(set(args.datasets) - set(specs))
         if unknown:
             print(f"unknown data set(s): {unknown}; known: {sorted(specs)}", file=sys.stderr)
-            if store_creation is not None:
-                store_creation.wait()  # stopped midway, it would leave a half-migrated store
+            _wait_for(store_creation)
             return 2
         instance = _prepared_instance(settings, store_creation)
     names = args.datasets or sorted(specs)
@@ -70,6 +73,11 @@ def command_build(args: argparse.Namespace) -> int:
     failed = [o for o in outcomes if not o.success]
     # named data sets must all build; with no names, skipping unreachable sources is expected
     return 1 if failed or (args.datasets and skipped) or not outcomes else 0
+
+
+def _wait_for(store_creation: subprocess.Popen | None) -> None:
+    if store_creation is not None:
+        store_creation.wait()  # stopped midway, it would leave a half-migrated store
 
 
 @contextlib.contextmanager
@@ -311,7 +319,15 @@ def main(argv: list[str] | None = None) -> int:
             write_dotenv(Path.cwd())
         for warning in instance_config_warnings(ensure_dagster_home()):
             print(f"warning: {warning}", file=sys.stderr)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except ValueError as exc:
+        from mlops_assets.lib.spec import SpecError  # loaded already if it was raised
+
+        if not isinstance(exc, SpecError):
+            raise
+        print(f"error: {exc}", file=sys.stderr)  # names the file and the field: no traceback
+        return 2
 
 
 def run() -> NoReturn:

@@ -97,3 +97,18 @@ def test_the_project_dagster_yaml_has_every_setting_checked(cli_env, tmp_path, c
     (tmp_path / "dagster_home" / "dagster.yaml").symlink_to(project_config)
     assert main(["datasets"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["build", "iris"], ["datasets"]])
+def test_an_invalid_spec_is_one_line_naming_file_field_and_types(
+    cli_env, tmp_path, monkeypatch, capsys, command
+):
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    text = (BUILTIN_SPECS_DIR / "iris.yaml").read_text().replace("type: category", "type: string")
+    (specs / "iris.yaml").write_text(text)
+    monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs))
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert f"error: {specs / 'iris.yaml'}: field `columns.4.type`: Input should be 'float'," in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 2  # the home warning
