@@ -112,3 +112,21 @@ def test_an_invalid_spec_is_one_line_naming_file_field_and_types(
     err = capsys.readouterr().err
     assert f"error: {specs / 'iris.yaml'}: field `columns.4.type`: Input should be 'float'," in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 2  # the home warning
+
+
+@pytest.mark.slow
+def test_a_missing_column_names_the_file_columns_without_a_stack_trace(
+    cli_env, tmp_path, monkeypatch, capsys
+):
+    source = tmp_path / "iris.csv"
+    source.write_text("sepal_length,sepal_width,petal_length,petal_width_cm,species\n1,2,3,4,x\n")
+    monkeypatch.setenv("MLOPS_SOURCE_IRIS", str(source))
+    assert main(["build", "iris"]) == 1
+    out = capsys.readouterr()
+    expected = (
+        "missing column(s) required by the spec: ['petal_width']; the file has: "
+        "['sepal_length', 'sepal_width', 'petal_length', 'petal_width_cm', 'species']"
+    )
+    assert expected in out.out and expected in out.err
+    assert "Stack Trace" not in out.err and 'File "' not in out.err
+    assert "(the stack trace: the run in the Dagster UI)" in out.err
