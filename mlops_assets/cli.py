@@ -301,9 +301,6 @@ def _quiet_mlflow() -> None:
     virtualenv does not have: "Failed to resolve installed pip version".
     """
     os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
-    # local-first, as Dagster's telemetry is off in dagster.yaml: no usage data sent, and no
-    # telemetry threads for each process to fetch a config for and join at exit
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.getLogger("mlflow.utils.environment").addFilter(
         lambda record: "Failed to resolve installed pip version" not in record.getMessage()
     )
