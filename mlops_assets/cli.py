@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import warnings
@@ -176,16 +177,19 @@ def command_traffic(args: argparse.Namespace) -> int:
     if spec is None:
         print(f"unknown data set {args.dataset!r}", file=sys.stderr)
         return 2
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     try:
         shifts = traffic.parse_shifts(args.shift, spec)
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-            sample = traffic.sample_records(con, spec, args.rows, shifts, args.seed)
+            sample = traffic.sample_records(con, spec, args.rows, shifts, seed)
     except (ValueError, duckdb.Error) as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.seed is None:
+        print(f"seed {seed} (--seed {seed} sends the same rows again)")
     labels = None
     if args.labels:
-        labels = traffic.wrong_labels(sample.actuals, args.label_error_rate, args.seed)
+        labels = traffic.wrong_labels(sample.actuals, args.label_error_rate, seed)
     delivery = traffic.deliver(args.url, spec.name, sample.records, args.batch, labels)
     print(f"sent {spec.name} to {args.url}: {delivery.describe()}")
     if sample.clipped:
@@ -267,7 +271,9 @@ def parser() -> argparse.ArgumentParser:
         help="multiply a numeric input (API field name) by FACTOR; repeatable",
     )
     traffic.add_argument("--batch", type=int, default=50, help="records per request")
-    traffic.add_argument("--seed", type=int, help="repeat a sample (default: new rows each run)")
+    traffic.add_argument(
+        "--seed", type=int, help="repeat a sample (default: a new one each run, its seed printed)"
+    )
     traffic.add_argument(
         "--labels",
         action="store_true",

@@ -1,3 +1,4 @@
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,35 @@ def test_a_missing_column_names_the_file_columns_without_a_stack_trace(
     assert expected in out.out and expected in out.err
     assert "Stack Trace" not in out.err and 'File "' not in out.err
     assert "(the stack trace: the run in the Dagster UI)" in out.err
+
+
+def test_traffic_draws_new_rows_each_run_and_prints_the_seed_that_repeats_them(
+    cli_env, builtin_specs, monkeypatch, capsys
+):
+    import duckdb
+
+    from mlops_assets.lib import traffic
+    from mlops_assets.lib.ingest import load_raw
+    from mlops_assets.lib.sources import fetch_source
+    from mlops_assets.lib.validation import validate_partition
+
+    iris = builtin_specs["iris"]
+    with duckdb.connect(str(cli_env.warehouse_path)) as con:
+        load_raw(con, iris, fetch_source(iris, cli_env.sources_dir), "iris.csv")
+        validate_partition(con, iris, "iris.csv")
+    sent = []
+
+    def deliver(url, name, records, batch, labels):
+        sent.append(records)
+        return traffic.Delivery(Counter({200: 1}), Counter({200: len(records)}))
+
+    monkeypatch.setattr(traffic, "deliver", deliver)
+    outputs = []
+    for _ in range(2):
+        main(["traffic", "iris", "--rows", "20"])
+        outputs.append(capsys.readouterr().out)
+    assert sent[0] != sent[1]
+    seed = outputs[0].split()[1]
+    assert f"seed {seed} (--seed {seed} sends the same rows again)" in outputs[0]
+    main(["traffic", "iris", "--rows", "20", "--seed", seed])
+    assert sent[2] == sent[0] and "seed" not in capsys.readouterr().out
