@@ -46,7 +46,12 @@ format: setup
 	$(UV) run ruff check --fix .
 	$(UV) run ruff format .
 
+# Everything the pipeline, the server and MLflow generate (see .gitignore). Kept: what you put
+# there yourself, i.e. data/landing, data/labels and data/score (files you dropped) and .env, your
+# own configuration (mlops only adds a DAGSTER_HOME line, which points at the .dagster_home the
+# next `mlops` run recreates).
 clean:
-	rm -rf .dagster_home .tmp_dagster_home_* .env data/warehouse.duckdb data/warehouse.duckdb.wal \
-		data/mlflow.db data/mlflow.db.lock data/mlartifacts data/models data/models-cache data/sources \
+	rm -rf .dagster_home .tmp_dagster_home_* mlruns mlartifacts \
+		data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow.db data/mlflow.db.lock \
+		data/mlflow.db.creating data/mlartifacts data/models data/models-cache data/sources \
 		data/predictions data/landed data/logs data/feedback

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 
-from dagster import DagsterEventType, DagsterInstance, materialize
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    Field,
+    colored_console_logger,
+    define_asset_job,
+    logger,
+)
 
 from mlops_assets.components.dataset import dataset_assets
 from mlops_assets.defs import keys
@@ -33,6 +43,32 @@ class BuildOutcome:
         return f"{self.dataset}: FAILED (run {self.run_id}): " + "; ".join(self.failures)
 
 
+BUILD_JOB = "__ephemeral_asset_job__"  # the name `materialize` gives its job
+STACK_TRACE = re.compile(r"\n*Stack Trace:\n(?:[ \t].*(?:\n|$))*")
+
+
+@logger(
+    {
+        "log_level": Field(str, is_required=False, default_value="INFO"),
+        "name": Field(str, is_required=False, default_value="dagster"),
+    },
+    description="Dagster's console logger; a failure's stack trace is left to the Dagster UI.",
+)
+def short_console_logger(init_context) -> logging.Logger:
+    console = colored_console_logger.logger_fn(init_context)
+    for handler in console.handlers:
+        handler.addFilter(_without_stack_trace)
+    return console
+
+
+def _without_stack_trace(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    if STACK_TRACE.search(message):
+        short = STACK_TRACE.sub("\n", message).rstrip()
+        record.msg, record.args = f"{short}\n(the stack trace: the run in the Dagster UI)", ()
+    return True
+
+
 def build_dataset(spec: DatasetSpec, settings: Settings, instance: DagsterInstance) -> BuildOutcome:
     """Fetch the source (raising SourceUnavailable), then materialize every asset of `spec`."""
     fetch_source(spec, settings.sources_dir)
@@ -40,11 +76,16 @@ def build_dataset(spec: DatasetSpec, settings: Settings, instance: DagsterInstan
     partition = initial_partition(spec)
     build_id = uuid.uuid4().hex
     tags = {**keys.run_tags(spec.name, "mlops build"), BUILD_TAG: build_id}
+    # what `materialize` runs, with a console logger that leaves stack traces to the UI
+    definitions = Definitions(
+        jobs=[define_asset_job(BUILD_JOB)],
+        assets=dataset_assets(spec),
+        resources=resources_for(settings),
+        loggers={"console": short_console_logger},
+    )
     with RunWatch(instance, build_id, keys.POOL) as watch:
-        result = materialize(
-            dataset_assets(spec),
+        result = definitions.resolve_job_def(BUILD_JOB).execute_in_process(
             instance=instance,
-            resources=resources_for(settings),
             partition_key=partition,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},

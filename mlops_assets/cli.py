@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import warnings
@@ -41,12 +42,15 @@ def command_build(args: argparse.Namespace) -> int:
         from mlops_assets.build import build_dataset
         from mlops_assets.lib.sources import SourceUnavailable
 
-        specs = _specs(settings)
+        try:
+            specs = _specs(settings)
+        except Exception:
+            _wait_for(store_creation)
+            raise
         unknown = sorted(set(args.datasets) - set(specs))
         if unknown:
             print(f"unknown data set(s): {unknown}; known: {sorted(specs)}", file=sys.stderr)
-            if store_creation is not None:
-                store_creation.wait()  # stopped midway, it would leave a half-migrated store
+            _wait_for(store_creation)
             return 2
         instance = _prepared_instance(settings, store_creation)
     names = args.datasets or sorted(specs)
@@ -70,6 +74,11 @@ def command_build(args: argparse.Namespace) -> int:
     failed = [o for o in outcomes if not o.success]
     # named data sets must all build; with no names, skipping unreachable sources is expected
     return 1 if failed or (args.datasets and skipped) or not outcomes else 0
+
+
+def _wait_for(store_creation: subprocess.Popen | None) -> None:
+    if store_creation is not None:
+        store_creation.wait()  # stopped midway, it would leave a half-migrated store
 
 
 @contextlib.contextmanager
@@ -168,16 +177,19 @@ def command_traffic(args: argparse.Namespace) -> int:
     if spec is None:
         print(f"unknown data set {args.dataset!r}", file=sys.stderr)
         return 2
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     try:
         shifts = traffic.parse_shifts(args.shift, spec)
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-            sample = traffic.sample_records(con, spec, args.rows, shifts, args.seed)
+            sample = traffic.sample_records(con, spec, args.rows, shifts, seed)
     except (ValueError, duckdb.Error) as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.seed is None:
+        print(f"seed {seed} (--seed {seed} sends the same rows again)")
     labels = None
     if args.labels:
-        labels = traffic.wrong_labels(sample.actuals, args.label_error_rate, args.seed)
+        labels = traffic.wrong_labels(sample.actuals, args.label_error_rate, seed)
     delivery = traffic.deliver(args.url, spec.name, sample.records, args.batch, labels)
     print(f"sent {spec.name} to {args.url}: {delivery.describe()}")
     if sample.clipped:
@@ -259,7 +271,9 @@ def parser() -> argparse.ArgumentParser:
         help="multiply a numeric input (API field name) by FACTOR; repeatable",
     )
     traffic.add_argument("--batch", type=int, default=50, help="records per request")
-    traffic.add_argument("--seed", type=int, help="repeat a sample (default: new rows each run)")
+    traffic.add_argument(
+        "--seed", type=int, help="repeat a sample (default: a new one each run, its seed printed)"
+    )
     traffic.add_argument(
         "--labels",
         action="store_true",
@@ -293,9 +307,6 @@ def _quiet_mlflow() -> None:
     virtualenv does not have: "Failed to resolve installed pip version".
     """
     os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
-    # local-first, as Dagster's telemetry is off in dagster.yaml: no usage data sent, and no
-    # telemetry threads for each process to fetch a config for and join at exit
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.getLogger("mlflow.utils.environment").addFilter(
         lambda record: "Failed to resolve installed pip version" not in record.getMessage()
     )
@@ -311,7 +322,15 @@ def main(argv: list[str] | None = None) -> int:
             write_dotenv(Path.cwd())
         for warning in instance_config_warnings(ensure_dagster_home()):
             print(f"warning: {warning}", file=sys.stderr)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except ValueError as exc:
+        from mlops_assets.lib.spec import SpecError  # loaded already if it was raised
+
+        if not isinstance(exc, SpecError):
+            raise
+        print(f"error: {exc}", file=sys.stderr)  # names the file and the field: no traceback
+        return 2
 
 
 def run() -> NoReturn:

@@ -1,4 +1,4 @@
-"""Where things live, read from the environment (a `.env` in the working directory works too).
+"""Where things live, read from the environment only (`mlops` does not read `.env`; see README).
 
 | variable              | default                                   |
 |-----------------------|-------------------------------------------|

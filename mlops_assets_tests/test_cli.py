@@ -1,3 +1,4 @@
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,68 @@ def test_the_project_dagster_yaml_has_every_setting_checked(cli_env, tmp_path, c
     (tmp_path / "dagster_home" / "dagster.yaml").symlink_to(project_config)
     assert main(["datasets"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["build", "iris"], ["datasets"]])
+def test_an_invalid_spec_is_one_line_naming_file_field_and_types(
+    cli_env, tmp_path, monkeypatch, capsys, command
+):
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    text = (BUILTIN_SPECS_DIR / "iris.yaml").read_text().replace("type: category", "type: string")
+    (specs / "iris.yaml").write_text(text)
+    monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs))
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert f"error: {specs / 'iris.yaml'}: field `columns.4.type`: Input should be 'float'," in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 2  # the home warning
+
+
+@pytest.mark.slow
+def test_a_missing_column_names_the_file_columns_without_a_stack_trace(
+    cli_env, tmp_path, monkeypatch, capsys
+):
+    source = tmp_path / "iris.csv"
+    source.write_text("sepal_length,sepal_width,petal_length,petal_width_cm,species\n1,2,3,4,x\n")
+    monkeypatch.setenv("MLOPS_SOURCE_IRIS", str(source))
+    assert main(["build", "iris"]) == 1
+    out = capsys.readouterr()
+    expected = (
+        "missing column(s) required by the spec: ['petal_width']; the file has: "
+        "['sepal_length', 'sepal_width', 'petal_length', 'petal_width_cm', 'species']"
+    )
+    assert expected in out.out and expected in out.err
+    assert "Stack Trace" not in out.err and 'File "' not in out.err
+    assert "(the stack trace: the run in the Dagster UI)" in out.err
+
+
+def test_traffic_draws_new_rows_each_run_and_prints_the_seed_that_repeats_them(
+    cli_env, builtin_specs, monkeypatch, capsys
+):
+    import duckdb
+
+    from mlops_assets.lib import traffic
+    from mlops_assets.lib.ingest import load_raw
+    from mlops_assets.lib.sources import fetch_source
+    from mlops_assets.lib.validation import validate_partition
+
+    iris = builtin_specs["iris"]
+    with duckdb.connect(str(cli_env.warehouse_path)) as con:
+        load_raw(con, iris, fetch_source(iris, cli_env.sources_dir), "iris.csv")
+        validate_partition(con, iris, "iris.csv")
+    sent = []
+
+    def deliver(url, name, records, batch, labels):
+        sent.append(records)
+        return traffic.Delivery(Counter({200: 1}), Counter({200: len(records)}))
+
+    monkeypatch.setattr(traffic, "deliver", deliver)
+    outputs = []
+    for _ in range(2):
+        main(["traffic", "iris", "--rows", "20"])
+        outputs.append(capsys.readouterr().out)
+    assert sent[0] != sent[1]
+    seed = outputs[0].split()[1]
+    assert f"seed {seed} (--seed {seed} sends the same rows again)" in outputs[0]
+    main(["traffic", "iris", "--rows", "20", "--seed", seed])
+    assert sent[2] == sent[0] and "seed" not in capsys.readouterr().out

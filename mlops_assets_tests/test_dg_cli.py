@@ -87,6 +87,33 @@ def test_dg_scaffold_defs_adds_a_data_set_every_command_sees(settings, tmp_path)
     assert "'prices' is declared twice" in twice.stdout + twice.stderr
 
 
+def test_dg_with_the_project_dagster_home_reports_no_usage(settings, tmp_path, monkeypatch):
+    """dg decides Dagster telemetry from an exported DAGSTER_HOME only (README, Configuration);
+    the pipeline turns MLflow's off wherever it is imported."""
+    project, user_home = project_copy(tmp_path), tmp_path / "user"
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").symlink_to(REPO / "dagster.yaml")
+    environment = {"HOME": str(user_home), "DAGSTER_HOME": str(home)}
+    # run() passes os.environ on; MLflow takes any of the last three for CI or a test: no telemetry
+    unset = [
+        "XDG_CONFIG_HOME",
+        "MLFLOW_DISABLE_TELEMETRY",
+        "PYTEST_CURRENT_TEST",
+        "CI",
+        "GITHUB_ACTIONS",
+    ]
+    for name in unset:
+        monkeypatch.delenv(name, raising=False)
+    scaffold = run(
+        [str(BIN / "dg"), "scaffold", "defs", DATASET_COMPONENT, "prices"], project, **environment
+    )
+    assert scaffold.returncode == 0, scaffold.stderr
+    assert "Telemetry" not in scaffold.stderr
+    written = sorted(str(path.relative_to(user_home)) for path in user_home.rglob("*"))
+    assert not [path for path in written if ".dagster" in path or "mlflow" in path], written
+
+
 @pytest.mark.parametrize("command", [["dagster", "dev"], ["dg", "dev"]], ids=" ".join)
 def test_the_ui_serves_the_asset_graph_from_the_repo_root(settings, tmp_path, command):
     with socket.socket() as sock:

@@ -244,7 +244,10 @@ def create_tables(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
 def check_columns(file_columns: list[str], spec: DatasetSpec, file_name: str) -> None:
     missing = [c.name for c in spec.columns if c.name not in file_columns]
     if missing:
-        raise MissingColumns(f"{file_name}: missing column(s) required by the spec: {missing}")
+        raise MissingColumns(
+            f"{file_name}: missing column(s) required by the spec: {missing};"
+            f" the file has: {file_columns}"
+        )
 
 
 def _partition_file(con, spec: DatasetSpec, partition: str) -> tuple[str, str, list[str], bool]:

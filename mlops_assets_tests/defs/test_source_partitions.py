@@ -46,9 +46,18 @@ def test_adding_the_source_partitions_twice_keeps_one_each(settings, builtin_spe
     assert instance.get_dynamic_partitions("iris_files") == ["iris.csv"]
 
 
-def test_without_dagster_home_loading_touches_no_instance(settings, tmp_path, monkeypatch):
+def test_without_dagster_home_loading_touches_no_instance(settings, tmp_path, monkeypatch, caplog):
+    """No DagsterHomeNotSetError, and no instance made in its place: not in the working folder
+    (`mlops` would make `./.dagster_home` there), not in the user's home (`~/.dagster`)."""
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    build_definitions(settings, add_partitions=True)  # must not raise DagsterHomeNotSetError
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    before = sorted(tmp_path.rglob("*"))
+    build_definitions(settings, add_partitions=True)
+    assert sorted(tmp_path.rglob("*")) == before
+    assert "DAGSTER_HOME" not in os.environ
+    assert "source partitions" not in caplog.text
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 import base64
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -133,12 +134,21 @@ def compare_window(spec: DatasetSpec, profile: dict, current):
     report = drift_lib.compare(
         profile, current, gates.drift_alpha, gates.max_drift_share, columns=features
     )
+    report = named_by_api_field(spec, report)
     if "prediction" not in current.columns:
         return report, None
     prediction = drift_lib.compare(
         profile, current, gates.drift_alpha, gates.max_drift_share, columns=["prediction"]
     )
     return report, prediction
+
+
+def named_by_api_field(spec: DatasetSpec, report):
+    """Features as clients name them, in the API and `mlops traffic --shift` (`Shell_weight`),
+    not as the spec's columns (`Shell weight`): in the tables, the metadata and the gauges."""
+    field = {c.name: c.field for c in spec.feature_columns}
+    features = [replace(f, feature=field.get(f.feature, f.feature)) for f in report.features]
+    return replace(report, features=features)
 
 
 def record_metrics(con, spec: DatasetSpec, report, prediction, run_id, manifest, window):
