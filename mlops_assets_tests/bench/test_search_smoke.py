@@ -1,6 +1,9 @@
 """The search benchmark at smoke size (diabetes, the grid's own time), so it cannot rot."""
 
+import pytest
 
+
+@pytest.mark.slow
 def test_search_benchmark_runs_at_smoke_size(smoke_run):
     result = smoke_run("bench.search")
     assert result.returncode == 0, result.stderr
