@@ -94,7 +94,7 @@ def training_assets(spec: DatasetSpec) -> list:
             fingerprint, same = registered_fingerprint(context, spec, frame)
             if same is not None:
                 return unchanged_inputs(context, ds, fingerprint, same)
-            table_ = train_candidates(context, spec, frame, study_place(mlflow, fingerprint))
+            table_ = train_candidates(context, spec, frame, fingerprint, mlflow.search_storage)
         with warehouse.get_connection() as con:
             replace_table(con, ds, "candidates", table_)
         return MaterializeResult(
@@ -219,16 +219,16 @@ def candidates_markdown(spec: DatasetSpec, candidates: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, floatfmt=".4f")
 
 
-def study_place(mlflow: MlflowTracking, fingerprint: str) -> tuple[str, str] | None:
-    """(the Optuna storage file, the training fingerprint its studies are named by), or None."""
-    return (mlflow.search_storage, fingerprint) if mlflow.search_storage else None
-
-
 def train_candidates(
-    context, spec: DatasetSpec, frame: pd.DataFrame, studies: tuple[str, str] | None = None
+    context,
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    fingerprint: str = "",
+    search_storage: str | None = None,
 ) -> pd.DataFrame:
     """Fit, evaluate and log every family, each in its candidate run (an Optuna search's trials
-    nested under it); the rows of `<ds>.candidates`."""
+    nested under it, its study in `search_storage` named by the training `fingerprint`); the rows
+    of `<ds>.candidates`."""
     from mlops_assets.lib import registry, training
 
     x_train, y_train = feature_lib.model_inputs(frame, spec, "train")
@@ -239,7 +239,7 @@ def train_candidates(
     for family in training.families(spec.task):
         context.log.info(f"{spec.name}: tuning {family.name} ({spec.search.backend})")
         with registry.candidate_run(spec.name, family.name):
-            study = family_study(spec, family.name, cv_metric, studies)
+            study = family_study(spec, family.name, cv_metric, fingerprint, search_storage)
             candidate = training.fit_candidate(family, spec, x_train, y_train, study=study)
             metrics = training.holdout_metrics(spec.task, candidate.model, x_test, y_test)
             folds = {f"{cv_metric}_fold{i}": s for i, s in enumerate(candidate.fold_scores)}
@@ -273,12 +273,14 @@ def train_candidates(
     return pd.DataFrame(rows)
 
 
-def family_study(spec: DatasetSpec, family: str, cv_metric: str, studies: tuple[str, str] | None):
+def family_study(
+    spec: DatasetSpec, family: str, cv_metric: str, fingerprint: str, search_storage: str | None
+):
     """The family's Optuna study, each finished trial logged as a run nested under the active
     candidate run; None for a grid search."""
     if spec.search.backend != "optuna":
         return None
-    if studies is None:
+    if not search_storage:
         raise Failure(description=f"{spec.name}: an optuna search needs the studies' storage")
     from functools import partial
     from pathlib import Path
@@ -286,9 +288,8 @@ def family_study(spec: DatasetSpec, family: str, cv_metric: str, studies: tuple[
     from mlops_assets.lib import registry
     from mlops_assets.lib.search import Study, study_name
 
-    storage, fingerprint = studies
     return Study(
-        Path(storage),
+        Path(search_storage),
         study_name(spec.name, family, fingerprint),
         on_trial=partial(registry.log_trial, family, cv_metric),
     )
