@@ -11,11 +11,12 @@ import numpy as np
 import optuna
 import pytest
 from sklearn.base import clone
+from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import Pipeline
 
 from mlops_assets.lib.search import Study, load_study
-from mlops_assets.lib.spec import Search, load_specs
-from mlops_assets.lib.training import families, fit_candidate, preprocessor
+from mlops_assets.lib.spec import Search, Split, load_specs
+from mlops_assets.lib.training import SCORERS, _cv, families, fit_candidate, preprocessor
 from mlops_assets.settings import BUILTIN_SPECS_DIR, PROJECT_DIR
 from mlops_assets_tests.synthetic import abalone_features
 
@@ -63,6 +64,17 @@ def test_the_best_trial_is_refit_on_every_row(tmp_path):
     on_all_rows = Pipeline([("prepare", preprocessor(spec)), ("model", ridge)])
     on_all_rows.set_params(model__alpha=best.params["alpha"]).fit(x, y)
     assert np.allclose(candidate.model.predict(x), on_all_rows.predict(x), rtol=0, atol=1e-12)
+
+
+def test_a_time_split_scores_each_trial_on_its_rolling_origin_folds(tmp_path):
+    spec = optuna_spec(trials=3).model_copy(update={"split": Split(method="time", column="Length")})
+    x, y = regression_data()
+    study = Study(tmp_path / "optuna.db", "abalone.ridge.time")
+    candidate = fit_candidate(family("ridge"), spec, x, y, study=study)
+    pipeline = Pipeline([("prepare", preprocessor(spec)), ("model", family("ridge").estimator)])
+    pipeline.set_params(model__alpha=candidate.params["alpha"])
+    same_folds = cross_val_score(pipeline, x, y, cv=_cv(spec), scoring=SCORERS["r2"])
+    assert candidate.fold_scores == pytest.approx(list(same_folds), rel=0, abs=1e-12)
 
 
 def test_each_finished_trial_is_reported_in_the_metrics_units(tmp_path):
