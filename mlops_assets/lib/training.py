@@ -7,7 +7,7 @@ exactly what training applied.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import clone
@@ -35,6 +35,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils import resample
 
 from mlops_assets.lib.spec import METRICS, DatasetSpec
+
+if TYPE_CHECKING:
+    from mlops_assets.lib.search import Study
 
 SEED = 0
 SEARCH_ROWS = 20_000
@@ -85,7 +88,7 @@ def families(task: str) -> list[Family]:
                 "ridge",
                 Ridge(),
                 {"alpha": [0.1, 1.0, 10.0]},
-                {"alpha": FloatRange(1e-3, 1e3, True)},
+                {"alpha": FloatRange(1e-3, 1e3, log=True)},
             ),
             Family(
                 "random_forest",
@@ -176,14 +179,14 @@ def fit_candidate(
     x,
     y,
     search_rows: int = SEARCH_ROWS,
-    study: Any = None,
+    study: Study | None = None,
 ) -> Candidate:
     """Cross-validated search on at most `search_rows` rows (a seeded sample), then the best
     settings refit on every row: the search compares settings, which a sample does about as well,
     while its folds on all rows cost most of the training time on large tables.
 
-    The search is the family's grid, or with `search.backend: optuna` the study `study` (a
-    `lib.search.Study`: where it is stored and what each trial reports to)."""
+    The search is the family's grid, or with `search.backend: optuna` the study `study` (where
+    it is stored, and what hears of each finished trial)."""
     pipeline = Pipeline([("prepare", preprocessor(spec)), ("model", family.estimator)])
     x_search, y_search = _search_sample(x, y, search_rows, spec.split.method == "time")
     if spec.search.backend == "optuna":
