@@ -48,6 +48,6 @@ format: setup
 
 clean:
 	rm -rf .dagster_home .tmp_dagster_home_* .env data/warehouse.duckdb data/warehouse.duckdb.wal \
-		data/mlflow.db data/mlflow.db.lock data/optuna.db data/optuna.db-wal data/optuna.db-shm \
-		data/mlartifacts data/models data/models-cache data/sources \
+		data/mlflow.db data/mlflow.db.lock data/mlartifacts data/models data/models-cache data/sources \
 		data/predictions data/landed data/logs data/feedback
+	rm -f data/optuna.db data/optuna.db-wal data/optuna.db-shm
