@@ -55,3 +55,4 @@ clean:
 		data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow.db data/mlflow.db.lock \
 		data/mlflow.db.creating data/mlartifacts data/models data/models-cache data/sources \
 		data/predictions data/landed data/logs data/feedback
+	rm -f data/optuna.db data/optuna.db-wal data/optuna.db-shm

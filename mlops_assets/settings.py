@@ -77,6 +77,13 @@ class Settings:
         return self.data_dir / "mlartifacts"
 
     @property
+    def search_storage(self) -> Path:
+        """The Optuna studies' SQLite file, beside MLflow's SQLite store (or in the data dir when
+        MLflow tracks to a server)."""
+        tracking_db = sqlite_path(self.tracking_uri)
+        return (tracking_db.parent if tracking_db else self.data_dir) / "optuna.db"
+
+    @property
     def spec_dirs(self) -> list[Path]:
         return [BUILTIN_SPECS_DIR] + ([self.datasets_dir] if self.datasets_dir else [])
 

@@ -115,11 +115,15 @@ class ModelStore(ConfigurableResource):
 
 class MlflowTracking(ConfigurableResource):
     """MLflow through its public API: one parent run per Dagster run (tagged with the Dagster run
-    id), one nested run per candidate; each step that logs ends the parent FINISHED or FAILED."""
+    id), one nested run per candidate (and one per search trial under it); each step that logs
+    ends the parent FINISHED or FAILED."""
 
     tracking_uri: str
     experiment_name: str = MLFLOW_EXPERIMENT
     artifact_location: str
+    search_storage: str | None = Field(
+        None, description="the Optuna studies' SQLite file, for specs with `search: optuna`"
+    )
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         import mlflow
@@ -191,6 +195,8 @@ def resources_for(settings: Settings) -> dict:
         ),
         "model_store": ModelStore(root=str(settings.models_dir), url=settings.models_url),
         "mlflow": MlflowTracking(
-            tracking_uri=settings.tracking_uri, artifact_location=str(settings.artifacts_dir)
+            tracking_uri=settings.tracking_uri,
+            artifact_location=str(settings.artifacts_dir),
+            search_storage=str(settings.search_storage),
         ),
     }

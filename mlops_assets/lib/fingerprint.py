@@ -15,7 +15,7 @@ NOT_TRAINING = {"description", "source", "sha256", "license"}
 MONITORING_GATES = {"drift_alpha", "max_drift_share", "drift_min_rows"}
 
 
-TRAINING_CODE = ("features.py", "training.py", "evaluation.py")  # beside this module
+TRAINING_CODE = ("features.py", "training.py", "search.py", "evaluation.py")  # beside this module
 
 
 def code_version() -> str:

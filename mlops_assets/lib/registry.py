@@ -6,7 +6,8 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ from mlops_assets.settings import sqlite_path
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from mlops_assets.lib.search import TrialReport
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -143,6 +146,18 @@ def trusted_types(model) -> list[str]:
     return skops.io.get_untrusted_types(data=skops.io.dumps(model))
 
 
+@contextmanager
+def candidate_run(dataset: str, family: str) -> Iterator[mlflow.ActiveRun]:
+    """One nested MLflow run per candidate (under the Dagster run's run), active in the block and
+    ended FINISHED or FAILED by it: its search trials nest under it."""
+    tags = {"dataset": dataset, "family": family}
+    parent = mlflow.active_run()
+    if parent is not None and DAGSTER_RUN_TAG in parent.data.tags:
+        tags[DAGSTER_RUN_TAG] = parent.data.tags[DAGSTER_RUN_TAG]
+    with mlflow.start_run(run_name=f"{dataset}-{family}", nested=True, tags=tags) as run:
+        yield run
+
+
 def log_candidate(
     dataset: str,
     family: str,
@@ -151,23 +166,40 @@ def log_candidate(
     metrics: dict[str, float],
     x_example: pd.DataFrame,
 ) -> LoggedCandidate:
-    """One nested MLflow run per candidate, ended FINISHED or FAILED by the `with` block."""
-    tags = {"dataset": dataset, "family": family}
-    parent = mlflow.active_run()
-    if parent is not None and DAGSTER_RUN_TAG in parent.data.tags:
-        tags[DAGSTER_RUN_TAG] = parent.data.tags[DAGSTER_RUN_TAG]
-    with mlflow.start_run(run_name=f"{dataset}-{family}", nested=True, tags=tags) as run:
-        mlflow.log_params({"family": family, **params})
-        mlflow.log_metrics(metrics)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(x_example, model.predict(x_example)),
-            input_example=x_example.head(3),
-            pip_requirements=pip_requirements(),
-            skops_trusted_types=trusted_types(model),
-        )
-        return LoggedCandidate(run.info.run_id, info.model_uri)
+    """A candidate's own nested run, holding its model, settings and metrics."""
+    with candidate_run(dataset, family):
+        return log_fitted(family, model, params, metrics, x_example)
+
+
+def log_fitted(
+    family: str, model, params: dict[str, Any], metrics: dict[str, float], x_example: pd.DataFrame
+) -> LoggedCandidate:
+    """The model, its settings and metrics, into the active candidate run."""
+    run = mlflow.active_run()
+    mlflow.log_params({"family": family, **params})
+    mlflow.log_metrics(metrics)
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=infer_signature(x_example, model.predict(x_example)),
+        input_example=x_example.head(3),
+        pip_requirements=pip_requirements(),
+        skops_trusted_types=trusted_types(model),
+    )
+    return LoggedCandidate(run.info.run_id, info.model_uri)
+
+
+def log_trial(family: str, cv_metric: str, trial: TrialReport) -> None:
+    """One search trial as a run nested under the active candidate run: its settings, its
+    cross-validated score and each fold's (a pruned trial: the folds it reached)."""
+    tags = {
+        "search.trial": str(trial.number),
+        "search.state": "pruned" if trial.pruned else "complete",
+    }
+    with mlflow.start_run(run_name=f"{family} trial {trial.number}", nested=True, tags=tags):
+        mlflow.log_params(trial.params)
+        folds = {f"{cv_metric}_fold{i}": score for i, score in enumerate(trial.fold_scores)}
+        mlflow.log_metrics({cv_metric: trial.cv_score, **folds})
 
 
 def load_model(model_uri: str):

@@ -143,6 +143,28 @@ class Gates(_Strict):
     )
 
 
+class Search(_Strict):
+    """How each family's settings are chosen: every setting of its grid, or an Optuna study
+    (TPE) within a budget per family, `trials` and/or `seconds`, whichever runs out first."""
+
+    backend: Literal["grid", "optuna"] = "grid"
+    trials: int | None = Field(None, ge=1, description="trials per family, stored ones included")
+    seconds: float | None = Field(
+        None, gt=0, description="search seconds per family, stored trials' time included"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Search:
+        budget = self.trials is not None or self.seconds is not None
+        if self.backend == "optuna" and not budget:
+            raise ValueError("an optuna search needs a budget: `trials`, `seconds` or both")
+        if self.backend == "grid" and budget:
+            raise ValueError(
+                "`trials` and `seconds` are an optuna budget; the grid tries each of its settings"
+            )
+        return self
+
+
 class DatasetSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
@@ -161,6 +183,7 @@ class DatasetSpec(_Strict):
         [], description="feature columns whose slices gates.max_slice_gap checks"
     )
     cv_folds: int = Field(3, ge=2, le=10)
+    search: Search = Search()
     path: Path | None = Field(None, exclude=True)
 
     @field_validator("source")

@@ -7,7 +7,7 @@ exactly what training applied.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import clone
@@ -37,6 +37,9 @@ from sklearn.utils import resample
 from mlops_assets.lib.spec import METRICS, DatasetSpec
 from mlops_contract.dates import date_part_names, date_parts
 
+if TYPE_CHECKING:
+    from mlops_assets.lib.search import Study
+
 SEED = 0
 SEARCH_ROWS = 20_000
 SCORERS = {
@@ -50,38 +53,75 @@ SCORERS = {
 
 
 @dataclass(frozen=True)
+class IntRange:
+    low: int
+    high: int
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    low: float
+    high: float
+    log: bool = False
+
+
+@dataclass(frozen=True)
 class Family:
+    """A model family and its hyperparameters: `grid` the settings a grid search tries, `space`
+    the ranges an Optuna study samples (the same hyperparameters, around the grid's values)."""
+
     name: str
     estimator: Any
     grid: dict[str, list]
+    space: dict[str, IntRange | FloatRange]
 
 
 def families(task: str) -> list[Family]:
+    boosting_grid = {"learning_rate": [0.1], "max_leaf_nodes": [15, 31]}
+    boosting_space = {
+        "learning_rate": FloatRange(0.02, 0.3, log=True),
+        "max_leaf_nodes": IntRange(8, 64, log=True),
+    }
     if task == "regression":
         return [
-            Family("ridge", Ridge(), {"alpha": [0.1, 1.0, 10.0]}),
+            Family(
+                "ridge",
+                Ridge(),
+                {"alpha": [0.1, 1.0, 10.0]},
+                {"alpha": FloatRange(1e-3, 1e3, log=True)},
+            ),
             Family(
                 "random_forest",
                 RandomForestRegressor(n_estimators=60, max_depth=12, random_state=SEED, n_jobs=1),
                 {"min_samples_leaf": [2, 5]},
+                {"min_samples_leaf": IntRange(1, 20, log=True)},
             ),
             Family(
                 "hist_gradient_boosting",
                 HistGradientBoostingRegressor(random_state=SEED),
-                {"learning_rate": [0.1], "max_leaf_nodes": [15, 31]},
+                boosting_grid,
+                boosting_space,
             ),
         ]
     return [
-        Family("logistic_regression", LogisticRegression(max_iter=2000), {"C": [0.1, 1.0, 10.0]}),
+        Family(
+            "logistic_regression",
+            LogisticRegression(max_iter=2000),
+            {"C": [0.1, 1.0, 10.0]},
+            {"C": FloatRange(1e-3, 1e3, log=True)},
+        ),
         Family(
             "random_forest",
             RandomForestClassifier(n_estimators=60, random_state=SEED, n_jobs=1),
             {"min_samples_leaf": [1, 3]},
+            {"min_samples_leaf": IntRange(1, 10, log=True)},
         ),
         Family(
             "hist_gradient_boosting",
             HistGradientBoostingClassifier(random_state=SEED),
-            {"learning_rate": [0.1], "max_leaf_nodes": [15, 31]},
+            boosting_grid,
+            boosting_space,
         ),
     ]
 
@@ -132,31 +172,75 @@ class Candidate:
     cv_score: float
     searched_rows: int
     fold_scores: list[float]  # the chosen settings' score on each cross-validation fold
+    trials: int  # settings compared: the grid's size, or the study's finished trials
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The best settings a search found, scored in the selection metric's own units."""
+
+    params: dict[str, Any]
+    cv_score: float
+    fold_scores: list[float]
+    trials: int
 
 
 def fit_candidate(
-    family: Family, spec: DatasetSpec, x, y, search_rows: int = SEARCH_ROWS
+    family: Family,
+    spec: DatasetSpec,
+    x,
+    y,
+    search_rows: int = SEARCH_ROWS,
+    study: Study | None = None,
 ) -> Candidate:
-    """Cross-validated grid search on at most `search_rows` rows (a seeded sample), then the best
-    settings refit on every row: the grid compares settings, which a sample does about as well,
-    while its folds on all rows cost most of the training time on large tables."""
+    """Cross-validated search on at most `search_rows` rows (a seeded sample), then the best
+    settings refit on every row: the search compares settings, which a sample does about as well,
+    while its folds on all rows cost most of the training time on large tables.
+
+    The search is the family's grid, or with `search.backend: optuna` the study `study` (where
+    it is stored, and what hears of each finished trial)."""
     pipeline = Pipeline([("prepare", preprocessor(spec)), ("model", family.estimator)])
+    x_search, y_search = _search_sample(x, y, search_rows, spec.split.method == "time")
+    if spec.search.backend == "optuna":
+        from mlops_assets.lib.search import optuna_search
+
+        if study is None:
+            raise ValueError(f"{spec.name}: an optuna search needs a study (its storage, name)")
+        found = optuna_search(family, spec, pipeline, x_search, y_search, study)
+    else:
+        found = grid_search(family, spec, pipeline, x_search, y_search)
+    settings = {f"model__{key}": value for key, value in found.params.items()}
+    model = _refit_on_all_cores(clone(pipeline).set_params(**settings), x, y)
+    return Candidate(
+        family.name,
+        model,
+        found.params,
+        found.cv_score,
+        len(x_search),
+        found.fold_scores,
+        found.trials,
+    )
+
+
+def grid_search(family: Family, spec: DatasetSpec, pipeline: Pipeline, x, y) -> SearchResult:
     grid = {f"model__{key}": values for key, values in family.grid.items()}
     search = GridSearchCV(
         pipeline, grid, scoring=SCORERS[spec.selection_metric], cv=_cv(spec), n_jobs=1, refit=False
     )
-    x_search, y_search = _search_sample(x, y, search_rows, spec.split.method == "time")
-    search.fit(x_search, y_search)
-    model = _refit_on_all_cores(clone(pipeline).set_params(**search.best_params_), x, y)
-    sign = 1.0 if spec.higher_is_better else -1.0
+    search.fit(x, y)
+    sign = metric_sign(spec)
     params = {key.removeprefix("model__"): value for key, value in search.best_params_.items()}
     best = search.best_index_
     folds = [
         sign * float(search.cv_results_[f"split{i}_test_score"][best]) for i in range(spec.cv_folds)
     ]
-    return Candidate(
-        family.name, model, params, sign * float(search.best_score_), len(x_search), folds
-    )
+    trials = len(search.cv_results_["params"])
+    return SearchResult(params, sign * float(search.best_score_), folds, trials)
+
+
+def metric_sign(spec: DatasetSpec) -> float:
+    """From a scorer's value (higher is better) to the metric's own units, and back."""
+    return 1.0 if spec.higher_is_better else -1.0
 
 
 def _refit_on_all_cores(pipeline: Pipeline, x, y) -> Pipeline:

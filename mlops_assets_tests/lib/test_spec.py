@@ -31,6 +31,9 @@ def test_builtin_specs_use_the_names_clients_send(builtin_specs):
     assert builtin_specs["abalone"].target == "Rings"
 
 
+TASK = "task: regression"
+
+
 def test_good_spec_defaults():
     spec = parse_spec(GOOD, Path("wine.yaml"))
     assert spec.column("fixed acidity").field == "fixed_acidity"
@@ -38,6 +41,15 @@ def test_good_spec_defaults():
     assert spec.gates.max_quarantine_share == 0.05
     assert [c.name for c in spec.feature_columns] == ["fixed acidity", "type"]
     assert spec.input_rules[1].allowed == ("red", "white")
+    assert spec.search.backend == "grid"
+
+
+def test_an_optuna_search_takes_trials_seconds_or_both():
+    for budget in ("trials: 20", "seconds: 60", "trials: 20, seconds: 60"):
+        text = GOOD + f"search: {{backend: optuna, {budget}}}\n"
+        search = parse_spec(text, Path("wine.yaml")).search
+        assert search.backend == "optuna"
+        assert (search.trials, search.seconds) in ((20, None), (None, 60), (20, 60))
 
 
 def test_api_names_are_identifiers():
@@ -56,6 +68,19 @@ def test_api_names_are_identifiers():
         (("task: regression", "task: regression\nsplit: {method: time}"), "split", "column"),
         (("source: data.csv", "source: data.csv\nsurprise: 1"), "surprise", "Extra inputs"),
         (("name: wine", "name: Wine!"), "name", "pattern"),
+        ((TASK, f"{TASK}\nsearch: {{backend: optuna}}"), "search", "needs a budget"),
+        ((TASK, f"{TASK}\nsearch: {{trials: 20}}"), "search", "`trials` and `seconds` are"),
+        ((TASK, f"{TASK}\nsearch: {{backend: random}}"), "search.backend", "'grid' or 'optuna'"),
+        (
+            (TASK, f"{TASK}\nsearch: {{backend: optuna, trials: 0}}"),
+            "search.trials",
+            "greater than or equal to 1",
+        ),
+        (
+            (TASK, f"{TASK}\nsearch: {{backend: optuna, seconds: 0}}"),
+            "search.seconds",
+            "greater than 0",
+        ),
     ],
 )
 def test_bad_spec_names_file_and_field(change, field, message):

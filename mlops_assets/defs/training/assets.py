@@ -96,7 +96,7 @@ def training_assets(spec: DatasetSpec) -> list:
             fingerprint, same = registered_fingerprint(context, spec, frame)
             if same is not None:
                 return unchanged_inputs(context, ds, fingerprint, same)
-            table_ = train_candidates(context, spec, frame)
+            table_ = train_candidates(context, spec, frame, fingerprint, mlflow.search_storage)
         with warehouse.get_connection() as con:
             replace_table(con, ds, "candidates", table_)
         return MaterializeResult(
@@ -221,28 +221,42 @@ def candidates_markdown(spec: DatasetSpec, candidates: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, floatfmt=".4f")
 
 
-def train_candidates(context, spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
-    """Fit, evaluate and log every family; the rows of `<ds>.candidates`."""
+def train_candidates(
+    context,
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    fingerprint: str = "",
+    search_storage: str | None = None,
+) -> pd.DataFrame:
+    """Fit, evaluate and log every family, each in its candidate run (an Optuna search's trials
+    nested under it, its study in `search_storage` named by the training `fingerprint`); the rows
+    of `<ds>.candidates`."""
     from mlops_assets.lib import registry, training
 
     x_train, y_train = feature_lib.model_inputs(frame, spec, "train")
     x_test, y_test = feature_lib.model_inputs(frame, spec, "test")
     version = feature_lib.data_version(frame)
+    cv_metric = f"cv_{spec.selection_metric}"
     rows = []
     for family in training.families(spec.task):
-        context.log.info(f"{spec.name}: tuning {family.name}")
-        candidate = training.fit_candidate(family, spec, x_train, y_train)
-        metrics = training.holdout_metrics(spec.task, candidate.model, x_test, y_test)
-        cv_metric = f"cv_{spec.selection_metric}"
-        folds = {f"{cv_metric}_fold{i}": s for i, s in enumerate(candidate.fold_scores)}
-        logged = registry.log_candidate(
-            spec.name,
-            family.name,
-            candidate.model,
-            candidate.params,
-            {cv_metric: candidate.cv_score, **folds, **metrics},
-            x_train,
-        )
+        context.log.info(f"{spec.name}: tuning {family.name} ({spec.search.backend})")
+        with registry.candidate_run(spec.name, family.name):
+            study = family_study(spec, family.name, cv_metric, fingerprint, search_storage)
+            candidate = training.fit_candidate(family, spec, x_train, y_train, study=study)
+            metrics = training.holdout_metrics(spec.task, candidate.model, x_test, y_test)
+            folds = {f"{cv_metric}_fold{i}": s for i, s in enumerate(candidate.fold_scores)}
+            logged = registry.log_fitted(
+                family.name,
+                candidate.model,
+                candidate.params,
+                {
+                    cv_metric: candidate.cv_score,
+                    **folds,
+                    **metrics,
+                    "search_trials": candidate.trials,
+                },
+                x_train,
+            )
         rows.append(
             {
                 "family": family.name,
@@ -259,3 +273,25 @@ def train_candidates(context, spec: DatasetSpec, frame: pd.DataFrame) -> pd.Data
             }
         )
     return pd.DataFrame(rows)
+
+
+def family_study(
+    spec: DatasetSpec, family: str, cv_metric: str, fingerprint: str, search_storage: str | None
+):
+    """The family's Optuna study, each finished trial logged as a run nested under the active
+    candidate run; None for a grid search."""
+    if spec.search.backend != "optuna":
+        return None
+    if not search_storage:
+        raise Failure(description=f"{spec.name}: an optuna search needs the studies' storage")
+    from functools import partial
+    from pathlib import Path
+
+    from mlops_assets.lib import registry
+    from mlops_assets.lib.search import Study, study_name
+
+    return Study(
+        Path(search_storage),
+        study_name(spec.name, family, fingerprint),
+        on_trial=partial(registry.log_trial, family, cv_metric),
+    )
