@@ -54,5 +54,5 @@ clean:
 	rm -rf .dagster_home .tmp_dagster_home_* mlruns mlartifacts \
 		data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow.db data/mlflow.db.lock \
 		data/mlflow.db.creating data/mlartifacts data/models data/models-cache data/sources \
-		data/predictions data/landed data/logs data/feedback
+		data/predictions data/landed data/logs data/feedback data/observations
 	rm -f data/optuna.db data/optuna.db-wal data/optuna.db-shm

@@ -42,6 +42,7 @@ POINTER_FILE = "current.json"
 REFERENCE_FILE = "reference.json"  # the drift reference profile of the training data
 CARD_MARKDOWN_FILE = "card.md"  # the model card, for people
 CARD_JSON_FILE = "card.json"  # the same card as data, with the lineage
+HISTORY_FILE = "history.json"  # a series model's last observations per entity at promotion
 # `.<bundle_id>.pid<writer pid>@<writer host>.<random>`: a bundle being written (dot folders are
 # never served). The host is kept because a folder shared by containers or machines holds
 # writers whose pids mean nothing here.

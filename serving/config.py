@@ -42,6 +42,11 @@ class ServingConfig:
     log_flush_interval: float = 1.0
 
     @property
+    def observations_dir(self) -> Path:
+        """Where `POST /models/{name}/observations` appends a series' observations."""
+        return self.predictions_dir.parent / "observations"
+
+    @property
     def feedback_dir(self) -> Path:
         """Where `POST /models/{name}/feedback` appends its labels (serving.feedback)."""
         return self.predictions_dir.parent / "feedback"

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from serving.errors import ApiError
-from serving.model import LoadedModel, example_row
+from serving.model import LoadedModel
 
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
@@ -32,18 +32,19 @@ def explain_requested(query: bytes) -> bool:
     return values[0].lower() in TRUE
 
 
-def _substituted(rows: list[list], baseline: list) -> list[list]:
+def _substituted(rows: list[list], baseline: list, width: int) -> list[list]:
+    """The baseline, then each row and the row with each of its `width` fields in turn set to
+    the baseline's (a series model's computed features stay the row's own)."""
     batch = [baseline]
     for row in rows:
         batch.append(row)
-        batch.extend(row[:i] + [baseline[i]] + row[i + 1 :] for i in range(len(row)))
+        batch.extend(row[:i] + [baseline[i]] + row[i + 1 :] for i in range(width))
     return batch
 
 
 def explain_rows(model: LoadedModel, rows: list[list]) -> list[dict[str, Any]]:
     """One explanation per validated row (in the model's field order)."""
-    baseline = example_row(model.fields)
-    prediction = model.predict(_substituted(rows, baseline))
+    prediction = model.predict(_substituted(rows, model.baseline_row(), len(model.fields)))
     width = len(model.fields) + 1
     explanations = []
     for j in range(len(rows)):

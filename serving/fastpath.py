@@ -27,8 +27,14 @@ SCORING_ROUTES = {
     "predict": "/models/{name}/predict",
     "invocations": "/models/{name}/invocations",
     "feedback": "/models/{name}/feedback",  # labels: the same auth and limits as predictions
+    "observations": "/models/{name}/observations",  # a series model's history
 }
-ALLOWED_METHODS = {"predict": ("GET", "POST"), "invocations": ("POST",), "feedback": ("POST",)}
+ALLOWED_METHODS = {
+    "predict": ("GET", "POST"),
+    "invocations": ("POST",),
+    "feedback": ("POST",),
+    "observations": ("POST",),
+}
 
 
 def scoring_route(scope: dict) -> tuple[str, str] | None:
@@ -126,6 +132,8 @@ async def _score(
     raw = await read_body(receive, config.max_body_bytes)
     if action == "feedback":
         return service.feedback(name, raw)
+    if action == "observations":
+        return service.observations(name, raw)
     if action == "predict" and scope["query_string"]:  # no query string: no extra work
         explain = explain_requested(scope["query_string"])
         return await service.predict(name, raw, scope["mlops"], explain=explain)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -10,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_contract.bundle import Bundle, BundleError
+from mlops_contract.bundle import HISTORY_FILE, Bundle, BundleError, read_regular
 from mlops_contract.record import RecordField, example_record, manifest_fields, record_schema
+from mlops_contract.series import Series
 from mlops_contract.validation import Field, compile_fields
 from serving.inference import Predictor, compile_predictor
 
@@ -39,10 +41,30 @@ class LoadedModel:
     estimator: Any
     labels: tuple | None
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    series_window: dict | None = None  # a series model's history at promotion (HISTORY_FILE)
 
     @cached_property
     def predictor(self) -> Predictor:
         return compile_predictor(self.estimator)
+
+    @cached_property
+    def series(self) -> Series | None:
+        """The lags and windows the server computes from history, for a series model."""
+        entry = self.manifest.get("series")
+        return Series.from_manifest(entry) if entry else None
+
+    @cached_property
+    def frame_fields(self) -> tuple[Field, ...]:
+        """What a row holds: the request's fields, then a series model's computed features."""
+        if self.series is None:
+            return self.fields
+        features = self.series.features
+        computed = tuple(RecordField(f.name, f.name, "float", nullable=True) for f in features)
+        return self.fields + compile_fields(computed)
+
+    def baseline_row(self) -> list:
+        """A typical row: the contract's examples, computed features left to the imputer."""
+        return example_row(self.fields) + [None] * (len(self.frame_fields) - len(self.fields))
 
     @property
     def name(self) -> str:
@@ -74,7 +96,7 @@ class LoadedModel:
     @cached_property
     def _columns_path(self) -> bool:
         """Compiled preprocessing over plain column arrays (dates need a DataFrame's parsing)."""
-        has_dates = any(field.type == "date" for field in self.fields)
+        has_dates = any(field.type == "date" for field in self.frame_fields)
         return self.predictor.prepare_columns is not None and not has_dates
 
     def predict(self, rows: list[list]) -> Prediction:
@@ -85,9 +107,9 @@ class LoadedModel:
 
     def _predict(self, rows: list[list]) -> Prediction:
         if self._columns_path:
-            features = self.predictor.prepare_columns(column_arrays(rows, self.fields))
+            features = self.predictor.prepare_columns(column_arrays(rows, self.frame_fields))
         else:
-            features = self.predictor.prepare(to_frame(rows, self.fields))
+            features = self.predictor.prepare(to_frame(rows, self.frame_fields))
         finite = _finite_rows(features, len(rows))
         if finite.all():
             return self._predict_features(features)
@@ -116,8 +138,8 @@ class LoadedModel:
     def culprits(self, row: list) -> list[str]:
         """The fields of an unscorable row that make it so: those whose typical value in their
         place makes the row scorable."""
-        baseline = example_row(self.fields)
-        trials = [row[:i] + [baseline[i]] + row[i + 1 :] for i in range(len(row))]
+        baseline = self.baseline_row()
+        trials = [row[:i] + [baseline[i]] + row[i + 1 :] for i in range(len(self.fields))]
         prediction = self.predict(trials)
         return [f.name for i, f in enumerate(self.fields) if i not in prediction.unscorable]
 
@@ -188,6 +210,13 @@ def _labels(bundle: Bundle) -> tuple | None:
     return tuple(model_classes)
 
 
+def _series_window(bundle: Bundle) -> dict:
+    try:
+        return json.loads(read_regular(bundle.path / HISTORY_FILE))
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{bundle.path}: a series model, its history unreadable: {exc}") from exc
+
+
 def from_bundle(dataset: str, bundle: Bundle) -> LoadedModel:
     """Check a verified bundle is servable (schema, task, a trial prediction) and wrap it."""
     manifest = bundle.manifest
@@ -197,8 +226,11 @@ def from_bundle(dataset: str, bundle: Bundle) -> LoadedModel:
         raise BundleError(f"{bundle.path}: model has no predict method")
     try:
         fields = compile_fields(manifest_fields(manifest))
-        loaded = LoadedModel(dataset, manifest, fields, bundle.model, _labels(bundle))
-        if loaded.predict([example_row(fields)]).unscorable:
+        window = _series_window(bundle) if manifest.get("series") else None
+        loaded = LoadedModel(
+            dataset, manifest, fields, bundle.model, _labels(bundle), series_window=window
+        )
+        if loaded.predict([loaded.baseline_row()]).unscorable:
             raise BundleError(f"{bundle.path}: its output for a typical record is not finite")
     except BundleError:
         raise

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mlops_contract.record import RecordField, example_record, property_schema
+from mlops_contract.record import RecordField, example_record, property_schema, record_schema
 from serving.model import LoadedModel
 
 JSON = "application/json"
@@ -283,7 +283,28 @@ def scoring_paths(model: LoadedModel, secured: bool) -> dict[str, dict]:
             )
         },
         f"/models/{model.name}/feedback": {"post": _feedback_post(model, secured)},
+        **_observations_paths(model, secured),
     }
+
+
+def _observations_paths(model: LoadedModel, secured: bool) -> dict[str, dict]:
+    """A series model's `POST observations`: the time, entity and observed fields of a record."""
+    series = model.series
+    if series is None:
+        return {}
+    kept = {series.time, series.entity, *series.observed}
+    fields = tuple(f.contract for f in model.fields if f.column in kept)
+    observation = record_schema(f"{model.name} observation", fields)
+    del observation["$schema"]
+    accepted = {"type": "object", "properties": {"model": {}, "accepted": {"type": "integer"}}}
+    summary = f"Observations of the {model.name} series its lags and windows are computed from"
+    operation = _operation(summary, _json(accepted, "Observations kept"), SCORING_ERRORS, secured)
+    body = {"oneOf": [observation, {"type": "array", "items": observation, "minItems": 1}]}
+    operation["requestBody"] = {
+        "required": True,
+        "content": {JSON: {"schema": body, "example": example_record(fields)}},
+    }
+    return {f"/models/{model.name}/observations": {"post": operation}}
 
 
 def _feedback_post(model: LoadedModel, secured: bool) -> dict:

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from serving.config import ServingConfig
 from serving.errors import MAX_LISTED_ERRORS, ApiError
 from serving.explain import explain_rows
 from serving.feedback import Labels, validate_feedback
+from serving.history import SeriesHistory
 from serving.integrity import remove_stale_staging
 from serving.logs import AccessLog
 from serving.metrics import Metrics, multiprocess
@@ -106,6 +108,16 @@ def _unprocessable(body: Any, errors: list[FieldError]) -> ApiError:
     return ApiError(422, detail, errors)
 
 
+def _observation(series, fields, row: list) -> dict:
+    values = {field.column: value for field, value in zip(fields, row, strict=True)}
+    entity = values.pop(series.entity) if series.entity else None
+    return {
+        "entity": None if entity is None else str(entity),
+        "day": values.pop(series.time),
+        "values": values,
+    }
+
+
 class PredictionService:
     def __init__(self, config: ServingConfig) -> None:
         self.config = config
@@ -121,6 +133,8 @@ class PredictionService:
             config.log_flush_interval,
             on_drop=self.metrics.prediction_log_dropped.inc,
         )
+        self._histories: dict[tuple[str, str], SeriesHistory] = {}
+        self._histories_lock = threading.Lock()
         self.feedback_log = JsonLinesLog(
             config.feedback_dir,
             config.log_queue_size,
@@ -267,6 +281,7 @@ class PredictionService:
         rows, is_batch, errors = validate_body(body, model.fields)
         if errors:
             raise _unprocessable(body, errors)
+        rows = self._with_history(model, rows, body, is_batch)
         records = body if is_batch else [body]
         prediction = await self._score(model, rows, records, context, is_batch)
         answer = _answer(model, prediction, is_batch, context)
@@ -289,6 +304,7 @@ class PredictionService:
         errors += invalid
         if errors:
             raise _unprocessable(record, errors)
+        rows = self._with_history(model, rows, record, is_batch=False)
         prediction = await self._score(model, rows, [record], context, is_batch=False)
         return _answer(model, prediction, False, context)
 
@@ -305,8 +321,57 @@ class PredictionService:
         rows, _, errors = validate_body(records, model.fields)
         if errors:
             raise _unprocessable(body, errors)
+        rows = self._with_history(model, rows, body, is_batch=True)
         prediction = await self._score(model, rows, records, context)
         return {"predictions": prediction.values}
+
+    def _history(self, model: LoadedModel) -> SeriesHistory:
+        key = (model.name, model.bundle_id)
+        with self._histories_lock:
+            if key not in self._histories:
+                # a new bundle starts from its own window (and the observations since)
+                for older in [k for k in self._histories if k[0] == model.name]:
+                    del self._histories[older]
+                log_dir = self.config.observations_dir / model.dataset
+                self._histories[key] = SeriesHistory(model.series, model.series_window, log_dir)
+            return self._histories[key]
+
+    def _with_history(self, model: LoadedModel, rows: list[list], body, is_batch: bool):
+        """A series model's rows with the features computed from history; a row without the
+        history they need is a 422 naming the time field."""
+        if model.series is None:
+            return rows
+        history, series = self._history(model), model.series
+        at = {field.column: index for index, field in enumerate(model.fields)}
+        time_field = model.fields[at[series.time]].name
+        extended, errors = [], []
+        for index, row in enumerate(rows):
+            entity = None if series.entity is None else str(row[at[series.entity]])
+            values, why = history.features(entity, row[at[series.time]])
+            if why:
+                where = f"[{index}].{time_field}" if is_batch else time_field
+                errors.append(FieldError(where, why.replace("{name}", model.name)))
+            else:
+                extended.append(row + values)
+        if errors:
+            raise _unprocessable(body, errors)
+        return extended
+
+    def observations(self, name: str, raw: bytes) -> dict:
+        """Keep a series' observations (durably, before answering) for its features."""
+        model = self.resolve(name)
+        if model.series is None:
+            raise ApiError(404, f"model {name!r} is not a series model: it keeps no observations")
+        series = model.series
+        kept = {series.time, series.entity, *series.observed}
+        fields = tuple(field for field in model.fields if field.column in kept)
+        body = parse_json(raw)
+        rows, _, errors = validate_body(body, fields)
+        if errors:
+            raise _unprocessable(body, errors)
+        observed = [_observation(series, fields, row) for row in rows]
+        self._history(model).record(observed)
+        return {"model": model.name, "accepted": len(observed)}
 
     async def _score(
         self,

@@ -27,7 +27,7 @@ def to_records(frame: pd.DataFrame, model: LoadedModel) -> list[dict]:
         if field.type in ("float", "int") and records[field.name].dtype == object:
             # one bad value makes pandas read a whole column as text; keep the numbers numbers
             records[field.name] = records[field.name].map(_number_or_text)
-    return json.loads(records.to_json(orient="records"))
+    return json.loads(records.to_json(orient="records", date_format="iso"))  # dates as text
 
 
 def _number_or_text(value):
@@ -41,6 +41,8 @@ def score(frame: pd.DataFrame, model: LoadedModel) -> Scored:
     """Validate every row like a request body, then score the valid ones in one model call."""
     names = frozenset(field.name for field in model.fields)
     records = to_records(frame, model)
+    # a series model's features come computed with the rows (`query_features`), not from history
+    computed = frame[[f.name for f in model.series.features]] if model.series else frame[[]]
     rows, kept, rejected = [], [], []
     for number, record in enumerate(records, start=1):
         row, errors = validate_record(record, model.fields, names)
@@ -52,7 +54,7 @@ def score(frame: pd.DataFrame, model: LoadedModel) -> Scored:
                 }
             )
         else:
-            rows.append(row)
+            rows.append(row + computed.iloc[number - 1].tolist())
             kept.append(number)
     predictions = pd.DataFrame({"row_number": kept})
     for position, field in enumerate(model.fields):

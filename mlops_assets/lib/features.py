@@ -8,9 +8,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from mlops_assets.lib.spec import DatasetSpec
+from mlops_assets.lib.spec import DatasetSpec, SeriesSpec
 from mlops_assets.lib.warehouse import quote, table
 from mlops_contract.dates import DATE_PARTS
+from mlops_contract.series import SeriesFeature
 
 KEYS = ["_partition", "_source_file", "_row_number"]
 HASH_SCALE = 2**64
@@ -37,12 +38,30 @@ def query_features(
     ).to_arrow_table()
     with duckdb.connect(":memory:", config={"enable_external_access": False}) as sandbox:
         sandbox.register("validated", validated)
-        derived = "".join(f", ({d.sql}) AS {quote(d.name)}" for d in spec.derived)
+        expressions = [(d.name, d.sql) for d in spec.derived]
+        expressions += [(f.name, series_sql(f, spec.series)) for f in spec.series_features]
+        derived = "".join(f", ({sql}) AS {quote(name)}" for name, sql in expressions)
         sql = f"SELECT *{derived} FROM validated ORDER BY _partition, _row_number"
         try:
             return sandbox.execute(sql).df()
         except duckdb.Error as exc:
             raise _derived_error(sandbox, spec, exc) from None
+
+
+def series_sql(feature: SeriesFeature, series: SeriesSpec) -> str:
+    """`feature` as DuckDB SQL over the validated rows: the observations of the same entity
+    before the row, oldest first, added in the order `SeriesFeature.value` adds them."""
+    order = f"PARTITION BY {quote(series.entity)} " if series.entity else ""
+    window = f"OVER ({order}ORDER BY {quote(series.time)})"
+    column = quote(feature.column)
+    if feature.kind == "lag":
+        return f"lag({column}, {feature.n}) {window}"
+    before = [f"lag({column}, {k}) {window}" for k in range(feature.n, 0, -1)]
+    if feature.kind in ("min", "max"):
+        return f"list_{feature.kind}([{', '.join(before)}])"
+    total = " + ".join(f"coalesce({value}, 0.0)" for value in before)
+    count = " + ".join(f"CAST({value} IS NOT NULL AS INTEGER)" for value in before)
+    return f"CAST(({total}) AS DOUBLE) / nullif({count}, 0)"
 
 
 def _derived_error(sandbox, spec: DatasetSpec, error: duckdb.Error) -> Exception:

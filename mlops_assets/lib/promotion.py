@@ -20,10 +20,11 @@ from mlops_assets.lib.fingerprint import FINGERPRINT_TAG, training_fingerprint
 from mlops_assets.lib.locks import exclusive_lock
 from mlops_assets.lib.publishing import manifest_for, publish_bundle, reference_profile
 from mlops_assets.lib.reconcile import HISTORY, HISTORY_COLUMNS, reconcile_champion
+from mlops_assets.lib.series import history_window
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.training import improvement
 from mlops_assets.lib.warehouse import append_rows
-from mlops_contract.bundle import REFERENCE_FILE
+from mlops_contract.bundle import HISTORY_FILE, REFERENCE_FILE
 
 
 class PromotionError(Exception):
@@ -207,6 +208,9 @@ def _decide_and_publish(
     manifest = manifest_for(spec, best, version, challenger, run_id, x_train)
     manifest["metric_intervals"] = evaluation.intervals
     extra = {REFERENCE_FILE: reference_profile(spec, model, x_train), **card}
+    if spec.series is not None:
+        with connect() as con:
+            extra[HISTORY_FILE] = history_window(con, spec)
     path = publish_bundle(dataset_dir, model, manifest, x_test, extra, publish_to)
     registry.set_alias(spec.name, registry.CHAMPION, version)
     outcome = replace(outcome, version=version, bundle_path=path)

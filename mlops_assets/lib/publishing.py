@@ -29,6 +29,7 @@ def manifest_for(
         "task": spec.task,
         "target": spec.target,
         **input_contract(spec, x_train),  # input_schema
+        "series": spec.series.compiled().to_manifest() if spec.series else None,
         "classes": None,
         "metrics": metrics,
         "selection_metric": spec.selection_metric,

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlops_contract.record import FieldType, RecordField
+from mlops_contract.series import Series, SeriesFeature
 
 Task = Literal["classification", "regression"]
 
@@ -89,6 +90,53 @@ class Derived(_Strict):
             api_name=self.api_name,
             feature=self.feature,
         )
+
+
+class Lag(_Strict):
+    column: str
+    lags: list[int] = Field(min_length=1, description="how many observations back, each >= 1")
+
+    @field_validator("lags")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(n < 1 for n in value):
+            raise ValueError("lags are counted in observations back: each must be >= 1")
+        return value
+
+
+class Window(_Strict):
+    column: str
+    size: int = Field(ge=1, description="the observations before the row it summarizes")
+    stats: list[Literal["mean", "min", "max"]] = ["mean"]
+
+
+class SeriesSpec(_Strict):
+    """Lags and windows over earlier observations of one entity, in time order: computed in
+    DuckDB for training and by the server from the observations it keeps."""
+
+    time: str
+    entity: str | None = None
+    lags: list[Lag] = []
+    windows: list[Window] = []
+    max_gap_days: int | None = Field(
+        None, ge=1, description="a request whose last observation is older is refused (422)"
+    )
+
+    def features(self) -> tuple[SeriesFeature, ...]:
+        lagged = [
+            SeriesFeature(f"{lag.column}_lag{n}", lag.column, "lag", n)
+            for lag in self.lags
+            for n in lag.lags
+        ]
+        windowed = [
+            SeriesFeature(f"{window.column}_{stat}{window.size}", window.column, stat, window.size)
+            for window in self.windows
+            for stat in window.stats
+        ]
+        return tuple(lagged + windowed)
+
+    def compiled(self) -> Series:
+        return Series(self.time, self.entity, self.features(), self.max_gap_days)
 
 
 class ReadOptions(_Strict):
@@ -184,6 +232,7 @@ class DatasetSpec(_Strict):
     )
     cv_folds: int = Field(3, ge=2, le=10)
     search: Search = Search()
+    series: SeriesSpec | None = None
     path: Path | None = Field(None, exclude=True)
 
     @field_validator("source")
@@ -218,7 +267,33 @@ class DatasetSpec(_Strict):
         if not self.feature_columns:
             raise ValueError("no feature columns: every column is the target or excluded")
         self._check_slices()
+        self._check_series()
         return self
+
+    def _check_series(self) -> None:
+        if self.series is None:
+            return
+        file_columns = {c.name: c for c in self.columns}
+        time = file_columns.get(self.series.time)
+        if time is None or time.type != "date":
+            raise ValueError(f"series.time {self.series.time!r} must be a date column of the file")
+        entity = self.series.entity
+        if entity is not None and entity not in file_columns:
+            raise ValueError(f"series.entity {entity!r} is not a column of the file")
+        for feature in self.series_features:
+            observed = file_columns.get(feature.column)
+            if observed is None or not observed.is_numeric:
+                raise ValueError(
+                    f"series feature {feature.name}: {feature.column!r} is not a numeric column "
+                    "of the file"
+                )
+            if not observed.feature or observed.name == self.target:
+                raise ValueError(
+                    f"series feature {feature.name}: {feature.column!r} must be a request field "
+                    "(a feature, not the target): the server keeps the history of what it is sent"
+                )
+        if not self.series_features:
+            raise ValueError("series: declare at least one of `lags` or `windows`")
 
     def _check_slices(self) -> None:
         features = [c.name for c in self.feature_columns]
@@ -231,8 +306,14 @@ class DatasetSpec(_Strict):
             )
 
     @property
+    def series_features(self) -> tuple[SeriesFeature, ...]:
+        return self.series.features() if self.series else ()
+
+    @property
     def all_columns(self) -> list[Column]:
-        return self.columns + [d.as_column() for d in self.derived]
+        """The file's columns, the derived ones, then the series features."""
+        series = [Column(name=f.name, type="float", nullable=True) for f in self.series_features]
+        return self.columns + [d.as_column() for d in self.derived] + series
 
     def column(self, name: str) -> Column:
         return next(c for c in self.all_columns if c.name == name)
@@ -271,8 +352,10 @@ class DatasetSpec(_Strict):
 
     @property
     def input_rules(self) -> tuple[RecordField, ...]:
-        """The rules of the model inputs, in model input order: what the prediction API accepts."""
-        return tuple(self.rule(c) for c in self.feature_columns)
+        """The rules of the model inputs a request sends, in model input order: what the
+        prediction API accepts (series features are computed from history, not sent)."""
+        computed = {f.name for f in self.series_features}
+        return tuple(self.rule(c) for c in self.feature_columns if c.name not in computed)
 
     @property
     def selection_metric(self) -> str:
