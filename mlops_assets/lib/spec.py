@@ -326,9 +326,10 @@ class DatasetSpec(_Strict):
 
     @property
     def drift_columns(self) -> list[Column]:
-        """The features drift compares: not dates, which in live traffic are newer than every
-        training date by design."""
-        return [c for c in self.feature_columns if c.kind != "date"]
+        """The features drift compares: those a request sends, not dates (in live traffic newer
+        than every training date by design) and not series features (computed, not sent)."""
+        computed = {f.name for f in self.series_features}
+        return [c for c in self.feature_columns if c.kind != "date" and c.name not in computed]
 
     def rule(self, column: Column) -> RecordField:
         """What a value of `column` must be, read from the spec once: the SQL split, the pandera
