@@ -53,14 +53,19 @@ def write_series(folder, days=600, seed=3):
     (folder / "prices.csv").write_text("\n".join(lines))
 
 
-def test_declared_time_series_builds_end_to_end(settings, instance, tmp_path, monkeypatch):
+def declare(tmp_path, monkeypatch, text: str, write) -> tuple:
+    """(settings, spec) of the data set `text` declares in a spec folder, its file written."""
     specs_dir = tmp_path / "specs"
     specs_dir.mkdir()
-    (specs_dir / "prices.yaml").write_text(SPEC)
-    write_series(specs_dir)
+    (specs_dir / "prices.yaml").write_text(text)
+    write(specs_dir)
     monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs_dir))
     settings = load_settings()
-    spec = load_specs(settings.spec_dirs)["prices"]
+    return settings, load_specs(settings.spec_dirs)["prices"]
+
+
+def test_declared_time_series_builds_end_to_end(settings, instance, tmp_path, monkeypatch):
+    settings, spec = declare(tmp_path, monkeypatch, SPEC, write_series)
 
     outcome = build_dataset(spec, settings, instance)
     assert outcome.success, outcome.describe()
@@ -107,13 +112,7 @@ def write_weekday_series(folder, days=700, seed=5):
 def test_a_date_is_a_feature_sent_as_the_user_writes_it(
     settings, instance, tmp_path, monkeypatch, make_server
 ):
-    specs_dir = tmp_path / "specs"
-    specs_dir.mkdir()
-    (specs_dir / "prices.yaml").write_text(DATED_SPEC)
-    write_weekday_series(specs_dir)
-    monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs_dir))
-    settings = load_settings()
-    spec = load_specs(settings.spec_dirs)["prices"]
+    settings, spec = declare(tmp_path, monkeypatch, DATED_SPEC, write_weekday_series)
 
     outcome = build_dataset(spec, settings, instance)
     assert outcome.success, outcome.describe()
@@ -139,13 +138,7 @@ def test_a_date_is_a_feature_sent_as_the_user_writes_it(
 def test_served_date_features_equal_the_offline_ones(settings, instance, tmp_path, monkeypatch):
     """Parity: the holdout rows, sent as a client sends them (ISO text), score exactly as the
     training pipeline scores them from the warehouse."""
-    specs_dir = tmp_path / "specs"
-    specs_dir.mkdir()
-    (specs_dir / "prices.yaml").write_text(DATED_SPEC)
-    write_weekday_series(specs_dir)
-    monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs_dir))
-    settings = load_settings()
-    spec = load_specs(settings.spec_dirs)["prices"]
+    settings, spec = declare(tmp_path, monkeypatch, DATED_SPEC, write_weekday_series)
     assert build_dataset(spec, settings, instance).success
 
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:

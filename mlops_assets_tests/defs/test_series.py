@@ -10,9 +10,7 @@ import pytest
 from mlops_assets.build import build_dataset
 from mlops_assets.lib import batch
 from mlops_assets.lib.features import model_inputs
-from mlops_assets.lib.spec import load_specs
-from mlops_assets.settings import load_settings
-from mlops_assets_tests.defs.test_custom_dataset import write_weekday_series
+from mlops_assets_tests.defs.test_custom_dataset import declare, write_weekday_series
 from mlops_contract import bundle
 from mlops_contract.record import manifest_fields
 from serving.history import SeriesHistory
@@ -44,13 +42,7 @@ FEATURES = ["EUR_lag1", "EUR_lag2", "EUR_mean3", "EUR_max3"]
 
 @pytest.fixture
 def prices(settings, instance, tmp_path, monkeypatch):
-    specs_dir = tmp_path / "specs"
-    specs_dir.mkdir()
-    (specs_dir / "prices.yaml").write_text(SPEC)
-    write_weekday_series(specs_dir)
-    monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs_dir))
-    settings = load_settings()
-    spec = load_specs(settings.spec_dirs)["prices"]
+    settings, spec = declare(tmp_path, monkeypatch, SPEC, write_weekday_series)
     assert build_dataset(spec, settings, instance).success
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         features = con.sql("SELECT * FROM prices.features").df()
