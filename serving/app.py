@@ -92,7 +92,9 @@ def build_routes(service: PredictionService) -> list:
     @get("/models/{name:str}/card")
     async def model_card(name: str, request: Request) -> Response:
         as_json = card.wants_json(request.headers.get("accept"))
-        body = card.card_body(service.config.models_dir, service.resolve(name), as_json)
+        model = service.resolve(name)
+        live = service.live_for(model.name, model.version)
+        body = card.card_body(service.config.models_dir, model, as_json, live)
         return Response(body, media_type=JSON if as_json else card.MARKDOWN)
 
     @get("/models/{name:str}/lineage")

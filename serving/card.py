@@ -43,8 +43,46 @@ def wants_json(accept: str | None) -> bool:
     return bool(accept) and "application/json" in accept
 
 
-def card_body(models_dir: Path, model: LoadedModel, as_json: bool) -> bytes:
-    return bundle_file(models_dir, model, CARD_JSON_FILE if as_json else CARD_MARKDOWN_FILE)
+def card_body(models_dir: Path, model: LoadedModel, as_json: bool, live: dict | None) -> bytes:
+    """The bundle's card, with the served version's latest live performance (live.json) when
+    the pipeline has published one: the card is written at promotion, the live part after."""
+    body = bundle_file(models_dir, model, CARD_JSON_FILE if as_json else CARD_MARKDOWN_FILE)
+    if live is None:
+        return body
+    if as_json:
+        return json.dumps({**json.loads(body), "live_performance": live}).encode()
+    return body.rstrip(b"\n") + b"\n\n" + live_markdown(live).encode()
+
+
+def live_markdown(live: dict) -> str:
+    realized, estimated = live["metrics"], live.get("estimated", {})
+    metrics = sorted(set(realized) | set(estimated))
+    coverage = "" if live.get("coverage") is None else f"{live['coverage']:.0%}"
+    head = ["served", "labelled", "coverage"]
+    values = [str(live.get("served", "")), str(live["labelled"]), coverage]
+    for metric in metrics:
+        head += [metric, f"estimated {metric}"]
+        values += [
+            _number(live["metrics"].get(metric)),
+            _number(live.get("estimated", {}).get(metric)),
+        ]
+    return "\n".join(
+        [
+            f"## Live performance ({live['day']}, UTC)",
+            "",
+            "The day's served requests of this version: realized on those with a label, "
+            "estimated from calibrated probabilities on all (classifiers).",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+            "| " + " | ".join(values) + " |",
+            "",
+        ]
+    )
+
+
+def _number(value) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 def lineage(models_dir: Path, model: LoadedModel) -> dict[str, Any]:

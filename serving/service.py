@@ -246,9 +246,13 @@ class PredictionService:
         """The slot with its live performance: the live.json the pipeline published, when it
         is about the version being served."""
         info = describe_slot(slot)
-        live = self.metrics.state.live.get(slot.dataset)
-        info["live"] = live if live and live.get("version") == info["version"] else None
+        info["live"] = self.live_for(slot.dataset, info["version"])
         return info
+
+    def live_for(self, dataset: str, version: str | None) -> dict | None:
+        """The live.json the pipeline published for `dataset`, when it is about `version`."""
+        live = self.metrics.state.live.get(dataset)
+        return live if live and live.get("version") == version else None
 
     def readiness(self) -> tuple[bool, dict]:
         ready, body = readiness(self.store.slots())

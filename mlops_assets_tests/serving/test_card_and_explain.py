@@ -18,7 +18,8 @@ from mlops_assets_tests.serving.conftest import (
     publish,
 )
 from mlops_assets_tests.serving.test_web_page import CHROMIUM, browser_page  # noqa: F401
-from mlops_contract.bundle import CARD_JSON_FILE, CARD_MARKDOWN_FILE, write_bundle
+from mlops_contract.bundle import CARD_JSON_FILE, CARD_MARKDOWN_FILE, LIVE_FILE, write_bundle
+from mlops_contract.drift import live_document
 
 CARD_MARKDOWN = (
     "# Model card: abalone v4\n\n## Gates\n\n| gate | passed |\n|---|---|\n"
@@ -110,6 +111,24 @@ def test_card_is_markdown_by_default_and_json_on_request(carded):
     assert as_json.json() == CARD
     assert described["card"] == "/models/abalone/card"
     assert described["metric_intervals"] == INTERVALS
+
+
+def test_the_card_adds_the_served_versions_live_performance_once_published(carded):
+    live = live_document("abalone", "4", "2026-12-04", (400, 100), {"r2": 0.51234}, True)
+    (carded.models_dir / "abalone" / LIVE_FILE).write_text(json.dumps(live))
+    with carded.client() as client:
+        carded.wait_until(lambda: client.get("/models/abalone").json()["live"] == live)
+        markdown = client.get("/models/abalone/card").text
+        as_json = client.get("/models/abalone/card", headers={"Accept": "application/json"})
+    assert markdown.startswith(CARD_MARKDOWN.rstrip("\n"))
+    assert markdown.endswith(
+        "## Live performance (2026-12-04, UTC)\n\n"
+        "The day's served requests of this version: realized on those with a label, estimated "
+        "from calibrated probabilities on all (classifiers).\n\n"
+        "| served | labelled | coverage | r2 | estimated r2 |\n|---|---|---|---|---|\n"
+        "| 400 | 100 | 25% | 0.5123 |  |\n"
+    )
+    assert as_json.json() == {**CARD, "live_performance": live}
 
 
 def test_lineage_leads_with_the_served_bundle(carded):
