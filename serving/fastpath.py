@@ -37,12 +37,18 @@ ALLOWED_METHODS = {
 }
 
 
+SOLE_MODEL = ""  # `/predict`, `/invocations`: the one model the server serves
+SHORT_ROUTES = {"/predict": "predict", "/invocations": "invocations"}
+
+
 def scoring_route(scope: dict) -> tuple[str, str] | None:
-    """(model name, action) when the request is for a scoring route, whatever its method."""
+    """(model name, action) when the request is for a scoring route, whatever its method;
+    `/predict` and `/invocations` name no model (SOLE_MODEL)."""
     parts = scope["path"].split("/")
     if len(parts) == 4 and parts[0] == "" and parts[1] == "models" and parts[3] in SCORING_ROUTES:
         return parts[2], parts[3]
-    return None
+    action = SHORT_ROUTES.get(scope["path"])
+    return None if action is None else (SOLE_MODEL, action)
 
 
 def encode_json(body: Any) -> bytes:
@@ -146,6 +152,9 @@ async def serve_scoring(
 ) -> None:
     scope["path_template"] = SCORING_ROUTES[action]
     try:
+        if name == SOLE_MODEL:
+            scope["path_template"] = f"/{action}"
+            name = service.sole_model()
         result = await _score(service, name, action, scope, receive)
     except Exception as exc:
         error = as_api_error(exc)

@@ -218,6 +218,20 @@ class PredictionService:
 
     # lookups
 
+    def sole_model(self) -> str:
+        """The name `/predict` and `/invocations` mean: the one model served, else a 404 that
+        names the routes of each."""
+        names = [slot.dataset for slot in self.store.slots() if slot.has_pointer]
+        if len(names) == 1:
+            return names[0]
+        routes = [f"/models/{name}/predict" for name in names]
+        raise ApiError(
+            404,
+            f"/predict names no model and {len(names)} are served: use one of {routes}"
+            if names
+            else f"no model is served yet; {_materialize_hint(['<ds>'])}",
+        )
+
     def resolve(self, name: str) -> LoadedModel:
         slot = self.store.slot(name)
         if slot is not None and slot.model is not None:

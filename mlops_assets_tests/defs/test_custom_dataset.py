@@ -128,9 +128,11 @@ def test_a_date_is_a_feature_sent_as_the_user_writes_it(
         iso = client.get("/models/prices/predict", params={"Date": "2023-10-01", "EUR": 1.2})
         own = client.get("/models/prices/predict", params={"Date": "10/01/2023", "EUR": 1.2})
         bad = client.get("/models/prices/predict", params={"Date": "2023-13-01", "EUR": 1.2})
+        # the request as the users send it: the server serves one model
+        short = client.get("/predict", params={"Date": "2023-10-01", "EUR": 1.2})
     assert iso.status_code == 200, iso.text
     print("GET /models/prices/predict?Date=2023-10-01&EUR=1.2 ->", iso.json())
-    assert own.json()["prediction"] == iso.json()["prediction"]
+    assert own.json()["prediction"] == iso.json()["prediction"] == short.json()["prediction"]
     assert bad.status_code == 422
     assert "Date" in bad.text and "%m/%d/%Y" in bad.text
 

@@ -17,6 +17,7 @@ from mlops_assets_tests.serving.conftest import (
     IRIS_RECORD,
     iris_frame,
     manifest_for,
+    publish,
 )
 from mlops_contract.record import example_record, fields_from_schema
 
@@ -78,6 +79,22 @@ def test_predict_one_classifier(client, iris_model):
     assert body["prediction"] == expected
     assert set(body["probabilities"]) == set(IRIS_CLASSES)
     assert math.isclose(sum(body["probabilities"].values()), 1.0)
+
+
+def test_predict_without_a_model_name_needs_one_model_served(client, make_server, iris_model):
+    several = client.get("/predict", params=IRIS_RECORD)
+    assert several.status_code == 404
+    assert "/models/iris/predict" in several.json()["detail"]
+    assert "/models/abalone/predict" in several.json()["detail"]
+    alone = make_server()
+    publish(alone.models_dir, "iris", iris_model, "1")
+    with alone.client() as http:
+        alone.wait_until(lambda: http.get("/ready").status_code == 200)
+        short = http.post("/predict", json=IRIS_RECORD)
+        named = http.post("/models/iris/predict", json=IRIS_RECORD)
+        invoked = http.post("/invocations", json={"dataframe_records": [IRIS_RECORD]})
+    assert short.status_code == 200 and short.json()["prediction"] == named.json()["prediction"]
+    assert invoked.json()["predictions"] == [named.json()["prediction"]]
 
 
 def test_predict_list_classifier_equals_pipeline(client, iris_model):
