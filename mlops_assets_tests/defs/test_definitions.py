@@ -74,6 +74,32 @@ def test_runs_of_a_data_set_carry_its_name(settings):
     defs = build_definitions(settings)
     for job in ("iris_build", "iris_retrain", "iris_monitoring"):
         assert defs.resolve_job_def(job).tags[DATASET_TAG] == "iris"
-    assert defs.resolve_schedule_def("iris_weekly_retrain").tags[DATASET_TAG] == "iris"
-    automation = defs.resolve_sensor_def("iris_automation")
-    assert automation.run_tags == {DATASET_TAG: "iris", TRIGGER_TAG: "automation"}
+    automation = defs.resolve_sensor_def("automation")
+    assert automation.run_tags == {TRIGGER_TAG: "automation"}
+
+
+def test_one_sensor_or_schedule_of_each_kind_covers_every_data_set(settings):
+    defs = build_definitions(settings)
+    assert sorted(s.name for s in defs.sensors) == [
+        "automation", "labels", "landing", "retrain_on_drift"
+    ]  # fmt: skip
+    assert sorted(s.name for s in defs.schedules) == ["monitoring", "weekly_retrain"]
+    graph = defs.resolve_asset_graph()
+    covered = defs.resolve_sensor_def("automation").asset_selection.resolve(graph)
+    assert {key.path[0] for key in covered} == {"iris", "diabetes", "abalone"}
+
+
+def test_a_paused_data_set_is_left_out_of_every_sensor_and_schedule(settings, monkeypatch):
+    monkeypatch.setenv("MLOPS_PAUSED_DATASETS", " iris , abalone")
+    from mlops_assets.settings import load_settings
+
+    defs = build_definitions(load_settings())
+    graph = defs.resolve_asset_graph()
+    covered = defs.resolve_sensor_def("automation").asset_selection.resolve(graph)
+    assert {key.path[0] for key in covered} == {"diabetes"}
+    landing = defs.resolve_sensor_def("landing").asset_selection.resolve(graph)
+    assert {key.path[0] for key in landing} == {"diabetes"}
+    drift_jobs = [t.job_name for t in defs.resolve_sensor_def("retrain_on_drift").targets]
+    assert drift_jobs == ["diabetes_retrain"]
+    assert graph.has(AssetKey(["iris", "champion_model"]))  # its assets and jobs stay
+    assert defs.resolve_job_def("iris_retrain").tags[DATASET_TAG] == "iris"

@@ -1,9 +1,13 @@
-"""Files in `landing/<ds>/` become partitions of `<ds>/raw`, ingested once per version."""
+"""Files in `landing/<ds>/` become partitions of `<ds>/raw`, ingested once per version: one
+sensor for every data set."""
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from dagster import (
+    AddDynamicPartitionsRequest,
+    DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
     SensorDefinition,
@@ -15,7 +19,7 @@ from dagster import (
 from mlops_assets.defs import keys
 from mlops_assets.defs.ingestion.assets import files_partitions
 from mlops_assets.defs.resources import SourceFiles
-from mlops_assets.lib.sources import DONE_SUFFIX
+from mlops_assets.lib.sources import DONE_SUFFIX, initial_partition
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_contract.bundle import sha256_of
 
@@ -64,46 +68,61 @@ def file_versions(
     return versions, changed
 
 
-def landing_sensor(spec: DatasetSpec) -> SensorDefinition:
-    ds = spec.name
-    partitions = files_partitions(spec)
-    targets = [keys.asset_key(ds, keys.RAW), keys.asset_key(ds, keys.VALIDATED)]
+def landing_sensor(specs: Iterable[DatasetSpec]) -> SensorDefinition:
+    """One sensor for every data set's landing folder; the cursor holds each folder's versions."""
+    specs = list(specs)
+    targets = [keys.asset_key(s.name, name) for s in specs for name in (keys.RAW, keys.VALIDATED)]
 
     @sensor(
-        name=f"{ds}_landing",
+        name="landing",
         asset_selection=targets,
         minimum_interval_seconds=30,
         default_status=DefaultSensorStatus.RUNNING,
-        description=f"Registers each file in landing/{ds}/ as a partition of {ds}/raw and "
+        description="Registers each file in landing/<ds>/ as a partition of <ds>/raw and "
         "requests its ingestion once complete (unchanged for a tick, or a `<name>.done` marker); "
-        "a changed file is ingested again.",
+        "a changed file is ingested again. Also adds each spec's own source as a partition.",
     )
     def landing(context: SensorEvaluationContext, source_files: SourceFiles) -> SensorResult:
-        folder = Path(source_files.landing_dir) / ds
         known = json.loads(context.cursor) if context.cursor else {}
-        versions, changed = file_versions(landed_files(folder), known)
-        new_keys = [
-            path.name
-            for path, _ in changed
-            if not context.instance.has_dynamic_partition(partitions.name, path.name)
-        ]
-        return SensorResult(
-            run_requests=[
-                RunRequest(
-                    run_key=f"{path.name}@{digest[:16]}",
-                    partition_key=path.name,
-                    tags={
-                        **keys.run_tags(ds, "landing"),
-                        "mlops/landing_file": str(path),
-                        "mlops/sha256": digest,
-                    },
-                )
-                for path, digest in changed
-            ],
-            dynamic_partitions_requests=[partitions.build_add_request(new_keys)]
-            if new_keys
-            else [],
-            cursor=json.dumps(versions),
-        )
+        folders, requests, partitions = {}, [], []
+        for spec in specs:
+            folder = Path(source_files.landing_dir) / spec.name
+            versions, changed = file_versions(landed_files(folder), known.get(spec.name, {}))
+            if versions:
+                folders[spec.name] = versions
+            requests += ingestion_requests(spec, changed)
+            partitions += missing_partitions(context.instance, spec, changed)
+        cursor = json.dumps(folders)
+        return SensorResult(requests, dynamic_partitions_requests=partitions, cursor=cursor)
 
     return landing
+
+
+def ingestion_requests(spec: DatasetSpec, changed: list[tuple[Path, str]]) -> list[RunRequest]:
+    """One run per complete new file version: run key = data set, file name and checksum."""
+    ds = spec.name
+    return [
+        RunRequest(
+            run_key=f"{ds}/{path.name}@{digest[:16]}",
+            partition_key=path.name,
+            asset_selection=[keys.asset_key(ds, keys.RAW), keys.asset_key(ds, keys.VALIDATED)],
+            tags={
+                **keys.run_tags(ds, "landing"),
+                "mlops/landing_file": str(path),
+                "mlops/sha256": digest,
+            },
+        )
+        for path, digest in changed
+    ]
+
+
+def missing_partitions(
+    instance: DagsterInstance, spec: DatasetSpec, changed: list[tuple[Path, str]]
+) -> list[AddDynamicPartitionsRequest]:
+    """The partitions of `<ds>/raw` the instance lacks: the spec's own source (so a fresh home
+    shows it within a tick; the code location writes nothing to the instance when it loads)
+    and each new landed file."""
+    partitions = files_partitions(spec)
+    wanted = dict.fromkeys([initial_partition(spec), *(path.name for path, _ in changed)])
+    new_keys = [key for key in wanted if not instance.has_dynamic_partition(partitions.name, key)]
+    return [partitions.build_add_request(new_keys)] if new_keys else []
