@@ -1,7 +1,7 @@
 from dagster import AssetKey
 
 from mlops_assets.definitions import build_definitions
-from mlops_assets.defs.keys import DATASET_TAG, TRIGGER_TAG
+from mlops_assets.defs.keys import DATASET_TAG, TRIGGER_TAG, run_datasets
 
 STAGES = ["raw", "validated", "features", "candidates", "champion_model"]
 
@@ -76,6 +76,13 @@ def test_runs_of_a_data_set_carry_its_name(settings):
         assert defs.resolve_job_def(job).tags[DATASET_TAG] == "iris"
     automation = defs.resolve_sensor_def("automation")
     assert automation.run_tags == {TRIGGER_TAG: "automation"}
+
+
+def test_an_automation_run_is_named_by_the_data_sets_of_its_assets():
+    assert run_datasets({DATASET_TAG: "iris", TRIGGER_TAG: "landing"}, None) == "iris"
+    features = {AssetKey(["iris", "features"]), AssetKey(["abalone", "features"])}
+    assert run_datasets({TRIGGER_TAG: "automation"}, features) == "abalone,iris"
+    assert run_datasets({}, None) == "-"
 
 
 def test_one_sensor_or_schedule_of_each_kind_covers_every_data_set(settings):

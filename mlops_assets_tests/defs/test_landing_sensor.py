@@ -69,7 +69,7 @@ def test_new_same_and_changed_files(settings, iris, landing):
         os.utime(landing / "day1.csv", ns=(2, 2))  # touched, same bytes: not a new version
         touched = settled(sensor, instance, settings, changed.cursor)
         assert touched.run_requests == []
-        assert set(json.loads(touched.cursor)["iris"]) == {"day1.csv"}
+        assert set(json.loads(touched.cursor)["files"]["iris"]) == {"day1.csv"}
 
 
 def test_one_sensor_watches_every_data_set_and_adds_their_own_sources(

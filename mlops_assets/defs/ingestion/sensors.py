@@ -69,7 +69,8 @@ def file_versions(
 
 
 def landing_sensor(specs: Iterable[DatasetSpec]) -> SensorDefinition:
-    """One sensor for every data set's landing folder; the cursor holds each folder's versions."""
+    """One sensor for every data set's landing folder; the cursor holds each folder's versions
+    (`files`) and the specs whose own source partition is known to exist (`sources`)."""
     specs = list(specs)
     targets = [keys.asset_key(s.name, name) for s in specs for name in (keys.RAW, keys.VALIDATED)]
 
@@ -84,15 +85,21 @@ def landing_sensor(specs: Iterable[DatasetSpec]) -> SensorDefinition:
     )
     def landing(context: SensorEvaluationContext, source_files: SourceFiles) -> SensorResult:
         known = json.loads(context.cursor) if context.cursor else {}
+        seen_files, ensured = known.get("files", {}), set(known.get("sources", []))
         folders, requests, partitions = {}, [], []
         for spec in specs:
             folder = Path(source_files.landing_dir) / spec.name
-            versions, changed = file_versions(landed_files(folder), known.get(spec.name, {}))
+            versions, changed = file_versions(landed_files(folder), seen_files.get(spec.name, {}))
             if versions:
                 folders[spec.name] = versions
             requests += ingestion_requests(spec, changed)
-            partitions += missing_partitions(context.instance, spec, changed)
-        cursor = json.dumps(folders)
+            wanted = [path.name for path, _ in changed]
+            if own_source(spec) not in ensured:
+                wanted.insert(0, initial_partition(spec))
+            partitions += missing_partitions(context.instance, spec, wanted)
+        # each spec's own source is looked up once, not on every tick
+        sources = sorted(own_source(spec) for spec in specs)
+        cursor = json.dumps({"files": folders, "sources": sources})
         return SensorResult(requests, dynamic_partitions_requests=partitions, cursor=cursor)
 
     return landing
@@ -116,13 +123,20 @@ def ingestion_requests(spec: DatasetSpec, changed: list[tuple[Path, str]]) -> li
     ]
 
 
+def own_source(spec: DatasetSpec) -> str:
+    return f"{spec.name}/{initial_partition(spec)}"
+
+
 def missing_partitions(
-    instance: DagsterInstance, spec: DatasetSpec, changed: list[tuple[Path, str]]
+    instance: DagsterInstance, spec: DatasetSpec, wanted: list[str]
 ) -> list[AddDynamicPartitionsRequest]:
-    """The partitions of `<ds>/raw` the instance lacks: the spec's own source (so a fresh home
-    shows it within a tick; the code location writes nothing to the instance when it loads)
-    and each new landed file."""
+    """The partitions of `<ds>/raw` among `wanted` the instance lacks: new landed files, and on
+    the first tick the spec's own source (so a fresh home shows it within a tick; the code
+    location writes nothing to the instance when it loads)."""
     partitions = files_partitions(spec)
-    wanted = dict.fromkeys([initial_partition(spec), *(path.name for path, _ in changed)])
-    new_keys = [key for key in wanted if not instance.has_dynamic_partition(partitions.name, key)]
+    new_keys = [
+        key
+        for key in dict.fromkeys(wanted)
+        if not instance.has_dynamic_partition(partitions.name, key)
+    ]
     return [partitions.build_add_request(new_keys)] if new_keys else []
