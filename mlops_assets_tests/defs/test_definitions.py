@@ -106,7 +106,7 @@ def test_a_paused_data_set_is_left_out_of_every_sensor_and_schedule(settings, mo
     assert {key.path[0] for key in covered} == {"diabetes"}
     landing = defs.resolve_sensor_def("landing").asset_selection.resolve(graph)
     assert {key.path[0] for key in landing} == {"diabetes"}
-    drift_jobs = [t.job_name for t in defs.resolve_sensor_def("retrain_on_drift").targets]
-    assert drift_jobs == ["diabetes_retrain"]
+    retrained = defs.resolve_sensor_def("retrain_on_drift").asset_selection.resolve(graph)
+    assert {key.path[0] for key in retrained} == {"diabetes"}
     assert graph.has(AssetKey(["iris", "champion_model"]))  # its assets and jobs stay
     assert defs.resolve_job_def("iris_retrain").tags[DATASET_TAG] == "iris"

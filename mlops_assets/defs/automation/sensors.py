@@ -2,7 +2,6 @@
 
 import json
 from collections.abc import Iterable
-from functools import cache
 
 from dagster import (
     AssetSelection,
@@ -58,18 +57,12 @@ def build_job(spec: DatasetSpec):
 
 
 def retrain_job(spec: DatasetSpec):
-    """Rebuild features, candidates and champion on all validated data; the gate still decides.
-    One object per data set name: the data set's definitions and `retrain_on_drift` share it."""
-    return named_retrain_job(spec.name)
-
-
-@cache
-def named_retrain_job(ds: str):
+    """Rebuild features, candidates and champion on all validated data; the gate still decides."""
     return define_asset_job(
-        f"{ds}_retrain",
-        selection=AssetSelection.assets(*(asset_key(ds, name) for name in RETRAINED)),
-        tags=run_tags(ds),
-        description=f"Retrain {ds} on every validated partition and promote if better.",
+        f"{spec.name}_retrain",
+        selection=AssetSelection.assets(*retrained_keys(spec.name)),
+        tags=run_tags(spec.name),
+        description=f"Retrain {spec.name} on every validated partition and promote if better.",
     )
 
 
@@ -83,11 +76,12 @@ def retrain_on_drift_sensor(specs: Iterable[DatasetSpec]) -> SensorDefinition:
 
     @sensor(
         name="retrain_on_drift",
-        jobs=[retrain_job(spec) for spec in specs],
+        asset_selection=[key for spec in specs for key in retrained_keys(spec.name)],
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
-        description="Dataset drift requests a retrain (<ds>_retrain) when there is something new "
-        "to learn from (validated data newer than the last training), once per drift episode.",
+        description="Dataset drift requests a retrain (what <ds>_retrain runs) when there is "
+        "something new to learn from (validated data newer than the last training), once per "
+        "drift episode.",
     )
     def retrain_on_drift(context: SensorEvaluationContext) -> SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
@@ -132,7 +126,7 @@ def drift_outcome(instance, ds: str, event: EventLogEntry) -> RunRequest | str:
     # one run key per episode: Dagster never launches a run key twice for a sensor
     return RunRequest(
         run_key=f"drift-episode-{episode}",
-        job_name=f"{ds}_retrain",
+        asset_selection=retrained_keys(ds),
         tags={**run_tags(ds, "drift"), "mlops/drift_run": episode},
     )
 
@@ -249,7 +243,7 @@ def weekly_retrain_schedule(specs: Iterable[DatasetSpec]) -> ScheduleDefinition:
         name="weekly_retrain",
         cron_schedule="0 3 * * 1",
         execution_timezone="UTC",
-        target=AssetSelection.assets(*(key for spec in specs for key in retrained_keys(spec))),
+        target=AssetSelection.assets(*(key for spec in specs for key in retrained_keys(spec.name))),
         default_status=DefaultScheduleStatus.STOPPED,
         description="Retrains every data set (features, candidates, champion_model; one run "
         "each) every Monday 03:00 UTC (off until toggled in the UI).",
@@ -258,7 +252,7 @@ def weekly_retrain_schedule(specs: Iterable[DatasetSpec]) -> ScheduleDefinition:
         return [
             RunRequest(
                 run_key=spec.name,
-                asset_selection=retrained_keys(spec),
+                asset_selection=retrained_keys(spec.name),
                 tags=run_tags(spec.name, "schedule"),
             )
             for spec in specs
@@ -267,5 +261,6 @@ def weekly_retrain_schedule(specs: Iterable[DatasetSpec]) -> ScheduleDefinition:
     return weekly_retrain
 
 
-def retrained_keys(spec: DatasetSpec) -> list:
-    return [asset_key(spec.name, name) for name in RETRAINED]
+def retrained_keys(ds: str) -> list:
+    """What a retrain materializes: features, candidates and the champion."""
+    return [asset_key(ds, name) for name in RETRAINED]
