@@ -98,6 +98,24 @@ def test_one_sensor_watches_every_data_set_and_adds_their_own_sources(
         assert tick(sensor, instance, settings, result.cursor).dynamic_partitions_requests == []
 
 
+def test_a_version_ingested_before_this_sensor_is_not_ingested_again(settings, iris, landing):
+    """Upgrading from the per-data-set sensors (their cursors are not this one's): a landed file
+    whose partition already holds its bytes is known, a changed one is a new version."""
+    rows = [f"{4 + i / 100:.2f},3.5,1.4,0.2,setosa" for i in range(120)]
+    (landing / "old.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("iris_files", ["old.csv"])
+        raw = dataset_assets(iris)[0]
+        resources = resources_for(settings)
+        assert materialize([raw], instance=instance, resources=resources, partition_key="old.csv")
+        first = settled(landing_sensor([iris]), instance, settings)
+        assert first.run_requests == []
+        (landing / "old.csv").write_text("\n".join([HEADER, *rows[:110]]) + "\n")
+        os.utime(landing / "old.csv", ns=(4, 4))
+        changed = settled(landing_sensor([iris]), instance, settings, first.cursor)
+        assert [r.partition_key for r in changed.run_requests] == ["old.csv"]
+
+
 def test_a_file_still_being_written_waits_until_it_stops_changing(settings, iris, landing):
     sensor = landing_sensor([iris])
     path = landing / "slow.csv"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dagster import (
     AddDynamicPartitionsRequest,
+    AssetRecordsFilter,
     DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
@@ -22,6 +23,8 @@ from mlops_assets.defs.resources import SourceFiles
 from mlops_assets.lib.sources import DONE_SUFFIX, initial_partition
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_contract.bundle import sha256_of
+
+DATA_VERSION_TAG = "dagster/data_version"  # the tag a materialization's data version is under
 
 
 def landed_files(folder: Path) -> list[Path]:
@@ -89,7 +92,11 @@ def landing_sensor(specs: Iterable[DatasetSpec]) -> SensorDefinition:
         folders, requests, partitions = {}, [], []
         for spec in specs:
             folder = Path(source_files.landing_dir) / spec.name
-            versions, changed = file_versions(landed_files(folder), seen_files.get(spec.name, {}))
+            files = landed_files(folder)
+            known_files = seen_files.get(spec.name) or ingested_before(
+                context.instance, spec, files
+            )
+            versions, changed = file_versions(files, known_files)
             if versions:
                 folders[spec.name] = versions
             requests += ingestion_requests(spec, changed)
@@ -121,6 +128,25 @@ def ingestion_requests(spec: DatasetSpec, changed: list[tuple[Path, str]]) -> li
         )
         for path, digest in changed
     ]
+
+
+def ingested_before(instance: DagsterInstance, spec: DatasetSpec, files: list[Path]) -> dict:
+    """For a folder this sensor has not seen yet (a cursor of the per-data-set sensors before
+    them, or a new home over old folders): each file whose partition holds a raw
+    materialization, as requested with that materialization's checksum (its data version), so
+    a version ingested before is not ingested again."""
+    partitions, raw = files_partitions(spec), keys.asset_key(spec.name, keys.RAW)
+    known = {}
+    for path in files:
+        if not instance.has_dynamic_partition(partitions.name, path.name):
+            continue
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=raw, asset_partitions=[path.name]), limit=1
+        ).records
+        version = records[0].asset_materialization.tags.get(DATA_VERSION_TAG) if records else None
+        if version:
+            known[path.name] = [None, None, None, version]
+    return known
 
 
 def own_source(spec: DatasetSpec) -> str:
