@@ -29,7 +29,7 @@ class RunReport:
             if run.run_id in self.seen:
                 continue
             self.seen.add(run.run_id)
-            dataset = run.tags.get(keys.DATASET_TAG, "-")
+            dataset = keys.run_datasets(run.tags, run.asset_selection)
             self.say(f"run {run.run_id[:8]} {run.job_name} ({dataset}): {run.status.value}")
             for record in self.instance.all_logs(
                 run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION

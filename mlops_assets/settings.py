@@ -6,6 +6,7 @@
 | MLOPS_DATASETS_DIR    | unset (only the built-in specs)           |
 | MLOPS_SOURCE_<NAME>   | unset (the spec's own source)             |
 | MLOPS_MODELS_URL      | unset (bundles only in `<data>/models`)   |
+| MLOPS_PAUSED_DATASETS | unset (sensors and schedules act on all)  |
 | MLFLOW_TRACKING_URI   | `sqlite:///<MLOPS_DATA_DIR>/mlflow.db`    |
 | DAGSTER_HOME          | `<repo>/.dagster_home`                    |
 """
@@ -37,6 +38,8 @@ class Settings:
     tracking_uri: str
     # where champion bundles and drift.json are also published for replicas on other machines
     models_url: str | None = None
+    # data sets no sensor or schedule acts on (comma-separated names); their jobs stay runnable
+    paused_datasets: frozenset[str] = frozenset()
 
     @property
     def warehouse_path(self) -> Path:
@@ -97,7 +100,13 @@ def load_settings() -> Settings:
         datasets_dir=Path(datasets_dir).expanduser().resolve() if datasets_dir else None,
         tracking_uri=tracking_uri,
         models_url=os.environ.get("MLOPS_MODELS_URL") or None,
+        paused_datasets=paused_datasets(os.environ.get("MLOPS_PAUSED_DATASETS", "")),
     )
+
+
+def paused_datasets(value: str) -> frozenset[str]:
+    """`MLOPS_PAUSED_DATASETS`: names separated by commas (spaces around them ignored)."""
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
 
 
 def source_override_var(dataset: str) -> str:

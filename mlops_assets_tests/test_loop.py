@@ -16,8 +16,8 @@ from dagster import (
 from mlflow.tracking import MlflowClient
 
 from mlops_assets.build import build_dataset
-from mlops_assets.definitions import dataset_definitions
-from mlops_assets.defs.automation.sensors import retrain_job, retrain_on_drift_sensor
+from mlops_assets.components.dataset import datasets_definitions
+from mlops_assets.defs.automation.sensors import retrain_job
 from mlops_assets.defs.resources import resources_for
 from mlops_assets.lib import traffic
 
@@ -46,7 +46,7 @@ def served_iris(settings, instance, builtin_specs, make_server):
     """iris built (champion v1) and served; its definitions bound to the test's resources."""
     spec = builtin_specs["iris"]
     defs = Definitions.merge(
-        dataset_definitions(spec), Definitions(resources=resources_for(settings))
+        datasets_definitions([spec]), Definitions(resources=resources_for(settings))
     )
     assert build_dataset(spec, settings, instance).success
     return spec, defs, make_server(settings.data_dir, log_flush_interval=0.1)
@@ -83,7 +83,7 @@ def test_shifted_traffic_alerts_and_retrains_only_on_new_data(settings, instance
     assert metadata["dataset_drift"].value is False
     assert metadata["verdict"].value.startswith("too small to judge (4 < 200")
     assert all(check.passed for check in few.get_asset_check_evaluations())
-    sensor = retrain_on_drift_sensor(spec, retrain_job(spec))
+    sensor = defs.resolve_sensor_def("retrain_on_drift")
     assert not [r for r in evaluate(sensor, instance, defs) if isinstance(r, RunRequest)]
 
     assert traffic.send(server.url, "iris", records[4:]) == {200: 12}
@@ -134,9 +134,9 @@ def test_shifted_traffic_alerts_and_retrains_only_on_new_data(settings, instance
 
 
 def evaluate(sensor, instance, defs) -> list:
-    """What the sensor returns for its next event: RunRequests and SkipReasons, as a list."""
+    """What the sensor returns for the latest drift evaluation: RunRequests, or its SkipReason."""
     result = sensor(build_sensor_context(instance=instance, definitions=defs))
-    return [result] if isinstance(result, RunRequest | SkipReason) else list(result)
+    return list(result.run_requests) or [result.skip_reason]
 
 
 def test_labels_sent_back_measure_the_champion_on_live_traffic(settings, instance, served_iris):
@@ -211,7 +211,7 @@ def test_labels_sent_back_measure_the_champion_on_live_traffic(settings, instanc
     assert note["training_rows"].value.startswith(f"{name} was landed before")
     # the landing sensor ingests it like any new file: a raw partition, every line validated
     context = build_sensor_context(instance=instance, resources=resources_for(settings))
-    sensed = defs.get_sensor_def("iris_landing")(context)
+    sensed = defs.resolve_sensor_def("landing")(context)
     assert [r.partition_key for r in sensed.run_requests] == [name]
     [added] = sensed.dynamic_partitions_requests
     instance.add_dynamic_partitions(added.partitions_def_name, list(added.partition_keys))

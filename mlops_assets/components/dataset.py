@@ -11,6 +11,7 @@ a spec moves between `mlops_assets/datasets/`, `MLOPS_DATASETS_DIR` and a compon
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -47,6 +48,8 @@ def dataset_assets(spec: DatasetSpec) -> list:
 
 
 def dataset_definitions(spec: DatasetSpec) -> dg.Definitions:
+    """One data set's assets and jobs; its sensors and schedules are those of every data set
+    (`automation_definitions`), so the daemon's idle cost hardly grows with the data sets."""
     job, monitoring = retrain_job(spec), monitoring_job(spec)
     return dg.Definitions(
         assets=[
@@ -57,13 +60,31 @@ def dataset_definitions(spec: DatasetSpec) -> dg.Definitions:
             *scoring_assets(spec),
         ],
         jobs=[build_job(spec), job, monitoring],
+    )
+
+
+def automation_definitions(specs: Iterable[DatasetSpec]) -> dg.Definitions:
+    """One sensor or schedule of each kind, over the given data sets (every data set that is
+    not paused): landing, labels, retrain_on_drift, automation, monitoring, weekly_retrain."""
+    specs = list(specs)
+    if not specs:
+        return dg.Definitions()
+    return dg.Definitions(
         sensors=[
-            automation_sensor(spec),
-            landing_sensor(spec),
-            labels_sensor(spec),
-            retrain_on_drift_sensor(spec, job),
+            automation_sensor(specs),
+            landing_sensor(specs),
+            labels_sensor(specs),
+            retrain_on_drift_sensor(specs),
         ],
-        schedules=[weekly_retrain_schedule(spec, job), monitoring_schedule(spec, monitoring)],
+        schedules=[weekly_retrain_schedule(specs), monitoring_schedule(specs)],
+    )
+
+
+def datasets_definitions(specs: Iterable[DatasetSpec]) -> dg.Definitions:
+    """The data sets' assets and jobs, with the sensors and schedules over all of them."""
+    specs = list(specs)
+    return dg.Definitions.merge(
+        *(dataset_definitions(spec) for spec in specs), automation_definitions(specs)
     )
 
 
@@ -87,7 +108,8 @@ class DatasetScaffolder(dg.Scaffolder):
 
 @dg.scaffold_with(DatasetScaffolder)
 class DatasetComponent(dg.Component, dg.Model, dg.Resolvable):
-    """One data set: every asset, check, job, sensor and schedule of the chain, from one spec."""
+    """One data set: every asset, check and job of the chain, from one spec; the code location
+    adds it to the sensors and schedules that cover every data set."""
 
     spec: Annotated[
         Path,

@@ -41,3 +41,11 @@ def group_name(ds: str) -> str:
 def run_tags(ds: str, trigger: str | None = None) -> dict[str, str]:
     """The tags that say which data set a run built, and what started it."""
     return {DATASET_TAG: ds, **({TRIGGER_TAG: trigger} if trigger else {})}
+
+
+def run_datasets(tags: dict[str, str], asset_keys) -> str:
+    """The data set a run built: its tag, or, for an automation run (which may span data sets),
+    the data sets of its assets, comma-separated; `-` when neither says."""
+    if DATASET_TAG in tags:
+        return tags[DATASET_TAG]
+    return ",".join(sorted({key.path[0] for key in asset_keys or ()})) or "-"

@@ -1,7 +1,7 @@
 from dagster import AssetKey
 
 from mlops_assets.definitions import build_definitions
-from mlops_assets.defs.keys import DATASET_TAG, TRIGGER_TAG
+from mlops_assets.defs.keys import DATASET_TAG, TRIGGER_TAG, run_datasets
 
 STAGES = ["raw", "validated", "features", "candidates", "champion_model"]
 
@@ -74,6 +74,39 @@ def test_runs_of_a_data_set_carry_its_name(settings):
     defs = build_definitions(settings)
     for job in ("iris_build", "iris_retrain", "iris_monitoring"):
         assert defs.resolve_job_def(job).tags[DATASET_TAG] == "iris"
-    assert defs.resolve_schedule_def("iris_weekly_retrain").tags[DATASET_TAG] == "iris"
-    automation = defs.resolve_sensor_def("iris_automation")
-    assert automation.run_tags == {DATASET_TAG: "iris", TRIGGER_TAG: "automation"}
+    automation = defs.resolve_sensor_def("automation")
+    assert automation.run_tags == {TRIGGER_TAG: "automation"}
+
+
+def test_an_automation_run_is_named_by_the_data_sets_of_its_assets():
+    assert run_datasets({DATASET_TAG: "iris", TRIGGER_TAG: "landing"}, None) == "iris"
+    features = {AssetKey(["iris", "features"]), AssetKey(["abalone", "features"])}
+    assert run_datasets({TRIGGER_TAG: "automation"}, features) == "abalone,iris"
+    assert run_datasets({}, None) == "-"
+
+
+def test_one_sensor_or_schedule_of_each_kind_covers_every_data_set(settings):
+    defs = build_definitions(settings)
+    assert sorted(s.name for s in defs.sensors) == [
+        "automation", "labels", "landing", "retrain_on_drift"
+    ]  # fmt: skip
+    assert sorted(s.name for s in defs.schedules) == ["monitoring", "weekly_retrain"]
+    graph = defs.resolve_asset_graph()
+    covered = defs.resolve_sensor_def("automation").asset_selection.resolve(graph)
+    assert {key.path[0] for key in covered} == {"iris", "diabetes", "abalone"}
+
+
+def test_a_paused_data_set_is_left_out_of_every_sensor_and_schedule(settings, monkeypatch):
+    monkeypatch.setenv("MLOPS_PAUSED_DATASETS", " iris , abalone")
+    from mlops_assets.settings import load_settings
+
+    defs = build_definitions(load_settings())
+    graph = defs.resolve_asset_graph()
+    covered = defs.resolve_sensor_def("automation").asset_selection.resolve(graph)
+    assert {key.path[0] for key in covered} == {"diabetes"}
+    landing = defs.resolve_sensor_def("landing").asset_selection.resolve(graph)
+    assert {key.path[0] for key in landing} == {"diabetes"}
+    retrained = defs.resolve_sensor_def("retrain_on_drift").asset_selection.resolve(graph)
+    assert {key.path[0] for key in retrained} == {"diabetes"}
+    assert graph.has(AssetKey(["iris", "champion_model"]))  # its assets and jobs stay
+    assert defs.resolve_job_def("iris_retrain").tags[DATASET_TAG] == "iris"

@@ -3,7 +3,7 @@
 import json
 
 import duckdb
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
 from mlops_assets.defs.monitoring.assets import monitoring_assets
 from mlops_assets.defs.monitoring.labels import (
@@ -45,7 +45,7 @@ def tick(sensor, settings, cursor=None):
 def test_the_sensor_loads_labels_once_they_settle_and_again_when_more_arrive(
     settings, builtin_specs
 ):
-    sensor = labels_sensor(builtin_specs["iris"])
+    sensor = labels_sensor([builtin_specs["iris"]])
     feedback = settings.feedback_dir / "iris"
     assert tick(sensor, settings).run_requests == []  # nothing yet
     feedback.mkdir(parents=True)
@@ -61,6 +61,23 @@ def test_the_sensor_loads_labels_once_they_settle_and_again_when_more_arrive(
     again = tick(sensor, settings, tick(sensor, settings, settled.cursor).cursor)
     assert len(again.run_requests) == 1
     assert again.run_requests[0].run_key != settled.run_requests[0].run_key
+
+
+def test_one_labels_sensor_watches_every_data_set_apart(settings, builtin_specs):
+    sensor = labels_sensor(builtin_specs.values())
+    assert sensor.name == "labels"
+    line = json.dumps({"request_id": "a", "actual": "setosa"}) + "\n"
+    for ds in ("iris", "abalone"):
+        (settings.feedback_dir / ds).mkdir(parents=True)
+        (settings.feedback_dir / ds / "2026-11-23.jsonl").write_text(line)
+    seen = tick(sensor, settings)
+    assert "iris" in seen.skip_reason.skip_message and seen.run_requests == []
+    settled = tick(sensor, settings, seen.cursor)
+    requests = {r.tags["mlops/dataset"]: r for r in settled.run_requests}
+    assert set(requests) == {"iris", "abalone"}
+    assert requests["iris"].run_key != requests["abalone"].run_key
+    assert requests["abalone"].asset_selection == [AssetKey(["abalone", "labels"])]
+    assert tick(sensor, settings, settled.cursor).run_requests == []
 
 
 def test_live_performance_per_version_goes_into_the_history(settings, builtin_specs):

@@ -4,7 +4,7 @@ import json
 import os
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
 from mlops_assets.build import failures_of
 from mlops_assets.definitions import dataset_assets
@@ -46,14 +46,14 @@ def settled(sensor, instance, settings, cursor=None):
 
 
 def test_new_same_and_changed_files(settings, iris, landing):
-    sensor = landing_sensor(iris)
+    sensor = landing_sensor([iris])
     with DagsterInstance.ephemeral() as instance:
         (landing / "day1.csv").write_text(f"{HEADER}\n5.1,3.5,1.4,0.2,setosa\n")
         (landing / ".hidden.csv").write_text("ignored")
         (landing / "day2.csv.part").write_text("still being copied")
         first = settled(sensor, instance, settings)
         assert [r.partition_key for r in first.run_requests] == ["day1.csv"]
-        assert instance.get_dynamic_partitions("iris_files") == ["day1.csv"]
+        assert instance.get_dynamic_partitions("iris_files") == ["iris.csv", "day1.csv"]
 
         again = tick(sensor, instance, settings, first.cursor)
         assert again.run_requests == []  # same file, nothing to do
@@ -64,16 +64,60 @@ def test_new_same_and_changed_files(settings, iris, landing):
         [request] = changed.run_requests
         assert request.partition_key == "day1.csv"
         assert request.run_key != first.run_requests[0].run_key  # a new version, not a skip
-        assert instance.get_dynamic_partitions("iris_files") == ["day1.csv"]
+        assert instance.get_dynamic_partitions("iris_files") == ["iris.csv", "day1.csv"]
 
         os.utime(landing / "day1.csv", ns=(2, 2))  # touched, same bytes: not a new version
         touched = settled(sensor, instance, settings, changed.cursor)
         assert touched.run_requests == []
-        assert set(json.loads(touched.cursor)) == {"day1.csv"}
+        assert set(json.loads(touched.cursor)["files"]["iris"]) == {"day1.csv"}
+
+
+def test_one_sensor_watches_every_data_set_and_adds_their_own_sources(
+    settings, builtin_specs, landing
+):
+    """The same file in two folders is two versions: one run each, run keys apart."""
+    abalone_folder = settings.landing_dir / "abalone"
+    abalone_folder.mkdir()
+    for folder in (landing, abalone_folder):
+        (folder / "day1.csv").write_text("same bytes\n")
+        (folder / "day1.csv.done").touch()
+    sensor = landing_sensor(builtin_specs.values())
+    assert sensor.name == "landing"
+    with DagsterInstance.ephemeral() as instance:
+        result = tick(sensor, instance, settings)
+        requests = {r.tags["mlops/dataset"]: r for r in result.run_requests}
+        assert set(requests) == {"iris", "abalone"}
+        assert requests["iris"].run_key != requests["abalone"].run_key
+        assert requests["iris"].asset_selection == [
+            AssetKey(["iris", "raw"]),
+            AssetKey(["iris", "validated"]),
+        ]
+        # a fresh home shows each spec's own source within one tick; the next adds nothing
+        assert instance.get_dynamic_partitions("diabetes_files") == ["diabetes.csv"]
+        assert instance.get_dynamic_partitions("abalone_files") == ["abalone.data", "day1.csv"]
+        assert tick(sensor, instance, settings, result.cursor).dynamic_partitions_requests == []
+
+
+def test_a_version_ingested_before_this_sensor_is_not_ingested_again(settings, iris, landing):
+    """Upgrading from the per-data-set sensors (their cursors are not this one's): a landed file
+    whose partition already holds its bytes is known, a changed one is a new version."""
+    rows = [f"{4 + i / 100:.2f},3.5,1.4,0.2,setosa" for i in range(120)]
+    (landing / "old.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("iris_files", ["old.csv"])
+        raw = dataset_assets(iris)[0]
+        resources = resources_for(settings)
+        assert materialize([raw], instance=instance, resources=resources, partition_key="old.csv")
+        first = settled(landing_sensor([iris]), instance, settings)
+        assert first.run_requests == []
+        (landing / "old.csv").write_text("\n".join([HEADER, *rows[:110]]) + "\n")
+        os.utime(landing / "old.csv", ns=(4, 4))
+        changed = settled(landing_sensor([iris]), instance, settings, first.cursor)
+        assert [r.partition_key for r in changed.run_requests] == ["old.csv"]
 
 
 def test_a_file_still_being_written_waits_until_it_stops_changing(settings, iris, landing):
-    sensor = landing_sensor(iris)
+    sensor = landing_sensor([iris])
     path = landing / "slow.csv"
     with DagsterInstance.ephemeral() as instance:
         path.write_text(f"{HEADER}\n5.1,3.5,1.4,0.2,setosa\n5.0,3.4")  # a copy half-way
@@ -92,7 +136,7 @@ def test_a_done_marker_makes_a_file_ready_at_once(settings, iris, landing):
     (landing / "day1.csv").write_text(f"{HEADER}\n5.1,3.5,1.4,0.2,setosa\n")
     (landing / "day1.csv.done").touch()
     with DagsterInstance.ephemeral() as instance:
-        result = tick(landing_sensor(iris), instance, settings)
+        result = tick(landing_sensor([iris]), instance, settings)
     assert [r.partition_key for r in result.run_requests] == ["day1.csv"]  # not the marker
 
 
@@ -101,7 +145,7 @@ def test_a_bad_file_fails_alone_and_names_itself(settings, iris, landing):
     (landing / "good.csv").write_text("\n".join([HEADER, *rows]) + "\n")
     (landing / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
     with DagsterInstance.ephemeral() as instance:
-        result = settled(landing_sensor(iris), instance, settings)
+        result = settled(landing_sensor([iris]), instance, settings)
         assert {r.partition_key for r in result.run_requests} == {"good.csv", "photo.png"}
         outcomes = {
             request.partition_key: materialize(

@@ -1,15 +1,17 @@
-"""Each spec's own source is a partition of `<ds>/raw` as soon as the code location loads."""
+"""Each spec's own source is a partition of `<ds>/raw` from the landing sensor's first tick on;
+loading the code location writes nothing to the instance."""
 
 import os
 import subprocess
 import sys
 
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterInstance, build_sensor_context
 
 from mlops_assets.definitions import build_definitions
 from mlops_assets.defs.ingestion.partitions import add_source_partitions
 from mlops_assets.defs.keys import DATASET_TAG
+from mlops_assets.defs.resources import resources_for
 from mlops_assets.settings import PROJECT_DIR
 from mlops_contract.bundle import POINTER_FILE
 
@@ -21,9 +23,10 @@ def raw_partitions(defs, ds, instance) -> list[str]:
     return raw.partitions_def.get_partition_keys(dynamic_partitions_store=instance)
 
 
-def test_loading_the_code_location_makes_the_sources_partitions(settings, tmp_path):
+def test_loading_writes_nothing_and_the_first_landing_tick_adds_the_sources(settings, tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     # a fresh process, as the code server of `dagster dev` or `dg dev` loads it; nothing downloads
     subprocess.run(
@@ -33,11 +36,20 @@ def test_loading_the_code_location_makes_the_sources_partitions(settings, tmp_pa
         check=True,
         timeout=120,
     )
+    assert sorted(path.name for path in home.iterdir()) == ["dagster.yaml"]
     assert not settings.sources_dir.exists()
+    defs = build_definitions(settings)
     with DagsterInstance.from_config(str(home)) as instance:
-        defs = build_definitions(settings)
+        for ds in EXPECTED:
+            assert raw_partitions(defs, ds, instance) == []
+        resources = {"source_files": resources_for(settings)["source_files"]}
+        context = build_sensor_context(instance=instance, resources=resources)
+        result = defs.resolve_sensor_def("landing")(context)
+        for request in result.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
         for ds, partition in EXPECTED.items():
             assert raw_partitions(defs, ds, instance) == [partition]
+    assert not settings.sources_dir.exists()
 
 
 def test_adding_the_source_partitions_twice_keeps_one_each(settings, builtin_specs, instance):
@@ -54,7 +66,7 @@ def test_without_dagster_home_loading_touches_no_instance(settings, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     before = sorted(tmp_path.rglob("*"))
-    build_definitions(settings, add_partitions=True)
+    build_definitions(settings)
     assert sorted(tmp_path.rglob("*")) == before
     assert "DAGSTER_HOME" not in os.environ
     assert "source partitions" not in caplog.text

@@ -1,5 +1,8 @@
 """What moves a data set forward without clicks: eager conditions, drift, and a weekly retrain."""
 
+import json
+from collections.abc import Iterable
+
 from dagster import (
     AssetSelection,
     AutomationConditionSensorDefinition,
@@ -9,15 +12,17 @@ from dagster import (
     RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
+    SensorDefinition,
     SensorEvaluationContext,
+    SensorResult,
     SkipReason,
-    asset_sensor,
     define_asset_job,
     schedule,
+    sensor,
 )
 
 from mlops_assets.defs import keys
-from mlops_assets.defs.keys import asset_key, group_name, run_tags
+from mlops_assets.defs.keys import TRIGGER_TAG, asset_key, group_name, run_tags
 from mlops_assets.defs.monitoring.assets import PREDICTION_DAYS
 from mlops_assets.defs.resources import ModelStore, SourceFiles
 from mlops_assets.lib.spec import DatasetSpec
@@ -26,16 +31,17 @@ from mlops_contract.bundle import POINTER_FILE
 RETRAINED = (keys.FEATURES, keys.CANDIDATES, keys.CHAMPION)
 
 
-def automation_sensor(spec: DatasetSpec) -> AutomationConditionSensorDefinition:
-    """Evaluates the eager conditions of one data set's group: a newly materialized raw partition
-    is validated, and a changed validated table flows on to features, candidates and champion."""
+def automation_sensor(specs: Iterable[DatasetSpec]) -> AutomationConditionSensorDefinition:
+    """Evaluates the eager conditions of every data set's group: a newly materialized raw
+    partition is validated, and a changed validated table flows on to features, candidates and
+    champion. One sensor for all groups: its cost hardly grows with the data sets."""
     return AutomationConditionSensorDefinition(
-        f"{spec.name}_automation",
-        target=AssetSelection.groups(group_name(spec.name)),
-        run_tags=run_tags(spec.name, "automation"),
+        "automation",
+        target=AssetSelection.groups(*(group_name(spec.name) for spec in specs)),
+        run_tags={TRIGGER_TAG: "automation"},
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
-        description=f"Declarative automation for the {spec.name} assets (toggle it in the UI).",
+        description="Declarative automation for every data set's assets (toggle it in the UI).",
     )
 
 
@@ -54,7 +60,7 @@ def retrain_job(spec: DatasetSpec):
     """Rebuild features, candidates and champion on all validated data; the gate still decides."""
     return define_asset_job(
         f"{spec.name}_retrain",
-        selection=AssetSelection.assets(*(asset_key(spec.name, name) for name in RETRAINED)),
+        selection=AssetSelection.assets(*retrained_keys(spec.name)),
         tags=run_tags(spec.name),
         description=f"Retrain {spec.name} on every validated partition and promote if better.",
     )
@@ -63,31 +69,66 @@ def retrain_job(spec: DatasetSpec):
 EPISODE_LOOKBACK = 200  # drift evaluations looked back at to find where an episode began
 
 
-def retrain_on_drift_sensor(spec: DatasetSpec, job):
-    drift_key = asset_key(spec.name, keys.DRIFT)
+def retrain_on_drift_sensor(specs: Iterable[DatasetSpec]) -> SensorDefinition:
+    """One sensor over every data set's drift: the cursor holds, per data set, the storage id
+    of the last drift evaluation looked at; each tick reads the latest of all in one query."""
+    specs = list(specs)
 
-    @asset_sensor(
-        asset_key=drift_key,
-        name=f"{spec.name}_retrain_on_drift",
-        job=job,
+    @sensor(
+        name="retrain_on_drift",
+        asset_selection=[key for spec in specs for key in retrained_keys(spec.name)],
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
-        description="Dataset drift requests a retrain when there is something new to learn "
-        "from (validated data newer than the last training), once per drift episode.",
+        description="Dataset drift requests a retrain (what <ds>_retrain runs) when there is "
+        "something new to learn from (validated data newer than the last training), once per "
+        "drift episode.",
     )
-    def retrain_on_drift(context: SensorEvaluationContext, asset_event: EventLogEntry):
-        if not drifted(asset_event):
-            return SkipReason(f"no dataset drift in run {asset_event.run_id}")
-        if not validated_since_training(context.instance, spec.name):
-            return SkipReason(drift_alone(spec.name, asset_event.run_id))
-        episode = episode_start(context.instance, drift_key)
-        # one run key per episode: Dagster never launches a run key twice for a sensor
-        return RunRequest(
-            run_key=f"drift-episode-{episode}",
-            tags={**run_tags(spec.name, "drift"), "mlops/drift_run": episode},
+    def retrain_on_drift(context: SensorEvaluationContext) -> SensorResult:
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        latest = latest_drift_events(context.instance, specs)
+        requests, reasons = [], []
+        for spec in specs:
+            record = latest.get(spec.name)
+            if record is None or record.storage_id <= cursor.get(spec.name, -1):
+                continue
+            cursor[spec.name] = record.storage_id
+            outcome = drift_outcome(context.instance, spec.name, record.event_log_entry)
+            if isinstance(outcome, RunRequest):
+                requests.append(outcome)
+            else:
+                reasons.append(outcome)
+        return SensorResult(
+            run_requests=requests,
+            skip_reason=None if requests else " ".join(reasons) or "no new drift evaluation",
+            cursor=json.dumps(cursor),
         )
 
     return retrain_on_drift
+
+
+def latest_drift_events(instance, specs: list[DatasetSpec]) -> dict:
+    """Each data set's latest drift materialization record (storage id and event), by name."""
+    records = instance.get_asset_records([asset_key(spec.name, keys.DRIFT) for spec in specs])
+    return {
+        record.asset_entry.asset_key.path[0]: record.asset_entry.last_materialization_record
+        for record in records
+        if record.asset_entry.last_materialization_record is not None
+    }
+
+
+def drift_outcome(instance, ds: str, event: EventLogEntry) -> RunRequest | str:
+    """A retrain request for a drift evaluation, or why there is none."""
+    if not drifted(event):
+        return f"{ds}: no dataset drift in run {event.run_id}."
+    if not validated_since_training(instance, ds):
+        return drift_alone(ds, event.run_id)
+    episode = episode_start(instance, asset_key(ds, keys.DRIFT))
+    # one run key per episode: Dagster never launches a run key twice for a sensor
+    return RunRequest(
+        run_key=f"drift-episode-{episode}",
+        asset_selection=retrained_keys(ds),
+        tags={**run_tags(ds, "drift"), "mlops/drift_run": episode},
+    )
 
 
 def drifted(event: EventLogEntry) -> bool:
@@ -119,10 +160,10 @@ def episode_start(instance, drift_key) -> str:
 
 def drift_alone(ds: str, run_id: str) -> str:
     return (
-        f"dataset drift in run {run_id}, but nothing new to learn from: no validated data since "
-        f"the last training (served inputs have no labels, so retraining would only repeat it). "
-        f"The drift is alerted ({ds}/drift's check, mlops_dataset_drift); land new labelled data "
-        f"in data/landing/{ds}/ and the retrain follows."
+        f"{ds}: dataset drift in run {run_id}, but nothing new to learn from: no validated data "
+        f"since the last training (served inputs have no labels, so retraining would only repeat "
+        f"it). The drift is alerted ({ds}/drift's check, mlops_dataset_drift); land new "
+        f"labelled data in data/landing/{ds}/ and the retrain follows."
     )
 
 
@@ -138,26 +179,48 @@ def monitoring_job(spec: DatasetSpec):
     )
 
 
-def monitoring_schedule(spec: DatasetSpec, job):
+def monitoring_schedule(specs: Iterable[DatasetSpec]) -> ScheduleDefinition:
+    """One schedule for every data set: a run of `<ds>/prediction_log` and `<ds>/drift` for
+    today's partition per data set that has a champion and served today."""
+    specs = list(specs)
+
     @schedule(
-        name=f"{spec.name}_monitoring_every_15_minutes",
+        name="monitoring",
         cron_schedule="*/15 * * * *",
         execution_timezone="UTC",
-        job=job,
+        target=AssetSelection.assets(*(key for spec in specs for key in monitored_keys(spec))),
         default_status=DefaultScheduleStatus.RUNNING,
-        description=f"Refreshes today's {spec.name} prediction_log partition and the drift; "
-        "skips while there is no champion or nothing was served today.",
+        description="Every 15 minutes, refreshes each data set's prediction_log partition of "
+        "today and its drift; passes over, saying why, a data set with no champion or nothing "
+        "served today.",
     )
     def monitoring(
         context: ScheduleEvaluationContext, model_store: ModelStore, source_files: SourceFiles
-    ) -> RunRequest | SkipReason:
+    ) -> list[RunRequest] | SkipReason:
         day = context.scheduled_execution_time.strftime("%Y-%m-%d")
-        reason = nothing_to_monitor(spec, day, model_store, source_files)
-        if reason:
-            return SkipReason(reason)
-        return RunRequest(partition_key=day, tags=run_tags(spec.name, "schedule"))
+        requests, reasons = [], []
+        for spec in specs:
+            reason = nothing_to_monitor(spec, day, model_store, source_files)
+            if reason:
+                reasons.append(reason)
+            else:
+                requests.append(monitoring_request(spec.name, day))
+        return requests or SkipReason("; ".join(reasons) or "no data set")
 
     return monitoring
+
+
+def monitored_keys(spec: DatasetSpec) -> list:
+    return [asset_key(spec.name, keys.PREDICTION_LOG), asset_key(spec.name, keys.DRIFT)]
+
+
+def monitoring_request(ds: str, day: str) -> RunRequest:
+    return RunRequest(
+        run_key=ds,  # one per data set and scheduled time
+        partition_key=day,
+        asset_selection=[asset_key(ds, keys.PREDICTION_LOG), asset_key(ds, keys.DRIFT)],
+        tags=run_tags(ds, "schedule"),
+    )
 
 
 def nothing_to_monitor(
@@ -172,13 +235,32 @@ def nothing_to_monitor(
     return None
 
 
-def weekly_retrain_schedule(spec: DatasetSpec, job):
-    return ScheduleDefinition(
-        name=f"{spec.name}_weekly_retrain",
+def weekly_retrain_schedule(specs: Iterable[DatasetSpec]) -> ScheduleDefinition:
+    """One schedule for every data set: a retrain run per data set, every Monday."""
+    specs = list(specs)
+
+    @schedule(
+        name="weekly_retrain",
         cron_schedule="0 3 * * 1",
         execution_timezone="UTC",
-        job=job,
+        target=AssetSelection.assets(*(key for spec in specs for key in retrained_keys(spec.name))),
         default_status=DefaultScheduleStatus.STOPPED,
-        tags=run_tags(spec.name, "schedule"),
-        description=f"Retrain {spec.name} every Monday 03:00 UTC (off until toggled in the UI).",
+        description="Retrains every data set (features, candidates, champion_model; one run "
+        "each) every Monday 03:00 UTC (off until toggled in the UI).",
     )
+    def weekly_retrain(context: ScheduleEvaluationContext) -> list[RunRequest]:
+        return [
+            RunRequest(
+                run_key=spec.name,
+                asset_selection=retrained_keys(spec.name),
+                tags=run_tags(spec.name, "schedule"),
+            )
+            for spec in specs
+        ]
+
+    return weekly_retrain
+
+
+def retrained_keys(ds: str) -> list:
+    """What a retrain materializes: features, candidates and the champion."""
+    return [asset_key(ds, name) for name in RETRAINED]

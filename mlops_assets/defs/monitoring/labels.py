@@ -4,6 +4,7 @@ labelled live predictions, checked against the champion's holdout interval)."""
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -90,40 +91,66 @@ def labels_asset(spec: DatasetSpec):
     return labels
 
 
-def labels_sensor(spec: DatasetSpec) -> SensorDefinition:
-    ds = spec.name
+def labels_sensor(specs: Iterable[DatasetSpec]) -> SensorDefinition:
+    """One sensor for every data set's label files; the cursor holds each data set's state."""
+    specs = list(specs)
 
     @sensor(
-        name=f"{ds}_labels",
-        asset_selection=[asset_key(ds, keys.LABELS)],
+        name="labels",
+        asset_selection=[asset_key(spec.name, keys.LABELS) for spec in specs],
         minimum_interval_seconds=30,
         default_status=DefaultSensorStatus.RUNNING,
-        description=f"Loads {ds}'s labels again when the feedback log or labels/{ds}/ changed "
-        "and has stayed the same for a tick (a file still being copied changes).",
+        description="Loads a data set's labels (<ds>/labels) again when its feedback log or "
+        "labels/<ds>/ changed and has stayed the same for a tick (a file still being copied "
+        "changes).",
     )
     def labels_changed(context: SensorEvaluationContext, source_files: SourceFiles) -> SensorResult:
-        files = labels_lib.label_files(*source_files.label_folders(ds))
-        stats = [(path.name, path.stat()) for path in files]
-        state = hashlib.sha256(
-            json.dumps([[name, s.st_size, s.st_mtime_ns] for name, s in stats]).encode()
-        ).hexdigest()[:16]
         cursor = json.loads(context.cursor) if context.cursor else {}
-        requested = cursor.get("requested")
-        if not files or state == requested:
-            skip, run = "no new labels", False
-        elif state != cursor.get("seen"):
-            skip, run = "label files changed; waiting a tick for them to settle", False
-        else:
-            skip, run, requested = None, True, state
+        requests, waiting, states = [], [], {}
+        for spec in specs:
+            seen = cursor.get(spec.name, {})
+            state = label_files_state(source_files, spec.name)
+            requested = seen.get("requested")
+            if state is not None and state != requested:
+                if state == seen.get("seen"):
+                    requests.append(labels_request(spec.name, state))
+                    requested = state
+                else:
+                    waiting.append(spec.name)
+            if state is not None or requested is not None:
+                states[spec.name] = {"seen": state, "requested": requested}
         return SensorResult(
-            run_requests=[RunRequest(run_key=f"labels@{state}", tags=keys.run_tags(ds, "labels"))]
-            if run
-            else [],
-            skip_reason=skip,
-            cursor=json.dumps({"seen": state, "requested": requested}),
+            run_requests=requests,
+            skip_reason=None if requests else labels_skip_reason(waiting),
+            cursor=json.dumps(states),
         )
 
     return labels_changed
+
+
+def label_files_state(source_files: SourceFiles, ds: str) -> str | None:
+    """A digest of the names, sizes and mtimes of a data set's label files; None without any."""
+    files = labels_lib.label_files(*source_files.label_folders(ds))
+    if not files:
+        return None
+    stats = [(path.name, path.stat()) for path in files]
+    return hashlib.sha256(
+        json.dumps([[name, s.st_size, s.st_mtime_ns] for name, s in stats]).encode()
+    ).hexdigest()[:16]
+
+
+def labels_request(ds: str, state: str) -> RunRequest:
+    return RunRequest(
+        run_key=f"{ds}/labels@{state}",
+        asset_selection=[asset_key(ds, keys.LABELS)],
+        tags=keys.run_tags(ds, "labels"),
+    )
+
+
+def labels_skip_reason(waiting: list[str]) -> str:
+    if waiting:
+        return f"label files changed ({', '.join(waiting)}); waiting a tick for them to settle"
+    return "no new labels"
 
 
 def live_performance_asset(spec: DatasetSpec):
