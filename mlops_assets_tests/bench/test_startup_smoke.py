@@ -5,7 +5,8 @@ import pytest
 
 @pytest.mark.slow
 def test_startup_benchmark_runs_at_smoke_size(smoke_run):
-    result = smoke_run("bench.startup", timeout=110)
+    # a guard against a hang, not a speed target (bench.startup measures): CI may be loaded
+    result = smoke_run("bench.startup", timeout=300)
     assert result.returncode == 0, result.stderr
     rows = {
         cells[0]: float(cells[1])
