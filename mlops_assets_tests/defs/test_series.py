@@ -10,7 +10,11 @@ import pytest
 from mlops_assets.build import build_dataset
 from mlops_assets.lib import batch
 from mlops_assets.lib.features import model_inputs
-from mlops_assets_tests.defs.test_custom_dataset import declare, write_weekday_series
+from mlops_assets_tests.defs.test_custom_dataset import (
+    DATED_SPEC,
+    declare,
+    write_weekday_series,
+)
 from mlops_contract import bundle
 from mlops_contract.record import manifest_fields
 from serving.history import SeriesHistory
@@ -18,25 +22,13 @@ from serving.model import from_bundle
 
 pytestmark = pytest.mark.slow
 
-SPEC = """
-name: prices
-source: prices.csv
-read: {thousands: ",", na_values: ["#N/A", ""]}
-columns:
-  - {name: Date, type: date, format: "%m/%d/%Y"}
-  - {name: EUR, type: float, min: 0}
-derived:
-  - {name: EUR_change, sql: "EUR - lag(EUR) OVER (ORDER BY Date)", feature: false}
-series:
+SERIES = """series:
   time: Date
   lags: [{column: EUR, lags: [1, 2]}]
   windows: [{column: EUR, size: 3, stats: [mean, max]}]
   max_gap_days: 5
-target: EUR_change
-task: regression
-split: {method: time, column: Date, test_fraction: 0.2}
-gates: {min_rows: 200}
 """
+SPEC = DATED_SPEC.replace("target: EUR_change", SERIES + "target: EUR_change")  # the dated set
 FEATURES = ["EUR_lag1", "EUR_lag2", "EUR_mean3", "EUR_max3"]
 
 
