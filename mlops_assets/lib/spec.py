@@ -277,9 +277,13 @@ class DatasetSpec(_Strict):
         time = file_columns.get(self.series.time)
         if time is None or time.type != "date":
             raise ValueError(f"series.time {self.series.time!r} must be a date column of the file")
-        entity = self.series.entity
-        if entity is not None and entity not in file_columns:
-            raise ValueError(f"series.entity {entity!r} is not a column of the file")
+        for role, name in (("time", self.series.time), ("entity", self.series.entity)):
+            column = file_columns.get(name) if name is not None else None
+            if name is not None and (column is None or not column.feature):
+                raise ValueError(
+                    f"series.{role} {name!r} must be a request field (a file column that is a "
+                    "feature): the server reads it from each request"
+                )
         for feature in self.series_features:
             observed = file_columns.get(feature.column)
             if observed is None or not observed.is_numeric:

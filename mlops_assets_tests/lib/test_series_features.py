@@ -89,6 +89,8 @@ def test_series_features_are_model_inputs_but_not_request_fields():
         (("column: Sales, lags", "column: Shop, lags"), "'Shop' is not a numeric column"),
         (("column: Sales, lags", "column: Units, lags"), "'Units' must be a request field"),
         (("lags: [1, 3]", "lags: [0]"), "each must be >= 1"),
+        (("entity: Shop", "entity: Region"), "series.entity 'Region' must be a request field"),
+        (("type: category}", "type: category, feature: false}"), "series.entity 'Shop' must be"),
     ],
 )
 def test_a_series_the_server_could_not_compute_is_refused(change, message):
