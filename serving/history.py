@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from mlops_contract.series import Series
+from serving.prediction_log import append_lines
 
 LOG_SUFFIX = ".jsonl"
 
@@ -73,14 +73,8 @@ class SeriesHistory:
         line = json.dumps(
             {"received_at": datetime.now(UTC).isoformat(), "observations": observations}
         )
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         path = self.log_dir / f"{datetime.now(UTC):%Y-%m-%d}{LOG_SUFFIX}"
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(descriptor, (line + "\n").encode())
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        append_lines(path, (line + "\n").encode(), sync=True)
         with self._lock:
             self._replay()
 
@@ -98,5 +92,9 @@ class SeriesHistory:
             complete = data[: data.rfind(b"\n") + 1]
             self._read[path.name] = start + len(complete)
             for line in complete.splitlines():
-                for item in json.loads(line)["observations"]:
+                try:
+                    observations = json.loads(line)["observations"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line torn by a crash mid-write, closed by the next append
+                for item in observations:
                     self._add(item["entity"], item["day"], item["values"])

@@ -138,10 +138,10 @@ class JsonLinesLog(PeriodicFlush):
             log.warning("%s not written (%d held): %s", self.directory, self.held, self.write_error)
 
 
-def append_lines(path: Path, data: bytes) -> None:
+def append_lines(path: Path, data: bytes, sync: bool = False) -> None:
     """Appends whole lines or nothing: a failed write is cut back to where it started, so a
     retry never leaves a torn or doubled line. A line torn by an earlier crash gets its newline
-    first, so it cannot swallow the first new one."""
+    first, so it cannot swallow the first new one. With `sync`, on disk before it returns."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -150,6 +150,8 @@ def append_lines(path: Path, data: bytes) -> None:
         try:
             while pending:
                 pending = pending[os.write(descriptor, pending) :]
+            if sync:
+                os.fsync(descriptor)
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(descriptor, start)
