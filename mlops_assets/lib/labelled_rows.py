@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +18,7 @@ from mlops_assets.lib.labels import INPUT_PREFIX, matched_sql
 from mlops_assets.lib.sources import DONE_SUFFIX
 from mlops_assets.lib.spec import Column, DatasetSpec
 from mlops_assets.lib.warehouse import quote, table
+from mlops_contract.location import LocalLocation
 
 
 def missing_columns(spec: DatasetSpec) -> list[str]:
@@ -86,14 +86,11 @@ def source_text(spec: DatasetSpec, rows: pd.DataFrame) -> str:
 
 
 def land(folder: Path, name: str, text: str) -> Path | None:
-    """Write `text` as `folder/name` once, whole (written aside, renamed, then marked done for
-    the landing sensor); None when that file was landed before."""
+    """Write `text` as `folder/name` once, whole (written aside as a hidden file the landing
+    sensor passes over, synced, renamed), then mark it done; None when it was landed before."""
     path = folder / name
     if path.exists():
         return None
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{name}.tmp")
-    partial.write_text(text)
-    os.replace(partial, path)
+    LocalLocation(folder).write(name, text.encode())
     path.with_name(name + DONE_SUFFIX).touch()
     return path
