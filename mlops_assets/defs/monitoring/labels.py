@@ -35,7 +35,7 @@ from mlops_assets.lib import labels as labels_lib
 from mlops_assets.lib.estimated import ESTIMATED_METRICS
 from mlops_assets.lib.publishing import publish_document
 from mlops_assets.lib.spec import METRICS, DatasetSpec
-from mlops_assets.lib.warehouse import append_rows, scalar, table, table_exists, transaction
+from mlops_assets.lib.warehouse import append_rows, table, table_exists, transaction
 from mlops_contract.bundle import CARD_JSON_FILE, LIVE_FILE, BundleError, read_current_file
 from mlops_contract.drift import live_document
 
@@ -203,12 +203,13 @@ def live_performance_asset(spec: DatasetSpec):
         day = context.partition_key
         champion, holdout = champion_holdout(spec, model_store)
         with warehouse.get_connection() as con:
-            frame, served = labelled_on(con, spec, day)
+            frame = labelled_on(con, spec, day)
             results = {
                 (model, version): live.performance(spec, group)
                 for (model, version), group in frame.groupby(["model", "version"])
             }
             day_served = estimates.served_on(con, spec, day)
+            served = len(day_served)
             guesses = estimates.by_version(spec, day_served, estimates.holdout_features(con, spec))
             record_history(con, spec, day, results, guesses, served, frame)
             history = estimates.recent_history(con, spec, day)
@@ -279,21 +280,18 @@ def land_labelled(con, spec: DatasetSpec, day: str, version: str, landing_dir: P
     return f"{len(rows)} new labelled rows of version {version} landed as {path}: a retrain follows"
 
 
-def labelled_on(con, spec: DatasetSpec, day: str) -> tuple[pd.DataFrame, int]:
-    """The day's served predictions that have a current label, and how many were served."""
+def labelled_on(con, spec: DatasetSpec, day: str) -> pd.DataFrame:
+    """The day's served predictions that have a current label."""
     if not (
         table_exists(con, spec.name, "labels") and table_exists(con, spec.name, "prediction_log")
     ):
-        return pd.DataFrame(columns=["model", "version", "actual", "prediction"]), 0
-    log = table(spec.name, "prediction_log")
-    served = scalar(con, f"SELECT count(*) FROM {log} WHERE _day = CAST($d AS DATE)", {"d": day})
-    frame = con.execute(
+        return pd.DataFrame(columns=["model", "version", "actual", "prediction"])
+    return con.execute(
         "SELECT model, version, actual, prediction, probabilities, "
         f"epoch(received_at) - epoch(timestamp) AS delay_s FROM ({labels_lib.matched_sql(spec)}) "
         "WHERE CAST(timezone('UTC', timestamp) AS DATE) = CAST($d AS DATE)",
         {"d": day},
     ).df()
-    return frame, served
 
 
 def record_history(
