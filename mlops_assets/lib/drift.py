@@ -27,7 +27,6 @@ Pure functions over numpy/pandas/scipy; the caller stores the profile and the re
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import asdict, dataclass, field, fields
 
@@ -35,6 +34,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from scipy.spatial import distance as scipy_distance
+
+from mlops_assets.lib import charts
 
 # Version 2 added discrete numeric features ("levels"); version 1 profiles still compare (KS).
 PROFILE_VERSION = 2
@@ -513,17 +514,13 @@ def drift_chart_png(report: DriftReport) -> bytes | None:
     """A small multiple: one panel per feature, reference vs current distribution (bars on the
     profile's bins / categories), titled with the test, p-value and verdict. None if matplotlib
     is not importable. Uses the Agg canvas directly, so no global pyplot state is touched."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return None
     if not report.features:
         return None
     columns = min(3, len(report.features))
     rows = math.ceil(len(report.features) / columns)
-    figure = Figure(figsize=(4.2 * columns, 2.8 * rows), dpi=72, layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = charts.new_figure(4.2 * columns, 2.8 * rows)
+    if figure is None:
+        return None
     for index, feature in enumerate(report.features):
         _draw_panel(figure.add_subplot(rows, columns, index + 1), feature)
     verdict = "DATASET DRIFT" if report.dataset_drift else "no dataset drift"
@@ -533,9 +530,7 @@ def drift_chart_png(report: DriftReport) -> bytes | None:
         fontsize=10,
     )
     figure.legend(*figure.axes[0].get_legend_handles_labels(), loc="outside upper right", ncols=2)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return charts.png(figure)
 
 
 def _draw_panel(axes, feature: FeatureDrift) -> None:

@@ -1,6 +1,5 @@
 """`<ds>/prediction_log` (served predictions back as a table) and `<ds>/drift`."""
 
-import base64
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,8 +21,8 @@ from dagster import (
 from mlops_assets.defs import keys
 from mlops_assets.defs.keys import POOL, asset_key, group_name
 from mlops_assets.defs.resources import ModelStore, SourceFiles, Warehouse
+from mlops_assets.lib import charts, prediction_table
 from mlops_assets.lib import drift as drift_lib
-from mlops_assets.lib import prediction_table
 from mlops_assets.lib.features import query_features
 from mlops_assets.lib.publishing import publish_document
 from mlops_assets.lib.spec import DatasetSpec
@@ -207,12 +206,7 @@ def drift_result(report, prediction, manifest: dict, start, end) -> MaterializeR
         lines, report.alpha, report.threshold, report.drifted_share, report.dataset_drift
     )
     table_md = shown.to_frame().to_markdown(index=False, floatfmt=".4g")
-    chart = drift_lib.drift_chart_png(shown)
-    picture = (
-        f"\n\n![reference vs current](data:image/png;base64,{base64.b64encode(chart).decode()})"
-        if chart
-        else ""
-    )
+    picture = charts.markdown_image(drift_lib.drift_chart_png(shown), "reference vs current")
     severity = AssetCheckSeverity.ERROR if report.dataset_drift else AssetCheckSeverity.WARN
     return MaterializeResult(
         metadata={

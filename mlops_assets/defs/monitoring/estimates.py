@@ -12,12 +12,9 @@ move some of its training rows into the test side.
 
 from __future__ import annotations
 
-import base64
-import io
-
 import pandas as pd
 
-from mlops_assets.lib import estimated
+from mlops_assets.lib import charts, estimated
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import table, table_exists
 
@@ -91,24 +88,16 @@ def history_markdown(spec: DatasetSpec, history: pd.DataFrame) -> str:
         object
     )
     table_md = shown.where(shown.notna(), "").to_markdown(index=False, floatfmt=".4f")
-    chart = history_chart_png(history, metric)
-    if chart is None:
-        return table_md
-    encoded = base64.b64encode(chart).decode()
-    return f"{table_md}\n\n![realized vs estimated](data:image/png;base64,{encoded})"
+    return table_md + charts.markdown_image(
+        history_chart_png(history, metric), "realized vs estimated"
+    )
 
 
 def history_chart_png(history: pd.DataFrame, metric: str) -> bytes | None:
     """One line per version and kind over the days; None without matplotlib or history."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
+    figure = None if history.empty else charts.new_figure(6, 2.8)
+    if figure is None:
         return None
-    if history.empty:
-        return None
-    figure = Figure(figsize=(6, 2.8), dpi=72, layout="constrained")
-    FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     for index, (version, rows) in enumerate(history.groupby("version")):
         color = f"C{index % 10}"
@@ -118,6 +107,4 @@ def history_chart_png(history: pd.DataFrame, metric: str) -> bytes | None:
     axes.tick_params(labelsize=7)
     axes.tick_params(axis="x", rotation=45)
     axes.legend(fontsize=7)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return charts.png(figure)
