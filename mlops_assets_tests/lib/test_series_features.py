@@ -80,6 +80,8 @@ def test_series_features_are_model_inputs_but_not_request_fields():
     assert [r.name for r in shops.input_rules] == ["Day", "Shop", "Sales"]
     assert "Sales_mean4" in [c.name for c in shops.feature_columns]
     assert shops.series.compiled().depth == 4
+    # drift compares what requests send, and not dates: live ones are newer than any trained on
+    assert [c.name for c in shops.drift_columns] == ["Shop", "Sales"]
 
 
 @pytest.mark.parametrize(

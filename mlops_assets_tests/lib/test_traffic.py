@@ -3,8 +3,10 @@ import pytest
 
 from mlops_assets.lib.ingest import load_raw
 from mlops_assets.lib.sources import fetch_source
+from mlops_assets.lib.spec import parse_spec
 from mlops_assets.lib.traffic import parse_shifts, sample_records, wrong_labels
 from mlops_assets.lib.validation import validate_partition
+from mlops_contract.validation import compile_fields, validate_body
 
 
 def test_shifts_name_numeric_api_fields(builtin_specs):
@@ -59,3 +61,19 @@ def test_a_share_of_the_labels_can_be_made_wrong():
     assert 0.2 < wrong / len(actuals) < 0.3
     assert set(labels) == {"a", "b", "c"}
     assert wrong_labels(actuals, 0.0) == actuals and wrong_labels(actuals, 0.25, seed=1) == labels
+
+
+def test_a_date_input_is_sent_as_iso_text_the_server_accepts(tmp_path):
+    dated = parse_spec(
+        "name: visits\nsource: visits.csv\ncolumns:\n  - {name: Day, type: date}\n"
+        "  - {name: Count, type: int}\ntarget: Count\ntask: regression\n",
+        tmp_path / "visits.yaml",
+    )
+    (tmp_path / "visits.csv").write_text("Day,Count\n2026-03-01,4\n2026-03-02,7\n")
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    load_raw(con, dated, tmp_path / "visits.csv", "visits.csv")
+    validate_partition(con, dated, "visits.csv")
+    records = sample_records(con, dated, 20, {}, seed=3).records
+    assert {r["Day"] for r in records} <= {"2026-03-01", "2026-03-02"}
+    fields = compile_fields(dated.input_rules)
+    assert all(not validate_body(r, fields)[2] for r in records)
