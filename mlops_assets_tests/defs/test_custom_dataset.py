@@ -1,5 +1,7 @@
 """A data set the test declares itself: a daily price series with derived lag features."""
 
+import json
+
 import duckdb
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from mlops_assets.lib.features import model_inputs
 from mlops_assets.lib.spec import load_specs
 from mlops_assets.settings import load_settings
 from mlops_contract import bundle
+from mlops_contract.bundle import CARD_JSON_FILE
 from mlops_contract.record import manifest_fields
 from serving.model import from_bundle
 
@@ -121,6 +124,9 @@ def test_a_date_is_a_feature_sent_as_the_user_writes_it(
     assert served.manifest["metrics"]["test_r2"] > 0.5  # the weekday is read from the date
     inputs = instance.get_latest_materialization_event(AssetKey(["prices", "features"]))
     table = inputs.asset_materialization.metadata["model_inputs"].value
+    card = json.loads((served.path / CARD_JSON_FILE).read_text())
+    # a date's slices would be single days: the card slices EUR only
+    assert {row["feature"] for row in card["evaluation"]["slices"]} == {"EUR"}
     assert "| Date | Date | date | split into year, quarter, month" in table
 
     server = make_server(settings.data_dir)
