@@ -170,6 +170,7 @@ def command_serve(args: argparse.Namespace) -> int:
 def command_traffic(args: argparse.Namespace) -> int:
     import duckdb
 
+    from mlops_assets.defs.resources import warehouse_for
     from mlops_assets.lib import traffic
 
     settings = load_settings()
@@ -180,7 +181,7 @@ def command_traffic(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     try:
         shifts = traffic.parse_shifts(args.shift, spec)
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        with warehouse_for(settings).read_connection() as con:
             sample = traffic.sample_records(con, spec, args.rows, shifts, seed)
     except (ValueError, duckdb.Error) as exc:
         print(exc, file=sys.stderr)

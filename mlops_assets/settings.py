@@ -7,6 +7,11 @@
 | MLOPS_SOURCE_<NAME>   | unset (the spec's own source)             |
 | MLOPS_MODELS_URL      | unset (bundles only in `<data>/models`)   |
 | MLOPS_PAUSED_DATASETS | unset (sensors and schedules act on all)  |
+| MLOPS_LAKE_CATALOG    | unset (warehouse: `<data>/warehouse.duckdb`) |
+| MLOPS_LAKE_DATA_PATH  | unset; with the catalog: the lake's folder   |
+
+A DuckLake warehouse: MLOPS_LAKE_CATALOG names its catalog database (`postgres:dbname=lake
+host=db user=mlops`) and MLOPS_LAKE_DATA_PATH the shared folder of its data files.
 | MLFLOW_TRACKING_URI   | `sqlite:///<MLOPS_DATA_DIR>/mlflow.db`    |
 | DAGSTER_HOME          | `<repo>/.dagster_home`                    |
 """
@@ -40,6 +45,9 @@ class Settings:
     models_url: str | None = None
     # data sets no sensor or schedule acts on (comma-separated names); their jobs stay runnable
     paused_datasets: frozenset[str] = frozenset()
+    # the warehouse as a DuckLake (catalog database, data path) instead of the DuckDB file
+    lake_catalog: str | None = None
+    lake_data_path: str | None = None
 
     @property
     def warehouse_path(self) -> Path:
@@ -101,7 +109,18 @@ def load_settings() -> Settings:
         tracking_uri=tracking_uri,
         models_url=os.environ.get("MLOPS_MODELS_URL") or None,
         paused_datasets=paused_datasets(os.environ.get("MLOPS_PAUSED_DATASETS", "")),
+        **lake_settings(),
     )
+
+
+def lake_settings() -> dict[str, str]:
+    """MLOPS_LAKE_CATALOG and MLOPS_LAKE_DATA_PATH, both or neither."""
+    catalog = os.environ.get("MLOPS_LAKE_CATALOG") or None
+    data_path = os.environ.get("MLOPS_LAKE_DATA_PATH") or None
+    if bool(catalog) != bool(data_path):
+        raise ValueError("set MLOPS_LAKE_CATALOG and MLOPS_LAKE_DATA_PATH together (a DuckLake "
+                         "needs its catalog database and the place its data files go)")  # fmt: skip
+    return {"lake_catalog": catalog, "lake_data_path": data_path} if catalog else {}
 
 
 def paused_datasets(value: str) -> frozenset[str]:

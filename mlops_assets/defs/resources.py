@@ -7,7 +7,7 @@ code location loads this module, and the UI's code server never logs a run.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from pydantic import Field
 from mlops_assets.defs.keys import TRIGGER_TAG
 from mlops_assets.lib.sources import SourceUnavailable, fetch_source, initial_partition
 from mlops_assets.lib.spec import DatasetSpec
+from mlops_assets.lib.warehouse import attach_lake
 from mlops_assets.settings import MLFLOW_EXPERIMENT, Settings
 
 PARENT_ROLE_TAG = "mlops.role"
@@ -45,20 +46,29 @@ def parent_run_name(ds: str, tags: Mapping[str, str], started: datetime) -> str:
 
 
 class Warehouse(DuckDBResource):
-    """dagster-duckdb's resource on the warehouse file, with DuckDB's buffer limit set.
+    """dagster-duckdb's resource on the warehouse file, with DuckDB's buffer limit set; or, with
+    `lake_catalog`, a DuckLake: catalog in PostgreSQL, data files in a shared folder.
 
-    One writing process at a time: the assets share the `duckdb` pool, and the library retries
-    a connection that finds the file locked.
+    The file takes one writing process at a time: the assets share the `duckdb` pool, and the
+    library retries a connection that finds the file locked. A DuckLake takes many writers (it
+    retries a commit that conflicts), so the scale-out profile raises the pool's limit.
     """
 
     memory_limit: str = Field(
         "1GB", description="DuckDB's buffer limit; beyond it DuckDB spills to disk"
     )
+    lake_catalog: str | None = Field(
+        None,
+        description="a DuckLake's catalog database, e.g. `postgres:dbname=lake host=db user=mlops`"
+        "; unset: the DuckDB file `database`",
+    )
+    lake_data_path: str | None = Field(
+        None, description="the folder (shared by every worker) the DuckLake's Parquet files go to"
+    )
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with super().get_connection() as con:
+        with self._connect() as con:
             try:
                 limit = self.memory_limit.replace("'", "''")
                 con.execute(f"SET memory_limit = '{limit}'")
@@ -67,6 +77,24 @@ class Warehouse(DuckDBResource):
                 # the library closes only when the block succeeds; a failed step must release
                 # the file lock too
                 con.close()
+
+    def read_connection(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """For reading outside a run: the file read-only (a running build may be writing it)."""
+        if self.lake_catalog:
+            return self.get_connection()
+        return duckdb.connect(self.database, read_only=True)
+
+    def _connect(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        if not self.lake_catalog:
+            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+            return super().get_connection()
+        con = duckdb.connect(config={"autoinstall_known_extensions": False})
+        try:
+            attach_lake(con, self.lake_catalog, self.lake_data_path or "")
+        except BaseException:
+            con.close()
+            raise
+        return nullcontext(con)
 
 
 class SourceFiles(ConfigurableResource):
@@ -182,9 +210,17 @@ class MlflowTracking(ConfigurableResource):
         return run.info.run_id
 
 
+def warehouse_for(settings: Settings) -> Warehouse:
+    return Warehouse(
+        database=str(settings.warehouse_path),
+        lake_catalog=settings.lake_catalog,
+        lake_data_path=settings.lake_data_path,
+    )
+
+
 def resources_for(settings: Settings) -> dict:
     return {
-        "warehouse": Warehouse(database=str(settings.warehouse_path)),
+        "warehouse": warehouse_for(settings),
         "source_files": SourceFiles(
             sources_dir=str(settings.sources_dir),
             landing_dir=str(settings.landing_dir),

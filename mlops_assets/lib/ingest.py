@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from mlops_assets.lib.spec import DatasetSpec, api_name_for
-from mlops_assets.lib.warehouse import literal, quote, scalar, table, transaction
+from mlops_assets.lib.warehouse import lake_data_path, literal, quote, scalar, table, transaction
 
 FICLONE = 0x40049409  # <linux/fs.h>: clone a whole file, copy-on-write
 MAX_LINE_BYTES = 10_000_000  # DuckDB's max_line_size: a longer line is malformed
@@ -100,11 +100,14 @@ def file_columns(path: Path, spec: DatasetSpec, name: str | None = None) -> tupl
 
 
 def landed_folder(con: duckdb.DuckDBPyConnection, dataset: str) -> Path:
-    """`<data dir>/landed/<ds>`, the data dir being the folder of the warehouse file. An
-    in-memory warehouse lives as long as its process, so its files land in a folder that does."""
-    database = scalar(
-        con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
-    )
+    """`<data dir>/landed/<ds>`, the data dir being the folder of the warehouse file, or the
+    DuckLake's data path (where every worker reads it). An in-memory warehouse lives as long as
+    its process, so its files land in a folder that does."""
+    database, kind = con.execute(
+        "SELECT path, type FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()[0]
+    if kind == "ducklake":
+        return Path(lake_data_path(con)) / "landed" / dataset
     if database:
         return Path(database).resolve().parent / "landed" / dataset
     global _PROCESS_FOLDER

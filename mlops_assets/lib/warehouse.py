@@ -1,9 +1,11 @@
-"""Small DuckDB helpers shared by every table the pipeline writes."""
+"""Small DuckDB helpers shared by every table the pipeline writes, and the DuckLake attach."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 
@@ -68,3 +70,41 @@ def append_rows(
         con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _rows")
     finally:
         con.unregister("_rows")
+
+
+# The extensions a DuckLake warehouse needs, as the PyPI wheels install them; DuckDB loads the
+# file by path, so nothing is downloaded (`INSTALL` would fetch from the internet).
+LAKE_EXTENSIONS = {"ducklake": "duckdb_extension_ducklake",
+                   "postgres_scanner": "duckdb_extension_postgres_scanner"}  # fmt: skip
+LAKE_ALIAS = "warehouse"  # the name the embedded file has, so SQL never names the catalog
+
+
+def extension_file(name: str, package: str) -> Path:
+    """The extension's file for the running DuckDB, from its wheel."""
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        raise RuntimeError(f"the DuckLake warehouse needs the {package} wheel "
+                           "(installed by `uv sync`)") from None  # fmt: skip
+    path = Path(module.__path__[0]) / "extensions" / f"v{duckdb.__version__}"
+    path = path / f"{name}.duckdb_extension"
+    if not path.is_file():
+        raise RuntimeError(f"{package} has no extension for DuckDB {duckdb.__version__} "
+                           f"({path} is absent): install the matching wheel")  # fmt: skip
+    return path
+
+
+def attach_lake(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str) -> None:
+    """Make a DuckLake (its catalog database, e.g. `postgres:dbname=lake host=...`, and the
+    folder or object store its Parquet files go to) the connection's default catalog."""
+    for name, package in LAKE_EXTENSIONS.items():
+        con.execute(f"LOAD {literal(str(extension_file(name, package)))}")
+    con.execute(f"ATTACH {literal('ducklake:' + catalog)} AS {LAKE_ALIAS} "
+                f"(DATA_PATH {literal(data_path)})")  # fmt: skip
+    con.execute(f"USE {LAKE_ALIAS}")
+
+
+def lake_data_path(con: duckdb.DuckDBPyConnection) -> str:
+    """The data path of the DuckLake that is the connection's current catalog."""
+    sql = "SELECT value FROM ducklake_options(current_database()) WHERE option_name = 'data_path'"
+    return scalar(con, sql)

@@ -1,0 +1,104 @@
+"""The warehouse as a DuckLake: catalog in a throwaway PostgreSQL, data files in a folder. The
+same assets and SQL as the embedded DuckDB file, switched by two environment variables."""
+
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_assets.build import build_dataset
+from mlops_assets.defs.resources import warehouse_for
+from mlops_assets.lib.warehouse import scalar
+from mlops_assets.settings import load_settings
+from mlops_assets_tests.deploy.services import PG_BIN, start_postgres
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (PG_BIN / "initdb").is_file(), reason="PostgreSQL 15 is not installed"),
+]
+LAKE_NUMBERS = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    server, stop = start_postgres()
+    yield server
+    stop()
+
+
+@pytest.fixture
+def lake_settings(settings, postgres, tmp_path, monkeypatch):
+    """The test's settings with the warehouse on a new DuckLake."""
+    database = f"lake{next(LAKE_NUMBERS)}"
+    postgres.create_database(database)
+    catalog = f"postgres:dbname={database} host={postgres.host} port={postgres.port} user=postgres"
+    monkeypatch.setenv("MLOPS_LAKE_CATALOG", catalog)
+    monkeypatch.setenv("MLOPS_LAKE_DATA_PATH", f"{tmp_path / 'lake'}/")
+    return load_settings()
+
+
+def counts(settings, ds: str) -> list[int]:
+    with warehouse_for(settings).get_connection() as con:
+        return [scalar(con, f"SELECT count(*) FROM {ds}.{name}")
+                for name in ("raw", "validated", "quarantine")]  # fmt: skip
+
+
+def test_a_data_set_builds_on_the_lake_and_every_row_is_accounted(lake_settings, instance,
+                                                                   builtin_specs):  # fmt: skip
+    outcome = build_dataset(builtin_specs["iris"], lake_settings, instance)
+    assert outcome.success, outcome.describe()
+    raw, valid, quarantined = counts(lake_settings, "iris")
+    assert raw == 150 == valid + quarantined
+    assert not lake_settings.warehouse_path.exists()  # nothing went to the embedded file
+    lake = Path(lake_settings.lake_data_path)
+    assert list(lake.rglob("*.parquet"))
+    assert len(list((lake / "landed" / "iris").iterdir())) == 1  # the raw record, shared too
+    assert (lake_settings.models_dir / "iris" / "current.json").is_file()
+
+
+APPEND_ROWS = """
+import sys
+import pandas as pd
+from mlops_assets.defs.resources import warehouse_for
+from mlops_assets.lib.warehouse import append_rows
+from mlops_assets.settings import load_settings
+
+warehouse = warehouse_for(load_settings())
+for batch in range(10):
+    frame = pd.DataFrame({"writer": [sys.argv[1]] * 5, "batch": [batch] * 5})
+    with warehouse.get_connection() as con:
+        append_rows(con, "shared", "history", frame, ddl="writer VARCHAR, batch INTEGER")
+"""
+
+
+def test_writers_in_separate_processes_append_to_one_table_at_once(lake_settings):
+    writers = [subprocess.Popen([sys.executable, "-c", APPEND_ROWS, name])
+               for name in ("a", "b", "c")]  # fmt: skip
+    assert [writer.wait(timeout=300) for writer in writers] == [0, 0, 0]
+    with warehouse_for(lake_settings).get_connection() as con:
+        rows = con.execute("SELECT writer, count(*) FROM shared.history GROUP BY 1").fetchall()
+    assert sorted(rows) == [("a", 50), ("b", 50), ("c", 50)]
+
+
+def test_two_workers_build_two_data_sets_into_one_lake_at_once(lake_settings, tmp_path):
+    """Two `mlops build` processes with nothing in common but the lake (own data folder, MLflow
+    store and Dagster instance, as on two machines) write at the same time."""
+    import os
+
+    builds = []
+    for ds in ("iris", "diabetes"):
+        worker = tmp_path / f"worker-{ds}"
+        env = {**os.environ, "MLOPS_DATA_DIR": str(worker / "data"),
+               "MLFLOW_TRACKING_URI": f"sqlite:///{worker / 'mlflow.db'}",
+               "DAGSTER_HOME": str(worker / "home")}  # fmt: skip
+        (worker / "home").mkdir(parents=True)
+        log = (worker / "build.log").open("w")
+        argv = [str(Path(sys.executable).with_name("mlops")), "build", ds]
+        builds.append((subprocess.Popen(argv, env=env, cwd=worker, stdout=log, stderr=log), log))
+    for process, log in builds:
+        assert process.wait(timeout=900) == 0, Path(log.name).read_text()[-3000:]
+    iris, diabetes = counts(lake_settings, "iris"), counts(lake_settings, "diabetes")
+    assert iris[0] == 150 == iris[1] + iris[2]
+    assert diabetes[0] == 442 == diabetes[1] + diabetes[2]
