@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,7 +77,8 @@ def append_rows(
 # file by path, so nothing is downloaded (`INSTALL` would fetch from the internet).
 LAKE_EXTENSIONS = {"ducklake": "duckdb_extension_ducklake",
                    "postgres_scanner": "duckdb_extension_postgres_scanner"}  # fmt: skip
-LAKE_ALIAS = "warehouse"  # the name the embedded file has, so SQL never names the catalog
+LAKE_ALIAS = "warehouse"
+LAKE_INIT_ATTEMPTS = 5  # the name the embedded file has, so SQL never names the catalog
 
 
 def extension_file(name: str, package: str) -> Path:
@@ -99,8 +101,19 @@ def attach_lake(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str) ->
     folder or object store its Parquet files go to) the connection's default catalog."""
     for name, package in LAKE_EXTENSIONS.items():
         con.execute(f"LOAD {literal(str(extension_file(name, package)))}")
-    con.execute(f"ATTACH {literal('ducklake:' + catalog)} AS {LAKE_ALIAS} "
-                f"(DATA_PATH {literal(data_path)})")  # fmt: skip
+    attach = (
+        f"ATTACH {literal('ducklake:' + catalog)} AS {LAKE_ALIAS} (DATA_PATH {literal(data_path)})"
+    )
+    for attempt in range(LAKE_INIT_ATTEMPTS):
+        try:
+            con.execute(attach)
+            break
+        except duckdb.Error as exc:
+            # writers that meet a new lake all create its catalog tables; one wins, and the
+            # others find the catalog there when they try again
+            if "Failed to initialize DuckLake" not in str(exc) or attempt == LAKE_INIT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
     con.execute(f"USE {LAKE_ALIAS}")
 
 
