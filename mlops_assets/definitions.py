@@ -18,6 +18,7 @@ from mlops_assets.components.dataset import (
     dataset_definitions,
 )
 from mlops_assets.components.project import component_tree, split_specs
+from mlops_assets.defs.executor import executor_from_environment
 from mlops_assets.defs.resources import resources_for
 from mlops_assets.settings import Settings, load_settings
 
@@ -33,7 +34,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         tree.build_defs(),
         *(dataset_definitions(spec) for spec in folder_specs.values()),
         automation_definitions(automated),
-        dg.Definitions(resources=resources_for(settings)),
+        dg.Definitions(resources=resources_for(settings), executor=executor_from_environment()),
     )
 
 
