@@ -118,3 +118,26 @@ def test_replicas_read_models_from_the_tracking_servers_artifacts(services):
         url = services[name]["environment"]["MLOPS_MODELS_URL"]
         assert url == "http://mlflow:5000/api/2.0/mlflow-artifacts/artifacts/models"
     assert "--serve-artifacts" in services["mlflow"]["command"][-1]
+
+
+PIPELINE = ("code-location", "dagster-webserver", "dagster-daemon")
+REPLICAS = ("prediction-a", "prediction-b")
+
+
+def test_the_pipeline_publishes_bundles_where_the_replicas_read_them(services):
+    urls = {services[name]["environment"]["MLOPS_MODELS_URL"] for name in PIPELINE + REPLICAS}
+    assert urls == {"http://mlflow:5000/api/2.0/mlflow-artifacts/artifacts/models"}
+
+
+def mounted_at(service: dict, path: str) -> str | None:
+    """The volume `service` mounts at `path`, or None."""
+    sources = [v.split(":")[0] for v in service.get("volumes", []) if v.split(":")[1] == path]
+    return sources[0] if sources else None
+
+
+def test_replica_logs_reach_the_runs_through_one_shared_volume(compose, services):
+    # runs are subprocesses of the code location (default launcher): it reads what replicas log
+    for name in ("code-location", *REPLICAS):
+        logs_dir = services[name]["environment"]["MLOPS_LOGS_DIR"]
+        assert mounted_at(services[name], logs_dir) == "mlops-logs", name
+    assert "mlops-logs" in compose["volumes"]
