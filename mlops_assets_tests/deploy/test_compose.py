@@ -141,3 +141,29 @@ def test_replica_logs_reach_the_runs_through_one_shared_volume(compose, services
         logs_dir = services[name]["environment"]["MLOPS_LOGS_DIR"]
         assert mounted_at(services[name], logs_dir) == "mlops-logs", name
     assert "mlops-logs" in compose["volumes"]
+
+
+def bare_process_block() -> str:
+    """The shell block of docs/deploy.md that starts the profile without Docker."""
+    text = (REPO / "docs" / "deploy.md").read_text()
+    after = text[text.index("Without Docker") :]
+    return after[after.index("```bash") : after.index("```\n", after.index("```bash") + 7)]
+
+
+def test_bare_process_steps_name_every_setting():
+    """What the slow tests give the services (services.py, conftest.py), a user must be told."""
+    from mlops_assets_tests.deploy import services as harness
+
+    postgres = harness.Postgres(port=5432, data=Path("unused"))
+    harness_env = harness.dagster_env(Path("home"), postgres, "dagster", 4000)
+    names = set(harness_env) - set(harness.base_env())
+    names |= {"MLOPS_DATA_DIR", "MLFLOW_TRACKING_URI", "MLOPS_MODELS_URL", "MLOPS_LOGS_DIR"}
+    block = bare_process_block()
+    missing = {name for name in names if f"{name}=" not in block}
+    assert not missing
+    for step in (
+        "createdb dagster", "createdb mlflow", "mlflow server", "--serve-artifacts",
+        "deploy/dagster.yaml", "dagster code-server start", "dagster-daemon run",
+        "dagster-webserver", "deploy/workspace.yaml", "mlops-serve",
+    ):  # fmt: skip
+        assert step in block, step
