@@ -115,13 +115,9 @@ class Postgres:
         return psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname=database)
 
     def create_database(self, name: str) -> None:
-        connection = self.connect("postgres")
-        connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            connection.close()
+        """With `createdb`, as docs/deploy.md tells a user to."""
+        command = [str(PG_BIN / "createdb"), "-h", self.host, "-p", str(self.port), "-U", self.user]
+        subprocess.run([*command, name], check=True, capture_output=True)
 
 
 def _as_postgres_user() -> list[str]:
@@ -302,7 +298,7 @@ def models_url(tracking_url: str) -> str:
 def start_prediction_server(
     name: str, models: str, logs_dir: Path, workdir: Path
 ) -> tuple[str, Service]:
-    """`python -m serving` on a free loopback port, following the champion at `models` and
+    """`mlops-serve` on a free loopback port, following the champion at `models` and
     writing its logs under `logs_dir`; its data dir (the bundle cache) is its own."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -311,6 +307,6 @@ def start_prediction_server(
         MLOPS_MODELS_URL=models, MLOPS_DATA_DIR=str(workdir / "data"),
         MLOPS_LOGS_DIR=str(logs_dir), MLOPS_RELOAD_INTERVAL="0.5",
     )  # fmt: skip
-    command = [sys.executable, "-m", "serving", "--port", str(port)]
+    command = [str(VENV_BIN / "mlops-serve"), "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     return url, start_service(name, command, env, workdir, http_ok(f"{url}/health"))

@@ -96,13 +96,17 @@ def submit(deployment, assets, partition: str | None = None, timeout: float = 48
 
 @pytest.fixture(scope="module")
 def iris_run(dagster_deployment, postgres) -> tuple[str, DagsterRunStatus]:
-    """iris built as a user clicking "Materialize all" would: its source is a partition as soon
-    as the code location loaded, and the run is submitted through the webserver's GraphQL API.
-    Returns the run id and its final status."""
+    """iris built as a user clicking "Materialize all" would: its source is a partition once
+    the daemon ticked the `landing` sensor, and the run is submitted through the webserver's
+    GraphQL API. Returns the run id and its final status."""
     spec = load_specs([BUILTIN_SPECS_DIR])["iris"]
     partition = initial_partition(spec)
     database = dagster_deployment.env["DAGSTER_PG_DB"]
-    assert partition in dynamic_partitions(postgres, database, files_partitions(spec).name)
+    partitions = files_partitions(spec).name
+    wait_for(
+        lambda: partition in dynamic_partitions(postgres, database, partitions),
+        60, "the landing sensor's first tick adds the source partition",
+    )  # fmt: skip
     assets = [asset.key for asset in dataset_assets(spec)]
     return submit(dagster_deployment, assets, partition)
 
