@@ -20,7 +20,7 @@ from mlops_assets.components.dataset import (
 from mlops_assets.components.project import component_tree, split_specs
 from mlops_assets.defs.executor import executor_from_environment
 from mlops_assets.defs.resources import resources_for
-from mlops_assets.settings import Settings, load_settings
+from mlops_assets.settings import Settings, load_settings, production_instance_problem
 
 __all__ = ["build_definitions", "dataset_assets", "dataset_definitions", "defs"]
 
@@ -38,4 +38,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
-defs = build_definitions(load_settings())
+def checked_settings() -> Settings:
+    """The settings, once sure a production process is on the production instance."""
+    problem = production_instance_problem()
+    if problem:
+        raise dg.DagsterInvariantViolationError(problem)
+    return load_settings()
+
+
+defs = build_definitions(checked_settings())

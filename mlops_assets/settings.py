@@ -6,6 +6,7 @@
 | MLOPS_DATASETS_DIR    | unset (only the built-in specs)           |
 | MLOPS_SOURCE_<NAME>   | unset (the spec's own source)             |
 | MLOPS_MODELS_URL      | unset (bundles only in `<data>/models`)   |
+| MLOPS_LOGS_DIR        | `MLOPS_DATA_DIR` (the servers' logs)      |
 | MLOPS_PAUSED_DATASETS | unset (sensors and schedules act on all)  |
 | MLOPS_LAKE_CATALOG    | unset (warehouse: `<data>/warehouse.duckdb`) |
 | MLOPS_LAKE_DATA_PATH  | unset; with the catalog: the lake's folder   |
@@ -48,6 +49,8 @@ class Settings:
     # the warehouse as a DuckLake (catalog database, data path) instead of the DuckDB file
     lake_catalog: str | None = None
     lake_data_path: str | None = None
+    # the folder the prediction servers write their logs to, shared with them (default data_dir)
+    logs_dir: Path | None = None
 
     @property
     def warehouse_path(self) -> Path:
@@ -67,12 +70,12 @@ class Settings:
 
     @property
     def predictions_dir(self) -> Path:
-        return self.data_dir / "predictions"
+        return (self.logs_dir or self.data_dir) / "predictions"
 
     @property
     def feedback_dir(self) -> Path:
         """Labels the prediction server received (serving.feedback)."""
-        return self.data_dir / "feedback"
+        return (self.logs_dir or self.data_dir) / "feedback"
 
     @property
     def labels_dir(self) -> Path:
@@ -102,6 +105,7 @@ class Settings:
 def load_settings() -> Settings:
     data_dir = Path(os.environ.get("MLOPS_DATA_DIR") or "data").expanduser().resolve()
     datasets_dir = os.environ.get("MLOPS_DATASETS_DIR")
+    logs_dir = os.environ.get("MLOPS_LOGS_DIR")
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{data_dir / 'mlflow.db'}"
     return Settings(
         data_dir=data_dir,
@@ -110,6 +114,7 @@ def load_settings() -> Settings:
         models_url=os.environ.get("MLOPS_MODELS_URL") or None,
         paused_datasets=paused_datasets(os.environ.get("MLOPS_PAUSED_DATASETS", "")),
         **lake_settings(),
+        logs_dir=Path(logs_dir).expanduser().resolve() if logs_dir else None,
     )
 
 
@@ -176,6 +181,44 @@ def instance_config_warnings(home: Path) -> list[str]:
     if (config.get("telemetry") or {}).get("enabled") is not False:
         found.append(f"{path} leaves Dagster telemetry on; {fix}")
     return found
+
+
+def stores_on_postgres(home: Path) -> bool:
+    """Whether the instance at `home` keeps runs and events in PostgreSQL (`storage: postgres`,
+    or a custom storage class of dagster-postgres's or ours, as deploy/dagster.yaml names)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((home / "dagster.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    storage = config.get("storage") or {}
+    custom = storage.get("custom") or {}
+    return "postgres" in storage or "Postgres" in str(custom.get("class", ""))
+
+
+def production_instance_problem(cwd: Path | None = None) -> str | None:
+    """Why this process, started for the production profile (`DAGSTER_PG_HOST` exported), is not
+    on its PostgreSQL instance, or None. Dagster's CLIs load a `.env` of the working directory
+    over the exported variables, so the demo's (`DAGSTER_HOME=.dagster_home`) would otherwise
+    put a production process on the demo's SQLite instance without a word."""
+    if not os.environ.get("DAGSTER_PG_HOST"):
+        return None
+    home = os.environ.get("DAGSTER_HOME")
+    if home and stores_on_postgres(Path(home)):
+        return None
+    dotenv = (cwd or Path.cwd()) / ".env"
+    cause = (
+        f"; {dotenv} sets DAGSTER_HOME and Dagster's CLI lets it override the exported one: "
+        "start the production processes from another folder or remove that line"
+        if dotenv.is_file() and "DAGSTER_HOME=" in dotenv.read_text()
+        else ""
+    )
+    return (
+        f"DAGSTER_PG_HOST is set (the production profile) but the Dagster instance in "
+        f"DAGSTER_HOME={home} does not store runs in PostgreSQL: copy deploy/dagster.yaml "
+        f"there{cause}. Refusing to run on another instance (docs/deploy.md)."
+    )
 
 
 def write_dotenv(project_dir: Path) -> None:

@@ -49,6 +49,7 @@ def settings(tmp_path, monkeypatch, mlflow_template) -> Settings:
     monkeypatch.setenv("MLOPS_DATA_DIR", str(data_dir))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data_dir / 'mlflow.db'}")
     monkeypatch.delenv("MLOPS_DATASETS_DIR", raising=False)
+    monkeypatch.delenv("MLOPS_LOGS_DIR", raising=False)
     for name in ("IRIS", "DIABETES", "ABALONE"):
         monkeypatch.delenv(f"MLOPS_SOURCE_{name}", raising=False)
     return load_settings()

@@ -4,7 +4,9 @@ The server reads its own variables; the values it shares with the pipeline, wher
 bundles live, come from the same documented variables (`MLOPS_DATA_DIR`, default `data`, and
 `MLOPS_MODELS_URL`, default `$MLOPS_DATA_DIR/models`). A remote models URL is mirrored into a
 local cache folder (`MLOPS_MODELS_CACHE`, default `$MLOPS_DATA_DIR/models-cache/<url hash>`),
-which the server then reads like a local models folder.
+which the server then reads like a local models folder. The server's logs (predictions, feedback,
+observations) go under `MLOPS_LOGS_DIR`, default `$MLOPS_DATA_DIR`: the folder it shares with the
+pipeline when the two run apart.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ def config_from_env(models_dir: Path | None = None, **overrides) -> ServingConfi
     data_dir = Path(os.environ.get("MLOPS_DATA_DIR") or "data").expanduser().resolve()
     models_url = None if models_dir is not None else os.environ.get("MLOPS_MODELS_URL") or None
     # an explicit models_dir keeps its predictions beside it (tests, embedded use)
-    predictions_dir = Path(models_dir).parent if models_dir else data_dir
+    logs_dir = Path(os.environ.get("MLOPS_LOGS_DIR") or data_dir).expanduser().resolve()
+    predictions_dir = Path(models_dir).parent if models_dir else logs_dir
     predictions_dir = predictions_dir / "predictions"
     if is_remote(models_url):
         models_dir = Path(os.environ.get("MLOPS_MODELS_CACHE") or _cache_dir(data_dir, models_url))

@@ -36,8 +36,8 @@ def mlflow_server(postgres, tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def dagster_deployment(postgres, mlflow_server, tmp_path_factory) -> Iterator:
     """Code server, daemon and webserver on deploy/dagster.yaml with database `dagster_<n>`;
-    the pipeline's data dir is a temp folder, it tracks to `mlflow_server` and publishes
-    bundles to its artifacts."""
+    the pipeline's data dir is a temp folder, it tracks to `mlflow_server`, publishes bundles
+    to its artifacts and reads the replicas' logs from a folder they share (MLOPS_LOGS_DIR)."""
     root = tmp_path_factory.mktemp("dagster-deployment")
     database = f"dagster_{root.name.replace('-', '_')}"
     postgres.create_database(database)
@@ -46,6 +46,7 @@ def dagster_deployment(postgres, mlflow_server, tmp_path_factory) -> Iterator:
         MLOPS_DATA_DIR=str(root / "data"),
         MLFLOW_TRACKING_URI=mlflow_server,
         MLOPS_MODELS_URL=services.models_url(mlflow_server),  # bundles and drift.json too
+        MLOPS_LOGS_DIR=str(root / "shared-logs"),  # the mlops-logs volume of compose.yaml
     )
     deployment = services.start_dagster(root / "dagster_home", env)
     yield deployment
@@ -74,16 +75,16 @@ def prometheus(tmp_path) -> Iterator:
 
 @pytest.fixture(scope="module")
 def replicas(dagster_deployment, mlflow_server, tmp_path_factory) -> Iterator[list[str]]:
-    """Two prediction servers reading models from the tracking server's artifacts; the first
-    writes its prediction log where the pipeline reads it (a shared volume in compose)."""
+    """Two prediction servers reading models from the tracking server's artifacts, each with a
+    data dir of its own; both write their logs to the folder the pipeline reads them from."""
     root = tmp_path_factory.mktemp("replicas")
     models = services.models_url(mlflow_server)
-    data_dirs = [Path(dagster_deployment.env["MLOPS_DATA_DIR"]), root / "b-data"]
+    logs_dir = Path(dagster_deployment.env["MLOPS_LOGS_DIR"])
     started: list[services.Service] = []
     urls = []
     try:
-        for name, data_dir in zip(("prediction-a", "prediction-b"), data_dirs, strict=True):
-            url, service = services.start_prediction_server(name, models, data_dir, root / name)
+        for name in ("prediction-a", "prediction-b"):
+            url, service = services.start_prediction_server(name, models, logs_dir, root / name)
             started.append(service)
             urls.append(url)
         yield urls

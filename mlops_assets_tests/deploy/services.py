@@ -115,13 +115,9 @@ class Postgres:
         return psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname=database)
 
     def create_database(self, name: str) -> None:
-        connection = self.connect("postgres")
-        connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            connection.close()
+        """With `createdb`, as docs/deploy.md tells a user to."""
+        command = [str(PG_BIN / "createdb"), "-h", self.host, "-p", str(self.port), "-U", self.user]
+        subprocess.run([*command, name], check=True, capture_output=True)
 
 
 def _as_postgres_user() -> list[str]:
@@ -219,10 +215,12 @@ def dagster_env(home: Path, postgres: Postgres, database: str, code_port: int) -
     return env
 
 
-def start_dagster(home: Path, env: dict[str, str]) -> DagsterDeployment:
+def start_dagster(home: Path, env: dict[str, str], cwd: Path | None = None) -> DagsterDeployment:
     """deploy/dagster.yaml and deploy/workspace.yaml as they are, with the code location on its
-    own gRPC server, the daemon and the webserver: the compose services minus the containers."""
+    own gRPC server, the daemon and the webserver: the compose services minus the containers.
+    Each is started in `cwd` (default `home`), where it also writes its log."""
     home.mkdir(parents=True, exist_ok=True)
+    cwd = cwd or home
     shutil.copy(DEPLOY_DIR / "dagster.yaml", home / "dagster.yaml")
     workspace = DEPLOY_DIR / "workspace.yaml"
     code_port, web_port = int(env["MLOPS_CODE_SERVER_PORT"]), free_port()
@@ -233,17 +231,17 @@ def start_dagster(home: Path, env: dict[str, str]) -> DagsterDeployment:
             "code-server",
             [dagster, "code-server", "start", "-h", "127.0.0.1", "-p", str(code_port),
              "-m", "mlops_assets.definitions"],
-            env, home, _grpc_healthy(code_port),
+            env, cwd, _grpc_healthy(code_port),
         ))  # fmt: skip
         services.append(start_service(
             "dagster-daemon", [str(VENV_BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-            env, home, lambda: True,
+            env, cwd, lambda: True,
         ))  # fmt: skip
         services.append(start_service(
             "dagster-webserver",
             [str(VENV_BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port),
              "-w", str(workspace)],
-            env, home, http_ok(f"http://127.0.0.1:{web_port}/server_info"),
+            env, cwd, http_ok(f"http://127.0.0.1:{web_port}/server_info"),
         ))  # fmt: skip
     except BaseException:
         for service in reversed(services):
@@ -298,13 +296,17 @@ def models_url(tracking_url: str) -> str:
 
 
 def start_prediction_server(
-    name: str, models: str, data_dir: Path, workdir: Path
+    name: str, models: str, logs_dir: Path, workdir: Path
 ) -> tuple[str, Service]:
-    """`python -m serving` on a free loopback port, following the champion at `models`."""
+    """`mlops-serve` on a free loopback port, following the champion at `models` and
+    writing its logs under `logs_dir`; its data dir (the bundle cache) is its own."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = base_env()
-    env.update(MLOPS_MODELS_URL=models, MLOPS_DATA_DIR=str(data_dir), MLOPS_RELOAD_INTERVAL="0.5")
-    command = [sys.executable, "-m", "serving", "--port", str(port)]
+    env.update(
+        MLOPS_MODELS_URL=models, MLOPS_DATA_DIR=str(workdir / "data"),
+        MLOPS_LOGS_DIR=str(logs_dir), MLOPS_RELOAD_INTERVAL="0.5",
+    )  # fmt: skip
+    command = [str(VENV_BIN / "mlops-serve"), "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     return url, start_service(name, command, env, workdir, http_ok(f"{url}/health"))

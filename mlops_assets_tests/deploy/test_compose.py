@@ -118,3 +118,52 @@ def test_replicas_read_models_from_the_tracking_servers_artifacts(services):
         url = services[name]["environment"]["MLOPS_MODELS_URL"]
         assert url == "http://mlflow:5000/api/2.0/mlflow-artifacts/artifacts/models"
     assert "--serve-artifacts" in services["mlflow"]["command"][-1]
+
+
+PIPELINE = ("code-location", "dagster-webserver", "dagster-daemon")
+REPLICAS = ("prediction-a", "prediction-b")
+
+
+def test_the_pipeline_publishes_bundles_where_the_replicas_read_them(services):
+    urls = {services[name]["environment"]["MLOPS_MODELS_URL"] for name in PIPELINE + REPLICAS}
+    assert urls == {"http://mlflow:5000/api/2.0/mlflow-artifacts/artifacts/models"}
+
+
+def mounted_at(service: dict, path: str) -> str | None:
+    """The volume `service` mounts at `path`, or None."""
+    sources = [v.split(":")[0] for v in service.get("volumes", []) if v.split(":")[1] == path]
+    return sources[0] if sources else None
+
+
+def test_replica_logs_reach_the_runs_through_one_shared_volume(compose, services):
+    # runs are subprocesses of the code location (default launcher): it reads what replicas log
+    for name in ("code-location", *REPLICAS):
+        logs_dir = services[name]["environment"]["MLOPS_LOGS_DIR"]
+        assert mounted_at(services[name], logs_dir) == "mlops-logs", name
+    assert "mlops-logs" in compose["volumes"]
+
+
+def bare_process_block() -> str:
+    """The shell block of docs/deploy.md that starts the profile without Docker."""
+    text = (REPO / "docs" / "deploy.md").read_text()
+    after = text[text.index("Without Docker") :]
+    return after[after.index("```bash") : after.index("```\n", after.index("```bash") + 7)]
+
+
+def test_bare_process_steps_name_every_setting():
+    """What the slow tests give the services (services.py, conftest.py), a user must be told."""
+    from mlops_assets_tests.deploy import services as harness
+
+    postgres = harness.Postgres(port=5432, data=Path("unused"))
+    harness_env = harness.dagster_env(Path("home"), postgres, "dagster", 4000)
+    names = set(harness_env) - set(harness.base_env())
+    names |= {"MLOPS_DATA_DIR", "MLFLOW_TRACKING_URI", "MLOPS_MODELS_URL", "MLOPS_LOGS_DIR"}
+    block = bare_process_block()
+    missing = {name for name in names if f"{name}=" not in block}
+    assert not missing
+    for step in (
+        "createdb dagster", "createdb mlflow", "mlflow server", "--serve-artifacts",
+        "deploy/dagster.yaml", "dagster code-server start", "dagster-daemon run",
+        "dagster-webserver", "deploy/workspace.yaml", "mlops-serve",
+    ):  # fmt: skip
+        assert step in block, step

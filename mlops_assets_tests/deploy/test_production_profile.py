@@ -2,7 +2,9 @@
 webserver (as the UI's "Materialize" does) waits in the queue of the PostgreSQL instance, the
 daemon launches it on the code server, and the champion lands on the MLflow tracking server.
 Two prediction-server replicas follow the champion through the tracking server's artifacts
-(MLOPS_MODELS_URL), and a real Prometheus with deploy/prometheus/rules.yml scrapes them."""
+(MLOPS_MODELS_URL), write their logs to the folder they share with the pipeline
+(MLOPS_LOGS_DIR), whose prediction_log and drift load and count them, and a real Prometheus
+with deploy/prometheus/rules.yml scrapes them."""
 
 from __future__ import annotations
 
@@ -94,13 +96,17 @@ def submit(deployment, assets, partition: str | None = None, timeout: float = 48
 
 @pytest.fixture(scope="module")
 def iris_run(dagster_deployment, postgres) -> tuple[str, DagsterRunStatus]:
-    """iris built as a user clicking "Materialize all" would: its source is a partition as soon
-    as the code location loaded, and the run is submitted through the webserver's GraphQL API.
-    Returns the run id and its final status."""
+    """iris built as a user clicking "Materialize all" would: its source is a partition once
+    the daemon ticked the `landing` sensor, and the run is submitted through the webserver's
+    GraphQL API. Returns the run id and its final status."""
     spec = load_specs([BUILTIN_SPECS_DIR])["iris"]
     partition = initial_partition(spec)
     database = dagster_deployment.env["DAGSTER_PG_DB"]
-    assert partition in dynamic_partitions(postgres, database, files_partitions(spec).name)
+    partitions = files_partitions(spec).name
+    wait_for(
+        lambda: partition in dynamic_partitions(postgres, database, partitions),
+        60, "the landing sensor's first tick adds the source partition",
+    )  # fmt: skip
     assets = [asset.key for asset in dataset_assets(spec)]
     return submit(dagster_deployment, assets, partition)
 
@@ -183,6 +189,28 @@ def firing(prometheus_url: str, alert: str) -> bool:
     return any(a["labels"]["alertname"] == alert and a["state"] == "firing" for a in alerts)
 
 
+MATERIALIZATION = """
+query ($key: AssetKeyInput!, $partitions: [String!]) {
+  assetOrError(assetKey: $key) {
+    ... on Asset {
+      assetMaterializations(limit: 1, partitions: $partitions) {
+        metadataEntries { label ... on IntMetadataEntry { intValue } }
+      }
+    }
+  }
+}"""
+
+
+def materialized_metadata(deployment, asset: str, partition: str | None = None) -> dict:
+    """The integer metadata of iris/`asset`'s latest materialization, as the UI reads it."""
+    variables = {"key": {"path": ["iris", asset]}, "partitions": [partition] if partition else None}
+    answer = httpx.post(
+        deployment.graphql_url, json={"query": MATERIALIZATION, "variables": variables}, timeout=30
+    )
+    (latest,) = answer.json()["data"]["assetOrError"]["assetMaterializations"]
+    return {e["label"]: e["intValue"] for e in latest["metadataEntries"] if "intValue" in e}
+
+
 def panel_queries() -> list[tuple[str, str]]:
     def panels(items):
         for panel in items:
@@ -222,15 +250,21 @@ def test_replicas_follow_the_champion_through_the_tracking_server_and_prometheus
     assert second != first
     wait_for(lambda: {served_version(url) for url in replicas} == {second}, 10, "both switch")
 
-    # drift over what replica a logged, published as drift.json, exported by both replicas
+    # what both replicas served reaches the pipeline through the shared logs folder: loaded
+    # into iris.prediction_log and counted by drift, published as drift.json, exported by both
     today = datetime.now(UTC).strftime("%Y-%m-%d")
-    log_file = Path(dagster_deployment.env["MLOPS_DATA_DIR"]) / "predictions" / "iris"
-    log_file = log_file / f"{today}.jsonl"
-    wait_for(lambda: log_file.read_text().count("\n") >= len(records), 10, "prediction log")
-    for assets, partition in (([["iris", "prediction_log"]], today), ([["iris", "drift"]], None)):
-        keys = [AssetKey(key) for key in assets]
-        _, status = submit(dagster_deployment, keys, partition, timeout=300)
-        assert status == DagsterRunStatus.SUCCESS, assets
+    logs_dir = Path(dagster_deployment.env["MLOPS_LOGS_DIR"])
+    log_file = logs_dir / "predictions" / "iris" / f"{today}.jsonl"
+    served = 2 * len(records)  # besides the few probes of served_version
+    wait_for(lambda: log_file.read_text().count("\n") >= served, 10, "both replicas' logs")
+    time.sleep(2)  # the probes' lines too: each replica flushes its log every second
+    for asset, partition in (("prediction_log", today), ("drift", None)):
+        _, status = submit(dagster_deployment, [AssetKey(["iris", asset])], partition, timeout=300)
+        assert status == DagsterRunStatus.SUCCESS, asset
+    logged = log_file.read_text().count("\n")
+    assert logged >= served
+    assert materialized_metadata(dagster_deployment, "prediction_log", today)["rows"] == logged
+    assert materialized_metadata(dagster_deployment, "drift")["current_rows"] == logged
     gauge = f'mlops_dataset_drift{{model="iris",version="{second}"}}'
     wait_for(
         lambda: all(gauge in httpx.get(f"{url}/metrics").text for url in replicas),
