@@ -94,6 +94,8 @@ def test_dashboards_show_what_the_issue_asks_for():
         "mlops_model_load_failures_total",
         "mlops_drift_p_value",  # drift per feature over time
         "mlops_drift_psi",
+        "mlops_live_metric",  # live performance, realized and estimated (issue 20)
+        "mlops_live_estimated_metric",
     ):
         assert metric in exprs, metric
 

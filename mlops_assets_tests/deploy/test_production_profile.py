@@ -271,6 +271,25 @@ def test_replicas_follow_the_champion_through_the_tracking_server_and_prometheus
         15, "drift gauges on both replicas",
     )  # fmt: skip
 
+    # labels sent back to a replica reach live_performance (shared logs folder again), which
+    # publishes live.json; both replicas export the realized and the estimated metric
+    features, species = iris_frame()
+    delivery = traffic.deliver(replicas[0], "iris", features.to_dict("records"), 30, list(species))
+    assert set(delivery.labels) == {200}
+    time.sleep(2)  # the feedback log is flushed every second too
+    for asset, partition in (
+        ("prediction_log", today),
+        ("labels", None),
+        ("live_performance", today),
+    ):
+        _, status = submit(dagster_deployment, [AssetKey(["iris", asset])], partition, timeout=300)
+        assert status == DagsterRunStatus.SUCCESS, asset
+    live = f'mlops_live_metric{{metric="accuracy",model="iris",version="{second}"}}'
+    wait_for(
+        lambda: all(live in httpx.get(f"{url}/metrics").text for url in replicas),
+        15, "live performance gauges on both replicas",
+    )  # fmt: skip
+
     # a broken bundle: rejected by both replicas, 503 for its data set, ModelLoadFailed fires
     publish_broken_bundle(services.models_url(mlflow_server), "ghost")
     for url in replicas:
