@@ -3,7 +3,7 @@
 | variable              | default                                   |
 |-----------------------|-------------------------------------------|
 | MLOPS_DATA_DIR        | `data`                                    |
-| MLOPS_DATASETS_DIR    | unset (only the built-in specs)           |
+| MLOPS_DATASETS_DIR    | unset (only the defs folder's data sets)  |
 | MLOPS_SOURCE_<NAME>   | unset (the spec's own source)             |
 | MLOPS_MODELS_URL      | unset (bundles only in `<data>/models`)   |
 | MLOPS_PAUSED_DATASETS | unset (sensors and schedules act on all)  |
@@ -21,7 +21,8 @@ from urllib.parse import urlparse
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
-BUILTIN_SPECS_DIR = PACKAGE_DIR / "datasets"
+# the built-in data sets' components (defs.yaml and spec file), one folder each
+BUILTIN_DATASETS_DIR = PACKAGE_DIR / "defs" / "datasets"
 MLFLOW_EXPERIMENT = "mlops_assets"
 
 
@@ -86,10 +87,6 @@ class Settings:
         tracking_db = sqlite_path(self.tracking_uri)
         return (tracking_db.parent if tracking_db else self.data_dir) / "optuna.db"
 
-    @property
-    def spec_dirs(self) -> list[Path]:
-        return [BUILTIN_SPECS_DIR] + ([self.datasets_dir] if self.datasets_dir else [])
-
 
 def load_settings() -> Settings:
     data_dir = Path(os.environ.get("MLOPS_DATA_DIR") or "data").expanduser().resolve()
@@ -102,6 +99,10 @@ def load_settings() -> Settings:
         models_url=os.environ.get("MLOPS_MODELS_URL") or None,
         paused_datasets=paused_datasets(os.environ.get("MLOPS_PAUSED_DATASETS", "")),
     )
+
+
+def builtin_spec_path(dataset: str) -> Path:
+    return BUILTIN_DATASETS_DIR / dataset / f"{dataset}.yaml"
 
 
 def paused_datasets(value: str) -> frozenset[str]:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 from dagster import AssetExecutionContext, ConfigurableResource, Failure, InitResourceContext
 from dagster_duckdb import DuckDBResource
@@ -19,7 +20,7 @@ from pydantic import Field
 from mlops_assets.defs.keys import TRIGGER_TAG
 from mlops_assets.lib.sources import SourceUnavailable, fetch_source, initial_partition
 from mlops_assets.lib.spec import DatasetSpec
-from mlops_assets.settings import MLFLOW_EXPERIMENT, Settings
+from mlops_assets.settings import MLFLOW_EXPERIMENT, Settings, load_settings
 
 PARENT_ROLE_TAG = "mlops.role"
 PARENT_DATASET_TAG = "mlops.dataset"
@@ -200,3 +201,8 @@ def resources_for(settings: Settings) -> dict:
             search_storage=str(settings.search_storage),
         ),
     }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=resources_for(load_settings()))
