@@ -37,14 +37,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.report import (
-    DOCS_FILE,
-    LOAD_CODE_LOCATION,
-    facts_block,
-    machine_facts,
-    write_block,
-    write_results,
-)
+from bench import report
+from bench.report import DOCS_FILE, facts_block, machine_facts, write_block, write_results
 from bench.serving.servers import free_port
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -73,7 +67,7 @@ with DagsterInstance.get() as instance:
 dagster = clock() - t
 print(json.dumps({"import_s": imported, "definitions_s": definitions,
                   "tracking_store_s": tracking, "dagster_instance_s": dagster}))
-""".replace("LOAD_CODE_LOCATION", LOAD_CODE_LOCATION)
+""".replace("LOAD_CODE_LOCATION", report.LOAD_CODE_LOCATION)
 STEP_PROBE = """
 import json
 from dagster import DagsterInstance
