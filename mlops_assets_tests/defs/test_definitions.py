@@ -1,4 +1,6 @@
 import shutil
+import subprocess
+import sys
 
 from dagster import AssetKey
 
@@ -124,3 +126,12 @@ def test_a_paused_data_set_is_left_out_of_every_sensor_and_schedule(settings, mo
     assert {key.path[0] for key in retrained} == {"diabetes"}
     assert graph.has(AssetKey(["iris", "champion_model"]))  # its assets and jobs stay
     assert defs.resolve_job_def("iris_retrain").tags[DATASET_TAG] == "iris"
+
+
+def test_the_code_location_loads_without_mlflow(settings):
+    """MLflow costs about a second to import; the code server never logs a run."""
+    probe = "import sys, mlops_assets.definitions as m; m.defs(); print('mlflow' in sys.modules)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert loaded.stdout.strip() == "False"
