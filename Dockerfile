@@ -50,7 +50,9 @@ FROM python:3.11-slim AS runtime
 RUN useradd --create-home --uid 1000 mlops
 WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
-COPY dagster.yaml workspace.yaml ./
+# pyproject.toml: its [tool.dg.project] is how the code location finds its defs folder
+# (`dg.load_from_defs_folder` looks in the parents of the installed package, /app among them)
+COPY dagster.yaml workspace.yaml pyproject.toml ./
 ENV PATH=/app/.venv/bin:$PATH \
     DAGSTER_HOME=/app/dagster_home \
     MLOPS_DATA_DIR=/data \

@@ -91,9 +91,9 @@ def run_ours(path: str, data_dir: str) -> dict:
     from mlops_assets.lib.ingest import load_raw
     from mlops_assets.lib.spec import load_spec
     from mlops_assets.lib.validation import validate_partition
-    from mlops_assets.settings import BUILTIN_SPECS_DIR
+    from mlops_assets.settings import builtin_spec_path
 
-    spec = load_spec(BUILTIN_SPECS_DIR / "abalone.yaml")
+    spec = load_spec(builtin_spec_path("abalone"))
     started = time.perf_counter()
     warehouse = Warehouse(database=str(Path(data_dir) / "warehouse.duckdb"))  # as the assets use it
     with warehouse.get_connection() as con:
@@ -118,9 +118,9 @@ def run_limit(path: str, data_dir: str) -> dict:
 
     from mlops_assets.lib.spec import load_spec
     from mlops_assets.lib.validation import SQL_TYPES
-    from mlops_assets.settings import BUILTIN_SPECS_DIR
+    from mlops_assets.settings import builtin_spec_path
 
-    spec = load_spec(BUILTIN_SPECS_DIR / "abalone.yaml")
+    spec = load_spec(builtin_spec_path("abalone"))
     types = ", ".join(f"'{c.name}': '{SQL_TYPES[c.type]}'" for c in spec.columns)
     started = time.perf_counter()
     with duckdb.connect(str(Path(data_dir) / "limit.duckdb")) as con:

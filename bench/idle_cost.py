@@ -8,8 +8,8 @@ data sets and with 60 more, a git ref (today's `main`) against this working tree
 Per subject and size, in a fresh DAGSTER_HOME (the subject's dagster.yaml) and data dir, with
 `MLOPS_DATASETS_DIR` holding the extra iris-like specs (`iris.yaml` copied as `iris_001.yaml`...):
 
-- load: wall time of `python -c "import mlops_assets.definitions"` (what the code server loads),
-  median of `--loads` runs;
+- load: wall time of a fresh process that loads the code location as the code server does
+  (`report.LOAD_CODE_LOCATION`), median of `--loads` runs;
 - idle: `dagster-daemon run -w workspace.yaml` for `--duration` seconds, no runs; CPU seconds
   (user + system, from /proc/<pid>/stat) of the daemon and every descendant (its code server),
   sampled every second so a process that ends still counts; `steady` is the CPU per minute over
@@ -35,7 +35,14 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
-from bench.report import DOCS_FILE, facts_block, machine_facts, write_block, write_results
+from bench.report import (
+    DOCS_FILE,
+    LOAD_CODE_LOCATION,
+    facts_block,
+    machine_facts,
+    write_block,
+    write_results,
+)
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_BASELINE = "e004831"
@@ -64,7 +71,7 @@ def baseline_tree(ref: str, scratch: Path) -> Subject:
 def extra_specs(folder: Path, count: int) -> Path:
     """`count` copies of the iris spec, each named after its file as the spec rules require."""
     folder.mkdir(parents=True)
-    text = (PROJECT / "mlops_assets" / "datasets" / "iris.yaml").read_text()
+    text = (PROJECT / "mlops_assets" / "defs" / "datasets" / "iris" / "iris.yaml").read_text()
     for index in range(1, count + 1):
         name = f"iris_{index:03d}"
         (folder / f"{name}.yaml").write_text(text.replace("name: iris\n", f"name: {name}\n", 1))
@@ -89,7 +96,7 @@ def measure_load(subject: Subject, folder: Path, extra: int, runs: int) -> float
     for index in range(runs):
         env = environment(subject, folder / f"load{index}", extra)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import mlops_assets.definitions"],
+        subprocess.run([sys.executable, "-c", LOAD_CODE_LOCATION],
                        cwd=subject.project, env=env, check=True, capture_output=True)  # fmt: skip
         times.append(time.perf_counter() - started)
     return statistics.median(times)

@@ -17,6 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 DOCS_FILE = REPO / "docs" / "benchmarks.md"
 DATA_PACKAGES = ["duckdb", "pandas", "pandera", "scikit-learn"]
+# Python that loads a subject's code location as its code server does: a `@dg.definitions`
+# function is called (importing the module builds nothing), a baseline's module-level
+# Definitions was built by the import
+LOAD_CODE_LOCATION = "import mlops_assets.definitions as m; callable(m.defs) and m.defs()"
 
 
 def machine_facts(packages: list[str]) -> dict:

@@ -34,9 +34,9 @@ from bench.report import (
 )
 from mlops_assets.lib.search import Study, load_study
 from mlops_assets.lib.sources import fetch_source
-from mlops_assets.lib.spec import DatasetSpec, Search, load_specs
+from mlops_assets.lib.spec import DatasetSpec, Search, load_spec
 from mlops_assets.lib.training import families, fit_candidate, holdout_metrics
-from mlops_assets.settings import BUILTIN_SPECS_DIR
+from mlops_assets.settings import builtin_spec_path
 
 SHARED_ABALONE = Path(__file__).resolve().parents[2] / "shared" / "data" / "abalone.csv"
 DATASETS = ("abalone", "diabetes")
@@ -155,13 +155,12 @@ def summary_table(summary: list[dict], metric: str) -> str:
 
 
 def run(datasets: tuple[str, ...], factors: tuple[int, ...]) -> dict:
-    specs = load_specs([BUILTIN_SPECS_DIR])
     rows, summary, skipped = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-search-") as folder:
         # the storage's tables, created once as in a data folder that has searched before
         load_study(Study(Path(folder) / "optuna.db", "warm-up"))
         for name in datasets:
-            spec = specs[name]
+            spec = load_spec(builtin_spec_path(name))
             frame = read_frame(spec, Path(folder) / "sources")
             if frame is None:
                 skipped.append(f"{name}: no local copy (MLOPS_SOURCE_ABALONE or {SHARED_ABALONE})")

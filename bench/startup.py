@@ -16,8 +16,8 @@ downloads failing fast (a proxy that refuses, as offline):
   answer 200;
   then the demo's process group gets SIGTERM (SIGKILL after 60 s) and no process is left;
 - phases: in a fresh process, importing `mlops_assets.build` (what `mlops build` imports), then
-  `mlops_assets.definitions` (what the UI's code server loads: it builds `defs`; nothing left
-  when the first import already built it), creating the MLflow store and the Dagster instance.
+  loading the code location as the UI's code server does (`report.LOAD_CODE_LOCATION`), creating
+  the MLflow store and the Dagster instance.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import report
 from bench.report import DOCS_FILE, facts_block, machine_facts, write_block, write_results
 from bench.serving.servers import free_port
 
@@ -50,7 +51,7 @@ PHASE_PROBE = """
 import json, os, sys, time
 clock = time.perf_counter
 t = clock(); import mlops_assets.build; imported = clock() - t
-t = clock(); import mlops_assets.definitions; definitions = clock() - t  # builds `defs`
+t = clock(); LOAD_CODE_LOCATION; definitions = clock() - t
 from mlops_assets.settings import load_settings
 from mlops_assets.settings import MLFLOW_EXPERIMENT
 from mlops_assets.lib.registry import prepare_tracking_store
@@ -66,7 +67,7 @@ with DagsterInstance.get() as instance:
 dagster = clock() - t
 print(json.dumps({"import_s": imported, "definitions_s": definitions,
                   "tracking_store_s": tracking, "dagster_instance_s": dagster}))
-"""
+""".replace("LOAD_CODE_LOCATION", report.LOAD_CODE_LOCATION)
 STEP_PROBE = """
 import json
 from dagster import DagsterInstance
@@ -297,7 +298,7 @@ def medians(rows: list[dict], subject: str) -> dict:
 LABELS = {
     "build_s": "`mlops build iris`, wall",
     "import_s": "import `mlops_assets.build`",
-    "definitions_s": "then import `mlops_assets.definitions` (builds `defs`)",
+    "definitions_s": "then load the code location (`mlops_assets.definitions`)",
     "tracking_store_s": "create the MLflow store",
     "dagster_instance_s": "create the Dagster instance",
     **{f"step_{name}_s": f"step `{name}`" for name in STEPS},

@@ -1,5 +1,10 @@
 """`mlops demo`'s services: started in their own process groups, logging to files, announced
-when they answer, stopped (SIGINT, then SIGTERM, then SIGKILL) with one line each."""
+when they answer, stopped (SIGINT, then SIGTERM, then SIGKILL) with one line each.
+
+Why not Dagster's own mechanisms: `dagster dev` supervises only its webserver, daemon and code
+server; the demo also runs the prediction server and a build, and stops them all on one Ctrl-C.
+Dagster's Ctrl-C handling is kept: the UI's group gets SIGINT first.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,15 @@ A build killed with SIGKILL never ends its Dagster run: the run stays STARTED an
 in the `duckdb` pool, so every later run waits for it forever. Its MLflow runs stay RUNNING.
 Each run records the pid (and start time) of the process executing it; a run whose process is
 gone is reported failed, its pool slots are freed and its MLflow runs are ended KILLED.
+
+Why not Dagster's own mechanisms: `mlops build` executes its runs in its own process
+(`materialize()`), so no daemon watches them, and `dg launch` runs in-process the same way.
+Where the daemon does run (`dagster dev`, `make demo`), `run_monitoring` in dagster.yaml frees the
+pool slots of ended runs and fails runs stuck starting or canceling, but it cannot tell that a
+STARTED run's process died: that needs a run launcher that checks its workers, and the default
+launcher does not (`supports_check_run_worker_health` is False). Submitting builds to the run
+queue instead would make every build wait for a daemon. Dagster has no call that frees a run's
+slots other than the event log storage's, hence `free_concurrency_slots_for_run` below.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ pool and which run holds it, and stop it on SIGINT / SIGTERM while it waits.
 Dagster's in-process executor records a SIGINT or SIGTERM and acts on it only when the next step
 starts, so a run waiting for a pool slot would ignore Ctrl-C for as long as the slot is held.
 Python writes every signal it handles to the wakeup fd; this thread reads it.
+
+Why not Dagster's own mechanisms: Dagster stops a run through its run launcher (Terminate in
+the UI, run monitoring's timeouts), and this run has none: it executes inside `mlops build`'s
+process (`materialize()`), with no daemon. Which run holds the pool is only in the event log
+storage's concurrency info, which is what the message to the user names.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 | variable              | default                                   |
 |-----------------------|-------------------------------------------|
 | MLOPS_DATA_DIR        | `data`                                    |
-| MLOPS_DATASETS_DIR    | unset (only the built-in specs)           |
+| MLOPS_DATASETS_DIR    | unset (only the defs folder's data sets)  |
 | MLOPS_SOURCE_<NAME>   | unset (the spec's own source)             |
 | MLOPS_MODELS_URL      | unset (bundles only in `<data>/models`)   |
 | MLOPS_LOGS_DIR        | `MLOPS_DATA_DIR` (the servers' logs)      |
@@ -27,7 +27,8 @@ from urllib.parse import urlparse
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
-BUILTIN_SPECS_DIR = PACKAGE_DIR / "datasets"
+# the built-in data sets' components (defs.yaml and spec file), one folder each
+BUILTIN_DATASETS_DIR = PACKAGE_DIR / "defs" / "datasets"
 MLFLOW_EXPERIMENT = "mlops_assets"
 
 
@@ -97,10 +98,6 @@ class Settings:
         tracking_db = sqlite_path(self.tracking_uri)
         return (tracking_db.parent if tracking_db else self.data_dir) / "optuna.db"
 
-    @property
-    def spec_dirs(self) -> list[Path]:
-        return [BUILTIN_SPECS_DIR] + ([self.datasets_dir] if self.datasets_dir else [])
-
 
 def load_settings() -> Settings:
     data_dir = Path(os.environ.get("MLOPS_DATA_DIR") or "data").expanduser().resolve()
@@ -126,6 +123,10 @@ def lake_settings() -> dict[str, str]:
         raise ValueError("set MLOPS_LAKE_CATALOG and MLOPS_LAKE_DATA_PATH together (a DuckLake "
                          "needs its catalog database and the place its data files go)")  # fmt: skip
     return {"lake_catalog": catalog, "lake_data_path": data_path} if catalog else {}
+
+
+def builtin_spec_path(dataset: str) -> Path:
+    return BUILTIN_DATASETS_DIR / dataset / f"{dataset}.yaml"
 
 
 def paused_datasets(value: str) -> frozenset[str]:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_assets.lib.spec import load_specs
-from mlops_assets.settings import BUILTIN_SPECS_DIR, Settings, load_settings
+from mlops_assets.settings import Settings, load_settings
 from mlops_assets_tests.live_server import LiveServer, start_server
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -65,7 +64,9 @@ def instance():
 
 @pytest.fixture(scope="session")
 def builtin_specs():
-    return load_specs([BUILTIN_SPECS_DIR])
+    from mlops_assets.components.project import component_specs, component_tree
+
+    return component_specs(component_tree())  # the defs folder's: the built-ins
 
 
 @pytest.fixture

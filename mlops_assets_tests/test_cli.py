@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from mlops_assets.cli import main
-from mlops_assets.settings import BUILTIN_SPECS_DIR
+from mlops_assets.settings import builtin_spec_path
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def iris_failing_its_gate(tmp_path, monkeypatch):
     """iris with min_rows above its 150 rows: the run stops at the validated gate, quickly."""
     specs = tmp_path / "specs"
     specs.mkdir()
-    text = (BUILTIN_SPECS_DIR / "iris.yaml").read_text().replace("min_rows: 100", "min_rows: 1000")
+    text = builtin_spec_path("iris").read_text().replace("min_rows: 100", "min_rows: 1000")
     (specs / "iris.yaml").write_text(text)
     monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs))
 
@@ -106,7 +106,7 @@ def test_an_invalid_spec_is_one_line_naming_file_field_and_types(
 ):
     specs = tmp_path / "specs"
     specs.mkdir()
-    text = (BUILTIN_SPECS_DIR / "iris.yaml").read_text().replace("type: category", "type: string")
+    text = builtin_spec_path("iris").read_text().replace("type: category", "type: string")
     (specs / "iris.yaml").write_text(text)
     monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs))
     assert main(command) == 2

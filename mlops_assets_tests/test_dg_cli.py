@@ -58,10 +58,12 @@ def project_copy(tmp_path: Path) -> Path:
 
 def test_dg_scaffold_defs_adds_a_data_set_every_command_sees(settings, tmp_path):
     project = project_copy(tmp_path)
-    scaffold = run([str(BIN / "dg"), "scaffold", "defs", DATASET_COMPONENT, "prices"], project)
+    scaffold = run(
+        [str(BIN / "dg"), "scaffold", "defs", DATASET_COMPONENT, "datasets/prices"], project
+    )
     assert scaffold.returncode == 0, scaffold.stderr
 
-    folder = project / "mlops_assets" / "defs" / "prices"
+    folder = project / "mlops_assets" / "defs" / "datasets" / "prices"
     declared = yaml.safe_load((folder / "defs.yaml").read_text())
     assert declared == {"type": DATASET_COMPONENT, "attributes": {"spec": "prices.yaml"}}
     template = (folder / "prices.yaml").read_text()
@@ -77,12 +79,16 @@ def test_dg_scaffold_defs_adds_a_data_set_every_command_sees(settings, tmp_path)
     extra = tmp_path / "extra_specs"
     extra.mkdir()
     shutil.copy(folder / "prices.yaml", extra)
-    twice = run(
+    replaced = run(
         [str(BIN / "dg"), "check", "defs"],
         project,
         MLOPS_DATASETS_DIR=str(extra),
         **imports_the_copy,
     )
+    assert replaced.returncode == 0, replaced.stderr
+
+    shutil.copytree(folder, folder.with_name("prices_again"))
+    twice = run([str(BIN / "dg"), "check", "defs"], project, **imports_the_copy)
     assert twice.returncode != 0
     assert "'prices' is declared twice" in twice.stdout + twice.stderr
 

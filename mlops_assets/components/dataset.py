@@ -4,13 +4,14 @@
     attributes:
       spec: prices.yaml        # relative to this defs.yaml
 
-The spec file is the same format as the built-in specs (its file name is the data set name), so
-a spec moves between `mlops_assets/datasets/`, `MLOPS_DATASETS_DIR` and a component unchanged.
-`dg scaffold defs mlops_assets.components.DatasetComponent <name>` writes both files.
+The built-in data sets are such components (`mlops_assets/defs/datasets/<name>/`); a spec file
+moves unchanged between a component and `MLOPS_DATASETS_DIR` (components/project.py).
+`dg scaffold defs mlops_assets.components.DatasetComponent datasets/<name>` writes both files.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
@@ -36,8 +37,8 @@ from mlops_assets.defs.monitoring.labels import (
 )
 from mlops_assets.defs.scoring.assets import scoring_assets
 from mlops_assets.defs.training.assets import training_assets
-from mlops_assets.lib.spec import DatasetSpec, load_spec, parse_spec
-from mlops_assets.settings import source_override_var
+from mlops_assets.lib.spec import DatasetSpec, load_spec, parse_spec, spec_files
+from mlops_assets.settings import load_settings, source_override_var
 
 TEMPLATE = Path(__file__).with_name("spec_template.yaml")
 
@@ -120,8 +121,20 @@ class DatasetComponent(dg.Component, dg.Model, dg.Resolvable):
         ),
     ]
 
-    def load_dataset_spec(self) -> DatasetSpec:
+    @functools.cached_property
+    def dataset_spec(self) -> DatasetSpec:
+        """The parsed spec (parsed once: building the definitions and listing every data set
+        both read it)."""
         return load_spec(self.spec)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        return dataset_definitions(self.load_dataset_spec())
+        spec = self.dataset_spec
+        if replaced_by_spec_folder(spec.name):
+            return dg.Definitions()  # defs/spec_folder.py builds the replacement
+        return dataset_definitions(spec)
+
+
+def replaced_by_spec_folder(name: str) -> bool:
+    """Whether `MLOPS_DATASETS_DIR` holds a spec of data set `name` (components/project.py)."""
+    folder = load_settings().datasets_dir
+    return folder is not None and name in {path.stem for path in spec_files(folder)}

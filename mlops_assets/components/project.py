@@ -1,46 +1,47 @@
-"""The project's data sets: spec folders (built-ins, then MLOPS_DATASETS_DIR) and components."""
+"""Every data set of the project, by name, for the code location and for `mlops`.
+
+A data set is declared one way, a `DatasetComponent` in the defs folder: the built-ins in
+`mlops_assets/defs/datasets/<name>/`, the user's wherever `dg scaffold defs` put them. The folder
+`MLOPS_DATASETS_DIR` names (specs kept outside the repository, and the tests' and benchmarks'
+variants of a built-in) is read the same way in every command, after the components: each spec
+file there adds a data set, or replaces the component of the same name, which then builds nothing.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-import mlops_assets.defs
 from mlops_assets.components.dataset import DatasetComponent
 from mlops_assets.lib.spec import DatasetSpec, SpecError, load_specs
-from mlops_assets.settings import PROJECT_DIR, Settings
+from mlops_assets.settings import PACKAGE_DIR, Settings
 
 
 def component_tree() -> dg.ComponentTree:
-    # from the module, not pyproject.toml: an installed wheel (the Docker image) has no pyproject
-    return dg.ComponentTree.from_module(defs_module=mlops_assets.defs, project_root=PROJECT_DIR)
+    """The project's defs folder, configured by `[tool.dg.project]` in pyproject.toml (the
+    Docker image copies it beside the virtualenv that holds the installed package)."""
+    return dg.ComponentTree.for_project(PACKAGE_DIR)
 
 
 def component_specs(tree: dg.ComponentTree) -> dict[str, DatasetSpec]:
     specs = {}
     for component in tree.get_all_components(DatasetComponent):
-        spec = component.load_dataset_spec()
+        spec = component.dataset_spec
         if spec.name in specs:
-            raise_declared_twice(spec, specs[spec.name])
+            raise SpecError(
+                f"data set {spec.name!r} is declared twice: {specs[spec.name].path} and"
+                f" {spec.path}; remove or rename one"
+            )
         specs[spec.name] = spec
     return specs
 
 
-def raise_declared_twice(spec: DatasetSpec, other: DatasetSpec) -> None:
-    raise SpecError(
-        f"data set {spec.name!r} is declared twice: {other.path} and {spec.path};"
-        " remove or rename one"
-    )
+def folder_specs(settings: Settings) -> dict[str, DatasetSpec]:
+    """The specs of `MLOPS_DATASETS_DIR`, by name (none when it is unset)."""
+    return load_specs(settings.datasets_dir) if settings.datasets_dir else {}
 
 
-def split_specs(settings: Settings, tree: dg.ComponentTree) -> tuple[dict, dict]:
-    """(spec-folder specs, component specs); a name in both is an error."""
-    folder_specs, components = load_specs(settings.spec_dirs), component_specs(tree)
-    for name in sorted(set(folder_specs) & set(components)):
-        raise_declared_twice(components[name], folder_specs[name])
-    return folder_specs, components
-
-
-def project_specs(settings: Settings) -> dict[str, DatasetSpec]:
+def project_specs(
+    settings: Settings, tree: dg.ComponentTree | None = None
+) -> dict[str, DatasetSpec]:
     """Every data set of the code location, by name."""
-    folder_specs, components = split_specs(settings, component_tree())
-    return {**folder_specs, **components}
+    return {**component_specs(tree or component_tree()), **folder_specs(settings)}

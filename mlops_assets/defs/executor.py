@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import os
 
-from dagster import ExecutorDefinition
+import dagster as dg
 from dagster_celery import celery_executor
 
 BROKER_VAR = "MLOPS_CELERY_BROKER"
 
 
-def executor_from_environment() -> ExecutorDefinition | None:
+def executor_from_environment() -> dg.ExecutorDefinition | None:
     """The Celery executor when the broker is set, else None (Dagster's default executor)."""
     if not os.environ.get(BROKER_VAR):
         return None
     broker = {"env": BROKER_VAR}  # resolved where the run starts, not baked in at load
     return celery_executor.configured({"broker": broker, "backend": broker})
+
+
+@dg.definitions
+def executor() -> dg.Definitions:
+    return dg.Definitions(executor=executor_from_environment())

@@ -6,11 +6,13 @@ code location loads this module, and the UI's code server never logs a run.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 from dagster import AssetExecutionContext, ConfigurableResource, Failure, InitResourceContext
 from dagster_duckdb import DuckDBResource
@@ -20,7 +22,7 @@ from mlops_assets.defs.keys import TRIGGER_TAG
 from mlops_assets.lib.sources import SourceUnavailable, fetch_source, initial_partition
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import attach_lake
-from mlops_assets.settings import MLFLOW_EXPERIMENT, Settings
+from mlops_assets.settings import MLFLOW_EXPERIMENT, Settings, load_settings
 
 PARENT_ROLE_TAG = "mlops.role"
 PARENT_DATASET_TAG = "mlops.dataset"
@@ -218,7 +220,21 @@ def warehouse_for(settings: Settings) -> Warehouse:
     )
 
 
+def from_environment(name: str, computed: str | None) -> str | None:
+    """`dg.EnvVar(name)` when the variable is set, else the value `load_settings` computed.
+
+    An EnvVar is read where a run initializes the resource, and the code location shows its name,
+    not its value (a tracking server's URL may carry a token). It has no default, so an unset
+    variable keeps the computed one (`sqlite:///<data>/mlflow.db`, no models URL).
+    """
+    return dg.EnvVar(name) if os.environ.get(name) else computed
+
+
 def resources_for(settings: Settings) -> dict:
+    # The folders (and the Optuna file beside MLflow's) are paths computed from MLOPS_DATA_DIR
+    # ("data" under the working folder when unset) and MLFLOW_TRACKING_URI: an EnvVar stands for
+    # one variable's whole value, not a path derived from it, so they are resolved when the
+    # code location loads.
     return {
         "warehouse": warehouse_for(settings),
         "source_files": SourceFiles(
@@ -229,10 +245,18 @@ def resources_for(settings: Settings) -> dict:
             feedback_dir=str(settings.feedback_dir),
             labels_dir=str(settings.labels_dir),
         ),
-        "model_store": ModelStore(root=str(settings.models_dir), url=settings.models_url),
+        "model_store": ModelStore(
+            root=str(settings.models_dir),
+            url=from_environment("MLOPS_MODELS_URL", settings.models_url),
+        ),
         "mlflow": MlflowTracking(
-            tracking_uri=settings.tracking_uri,
+            tracking_uri=from_environment("MLFLOW_TRACKING_URI", settings.tracking_uri),
             artifact_location=str(settings.artifacts_dir),
             search_storage=str(settings.search_storage),
         ),
     }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=resources_for(load_settings()))

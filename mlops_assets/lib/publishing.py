@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_assets.lib import drift, registry
+from mlops_assets.lib import drift
 from mlops_assets.lib.contract import input_contract
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_contract import bundle
@@ -23,6 +23,9 @@ from mlops_contract.location import LocalLocation, Location, open_location
 def manifest_for(
     spec: DatasetSpec, best: pd.Series, version: str, metrics: dict, run_id: str, x_train
 ) -> dict:
+    # MLflow is imported where a run first uses it: the code location imports this module
+    from mlops_assets.lib import registry
+
     return {
         "name": spec.name,
         "version": version,

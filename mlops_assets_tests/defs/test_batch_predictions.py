@@ -3,7 +3,7 @@ import pytest
 from dagster import AssetKey, materialize
 
 from mlops_assets.build import build_dataset
-from mlops_assets.definitions import dataset_definitions
+from mlops_assets.components.dataset import dataset_definitions
 from mlops_assets.defs.resources import resources_for
 from mlops_contract import bundle
 

@@ -8,8 +8,8 @@ import pytest
 from dagster import AssetKey
 
 from mlops_assets.build import build_dataset
+from mlops_assets.components.project import project_specs
 from mlops_assets.lib.features import model_inputs
-from mlops_assets.lib.spec import load_specs
 from mlops_assets.settings import load_settings
 from mlops_contract import bundle
 from mlops_contract.bundle import CARD_JSON_FILE
@@ -64,7 +64,7 @@ def declare(tmp_path, monkeypatch, text: str, write) -> tuple:
     write(specs_dir)
     monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs_dir))
     settings = load_settings()
-    return settings, load_specs(settings.spec_dirs)["prices"]
+    return settings, project_specs(settings)["prices"]
 
 
 def test_declared_time_series_builds_end_to_end(settings, instance, tmp_path, monkeypatch):

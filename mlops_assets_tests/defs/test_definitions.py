@@ -1,13 +1,18 @@
+import shutil
+import subprocess
+import sys
+
 from dagster import AssetKey
 
-from mlops_assets.definitions import build_definitions
+from mlops_assets.definitions import defs as load_code_location
 from mlops_assets.defs.keys import DATASET_TAG, TRIGGER_TAG, run_datasets
+from mlops_assets.settings import BUILTIN_DATASETS_DIR
 
 STAGES = ["raw", "validated", "features", "candidates", "champion_model"]
 
 
 def test_every_spec_gets_the_five_assets_in_its_own_group(settings):
-    graph = build_definitions(settings).resolve_asset_graph()
+    graph = load_code_location().resolve_asset_graph()
     for ds in ("iris", "diabetes", "abalone"):
         for stage in STAGES:
             node = graph.get(AssetKey([ds, stage]))
@@ -19,7 +24,7 @@ def test_every_spec_gets_the_five_assets_in_its_own_group(settings):
 
 
 def test_gates_are_blocking_asset_checks(settings):
-    graph = build_definitions(settings).resolve_asset_graph()
+    graph = load_code_location().resolve_asset_graph()
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
     assert {
         ("iris/validated", "schema_matches_spec"),
@@ -35,7 +40,7 @@ def test_gates_are_blocking_asset_checks(settings):
 
 
 def test_warehouse_writers_share_one_pool_and_raw_is_partitioned_by_file(settings):
-    defs = build_definitions(settings)
+    defs = load_code_location()
     graph = defs.resolve_asset_graph()
     for stage in STAGES:
         assert graph.get(AssetKey(["abalone", stage])).pools == {"duckdb"}
@@ -53,14 +58,27 @@ def test_a_spec_file_is_all_it_takes_to_add_a_data_set(settings, tmp_path, monke
         "target: y\ntask: classification\n"
     )
     monkeypatch.setenv("MLOPS_DATASETS_DIR", str(extra))
-    from mlops_assets.settings import load_settings
-
-    graph = build_definitions(load_settings()).resolve_asset_graph()
+    graph = load_code_location().resolve_asset_graph()
     assert all(graph.has(AssetKey(["toy", stage])) for stage in STAGES)
 
 
+def test_a_spec_in_the_spec_folder_replaces_the_component_of_its_name(
+    settings, tmp_path, monkeypatch
+):
+    extra = tmp_path / "specs"
+    extra.mkdir()
+    shutil.copy(BUILTIN_DATASETS_DIR / "iris" / "iris.yaml", extra)
+    monkeypatch.setenv("MLOPS_DATASETS_DIR", str(extra))
+    graph = load_code_location().resolve_asset_graph()  # no asset key defined twice
+    for ds in ("iris", "abalone"):
+        assert all(graph.has(AssetKey([ds, stage])) for stage in STAGES)
+    # the UI's "source" of an asset: the component's defs.yaml, for iris none of it
+    assert "datasets/abalone/defs.yaml" in str(graph.get(AssetKey(["abalone", "raw"])).metadata)
+    assert "defs.yaml" not in str(graph.get(AssetKey(["iris", "raw"])).metadata)
+
+
 def test_every_asset_of_a_data_set_says_what_it_is(settings):
-    graph = build_definitions(settings).resolve_asset_graph()
+    graph = load_code_location().resolve_asset_graph()
     keys = [key for key in graph.get_all_asset_keys() if key.path[0] == "iris"]
     assert len(keys) >= 8
     for key in keys:
@@ -71,7 +89,7 @@ def test_every_asset_of_a_data_set_says_what_it_is(settings):
 
 
 def test_runs_of_a_data_set_carry_its_name(settings):
-    defs = build_definitions(settings)
+    defs = load_code_location()
     for job in ("iris_build", "iris_retrain", "iris_monitoring"):
         assert defs.resolve_job_def(job).tags[DATASET_TAG] == "iris"
     automation = defs.resolve_sensor_def("automation")
@@ -86,7 +104,7 @@ def test_an_automation_run_is_named_by_the_data_sets_of_its_assets():
 
 
 def test_one_sensor_or_schedule_of_each_kind_covers_every_data_set(settings):
-    defs = build_definitions(settings)
+    defs = load_code_location()
     assert sorted(s.name for s in defs.sensors) == [
         "automation", "labels", "landing", "retrain_on_drift"
     ]  # fmt: skip
@@ -98,9 +116,7 @@ def test_one_sensor_or_schedule_of_each_kind_covers_every_data_set(settings):
 
 def test_a_paused_data_set_is_left_out_of_every_sensor_and_schedule(settings, monkeypatch):
     monkeypatch.setenv("MLOPS_PAUSED_DATASETS", " iris , abalone")
-    from mlops_assets.settings import load_settings
-
-    defs = build_definitions(load_settings())
+    defs = load_code_location()
     graph = defs.resolve_asset_graph()
     covered = defs.resolve_sensor_def("automation").asset_selection.resolve(graph)
     assert {key.path[0] for key in covered} == {"diabetes"}
@@ -110,3 +126,12 @@ def test_a_paused_data_set_is_left_out_of_every_sensor_and_schedule(settings, mo
     assert {key.path[0] for key in retrained} == {"diabetes"}
     assert graph.has(AssetKey(["iris", "champion_model"]))  # its assets and jobs stay
     assert defs.resolve_job_def("iris_retrain").tags[DATASET_TAG] == "iris"
+
+
+def test_the_code_location_loads_without_mlflow(settings):
+    """MLflow costs about a second to import; the code server never logs a run."""
+    probe = "import sys, mlops_assets.definitions as m; m.defs(); print('mlflow' in sys.modules)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert loaded.stdout.strip() == "False"

@@ -7,7 +7,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
 from mlops_assets.build import failures_of
-from mlops_assets.definitions import dataset_assets
+from mlops_assets.components.dataset import dataset_assets
 from mlops_assets.defs.ingestion.sensors import landing_sensor
 from mlops_assets.defs.resources import resources_for
 from mlops_contract.bundle import sha256_of

@@ -9,7 +9,7 @@ from dagster import AssetKey
 from mlflow.tracking import MlflowClient
 
 from mlops_assets.build import build_dataset
-from mlops_assets.lib.spec import load_specs
+from mlops_assets.components.project import project_specs
 from mlops_assets.settings import load_settings
 from mlops_assets_tests.reliability.synthetic_spec import write_dataset
 
@@ -30,7 +30,7 @@ def build_synth(tmp_path, monkeypatch, instance, gates: str = ""):
         spec_file.write_text(text)
     monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs))
     settings = load_settings()
-    spec = load_specs(settings.spec_dirs)["synth"]
+    spec = project_specs(settings)["synth"]
     outcome = build_dataset(spec, settings, instance)
     assert outcome.success, outcome.describe()
     return settings, specs

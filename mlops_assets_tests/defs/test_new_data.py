@@ -4,7 +4,8 @@ import pytest
 from dagster import AssetKey, evaluate_automation_conditions, materialize
 
 from mlops_assets.build import build_dataset, failures_of
-from mlops_assets.definitions import build_definitions, dataset_assets
+from mlops_assets.components.dataset import dataset_assets
+from mlops_assets.definitions import defs as load_code_location
 from mlops_assets.defs.ingestion.assets import files_partitions
 from mlops_assets.defs.resources import resources_for
 from mlops_contract import bundle
@@ -64,7 +65,7 @@ def test_bad_files_are_stopped_and_the_champion_is_untouched(settings, instance,
 
 def test_a_new_partition_flows_downstream_by_declarative_automation(settings, instance, built_iris):
     spec = built_iris
-    defs = build_definitions(settings)
+    defs = load_code_location()
     land(settings, instance, spec, "new.csv", [HEADER, *GOOD])
     raw = AssetKey(["iris", "raw"])
     validated = AssetKey(["iris", "validated"])

@@ -13,12 +13,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeRegressor
 
 from mlops_assets.build import build_dataset
-from mlops_assets.definitions import dataset_assets
+from mlops_assets.components.dataset import dataset_assets
+from mlops_assets.components.project import project_specs
 from mlops_assets.defs.keys import FORCE_RETRAIN_TAG
 from mlops_assets.defs.resources import resources_for
 from mlops_assets.lib import registry, training
 from mlops_assets.lib.features import model_inputs
-from mlops_assets.lib.spec import load_specs
 from mlops_assets.lib.warehouse import scalar
 from mlops_assets.settings import MLFLOW_EXPERIMENT
 from mlops_contract import bundle
@@ -60,7 +60,7 @@ def assert_bundle_matches_champion(settings, ds):
     champion = client.get_model_version_by_alias(ds, "champion")
     served = bundle.load_bundle(settings.models_dir / ds)
     assert served.version == str(champion.version)
-    spec = load_specs(settings.spec_dirs)[ds]
+    spec = project_specs(settings)[ds]
     with warehouse(settings) as con:
         features = con.execute(f"SELECT * FROM {ds}.features").df()
     x_test, _ = model_inputs(features, spec, "test")

@@ -5,7 +5,7 @@ import json
 import duckdb
 from dagster import AssetKey, materialize
 
-from mlops_assets.definitions import dataset_definitions
+from mlops_assets.components.dataset import dataset_definitions
 from mlops_assets.defs.resources import resources_for
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from dagster import AssetKey, DagsterInstance, build_sensor_context
 
-from mlops_assets.definitions import build_definitions
+from mlops_assets.definitions import defs as load_code_location
 from mlops_assets.defs.ingestion.partitions import add_source_partitions
 from mlops_assets.defs.keys import DATASET_TAG
 from mlops_assets.defs.resources import resources_for
@@ -30,7 +30,7 @@ def test_loading_writes_nothing_and_the_first_landing_tick_adds_the_sources(sett
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     # a fresh process, as the code server of `dagster dev` or `dg dev` loads it; nothing downloads
     subprocess.run(
-        [sys.executable, "-c", "import mlops_assets.definitions"],
+        [sys.executable, "-c", "from mlops_assets.definitions import defs; defs()"],
         cwd=PROJECT_DIR,
         env=env,
         check=True,
@@ -38,7 +38,7 @@ def test_loading_writes_nothing_and_the_first_landing_tick_adds_the_sources(sett
     )
     assert sorted(path.name for path in home.iterdir()) == ["dagster.yaml"]
     assert not settings.sources_dir.exists()
-    defs = build_definitions(settings)
+    defs = load_code_location()
     with DagsterInstance.from_config(str(home)) as instance:
         for ds in EXPECTED:
             assert raw_partitions(defs, ds, instance) == []
@@ -66,7 +66,7 @@ def test_without_dagster_home_loading_touches_no_instance(settings, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     before = sorted(tmp_path.rglob("*"))
-    build_definitions(settings)
+    load_code_location()
     assert sorted(tmp_path.rglob("*")) == before
     assert "DAGSTER_HOME" not in os.environ
     assert "source partitions" not in caplog.text
@@ -75,7 +75,7 @@ def test_without_dagster_home_loading_touches_no_instance(settings, tmp_path, mo
 @pytest.mark.slow
 def test_the_build_job_builds_a_data_set_on_its_source_partition(settings, builtin_specs, instance):
     add_source_partitions(builtin_specs.values(), instance)
-    job = build_definitions(settings).resolve_job_def("iris_build")
+    job = load_code_location().resolve_job_def("iris_build")
     result = job.execute_in_process(partition_key="iris.csv", instance=instance)
     assert result.success
     assert instance.get_run_by_id(result.run_id).tags[DATASET_TAG] == "iris"

@@ -20,12 +20,12 @@ from dagster import AssetKey, DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 from mlflow.tracking import MlflowClient
 
-from mlops_assets.definitions import dataset_assets
+from mlops_assets.components.dataset import dataset_assets
 from mlops_assets.defs.ingestion.assets import files_partitions
 from mlops_assets.lib import traffic
 from mlops_assets.lib.sources import initial_partition
-from mlops_assets.lib.spec import load_specs
-from mlops_assets.settings import BUILTIN_SPECS_DIR
+from mlops_assets.lib.spec import load_spec
+from mlops_assets.settings import builtin_spec_path
 from mlops_assets_tests.deploy import services
 from mlops_assets_tests.serving.conftest import IRIS_RECORD, iris_frame
 from mlops_contract.location import open_location
@@ -99,7 +99,7 @@ def iris_run(dagster_deployment, postgres) -> tuple[str, DagsterRunStatus]:
     """iris built as a user clicking "Materialize all" would: its source is a partition once
     the daemon ticked the `landing` sensor, and the run is submitted through the webserver's
     GraphQL API. Returns the run id and its final status."""
-    spec = load_specs([BUILTIN_SPECS_DIR])["iris"]
+    spec = load_spec(builtin_spec_path("iris"))
     partition = initial_partition(spec)
     database = dagster_deployment.env["DAGSTER_PG_DB"]
     partitions = files_partitions(spec).name
@@ -123,7 +123,7 @@ def test_a_run_submitted_to_the_queue_is_launched_by_the_daemon_and_recorded_in_
     assert run_status_in_postgres(postgres, database, run_id) == "SUCCESS"
     assert events.index("PIPELINE_ENQUEUED") < events.index("PIPELINE_STARTING")
     assert events.index("PIPELINE_STARTING") < events.index("PIPELINE_START")
-    spec = load_specs([BUILTIN_SPECS_DIR])["iris"]
+    spec = load_spec(builtin_spec_path("iris"))
     assert events.count("ASSET_MATERIALIZATION") == len(dataset_assets(spec))
 
 

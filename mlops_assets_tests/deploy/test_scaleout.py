@@ -16,13 +16,13 @@ import pytest
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
-from mlops_assets.definitions import dataset_assets
+from mlops_assets.components.dataset import dataset_assets
 from mlops_assets.defs.ingestion.assets import files_partitions
 from mlops_assets.defs.resources import warehouse_for
 from mlops_assets.lib.sources import initial_partition
-from mlops_assets.lib.spec import load_specs
+from mlops_assets.lib.spec import load_spec
 from mlops_assets.lib.warehouse import scalar
-from mlops_assets.settings import BUILTIN_SPECS_DIR, load_settings
+from mlops_assets.settings import builtin_spec_path, load_settings
 from mlops_assets_tests.deploy import services
 from mlops_assets_tests.deploy.test_production_profile import (
     IMPLICIT_ASSET_JOB,
@@ -115,7 +115,7 @@ def submit_all(deployment, postgres) -> dict[str, str]:
     database = deployment.env["DAGSTER_PG_DB"]
     runs = {}
     for ds in DATASETS:
-        spec = load_specs([BUILTIN_SPECS_DIR])[ds]
+        spec = load_spec(builtin_spec_path(ds))
         partition = initial_partition(spec)
         name = files_partitions(spec).name
         wait_for(lambda n=name, p=partition: p in dynamic_partitions(postgres, database, n), 120,

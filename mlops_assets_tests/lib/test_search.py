@@ -15,16 +15,16 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import Pipeline
 
 from mlops_assets.lib.search import Study, load_study
-from mlops_assets.lib.spec import Search, Split, load_specs
+from mlops_assets.lib.spec import Search, Split, load_spec
 from mlops_assets.lib.training import SCORERS, _cv, families, fit_candidate, preprocessor
-from mlops_assets.settings import BUILTIN_SPECS_DIR, PROJECT_DIR
+from mlops_assets.settings import PROJECT_DIR, builtin_spec_path
 from mlops_assets_tests.synthetic import abalone_features
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 def optuna_spec(trials: int | None = None, seconds: float | None = None):
-    abalone = load_specs([BUILTIN_SPECS_DIR])["abalone"]
+    abalone = load_spec(builtin_spec_path("abalone"))
     search = Search(backend="optuna", trials=trials, seconds=seconds)
     return abalone.model_copy(update={"search": search})
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_assets.lib.spec import SpecError, api_name_for, load_specs, parse_spec
+from mlops_assets.lib.spec import SpecError, api_name_for, parse_spec
 
 GOOD = """
 name: wine
@@ -105,15 +105,21 @@ def test_not_yaml_or_not_a_mapping():
         parse_spec("- a\n- b\n", Path("wine.yaml"))
 
 
-def test_extra_directory_overrides_and_adds(tmp_path, builtin_specs):
-    (tmp_path / "wine.yaml").write_text(GOOD)
-    (tmp_path / "iris.yaml").write_text(
+def test_the_spec_folder_adds_data_sets_and_replaces_components(
+    settings, tmp_path, builtin_specs, monkeypatch
+):
+    extra = tmp_path / "specs"
+    extra.mkdir()
+    (extra / "wine.yaml").write_text(GOOD)
+    (extra / "iris.yaml").write_text(
         (Path(builtin_specs["iris"].path))
         .read_text()
         .replace("test_fraction: 0.25", "test_fraction: 0.3")
     )
-    from mlops_assets.settings import BUILTIN_SPECS_DIR
+    monkeypatch.setenv("MLOPS_DATASETS_DIR", str(extra))
+    from mlops_assets.components.project import project_specs
+    from mlops_assets.settings import load_settings
 
-    specs = load_specs([BUILTIN_SPECS_DIR, tmp_path])
-    assert "wine" in specs
+    specs = project_specs(load_settings())
+    assert sorted(specs) == ["abalone", "diabetes", "iris", "wine"]
     assert specs["iris"].split.test_fraction == 0.3

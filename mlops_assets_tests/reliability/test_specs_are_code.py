@@ -6,8 +6,9 @@ import duckdb
 import pytest
 
 from mlops_assets.build import build_dataset
+from mlops_assets.components.project import project_specs
 from mlops_assets.lib.features import DerivedColumnError, query_features
-from mlops_assets.lib.spec import load_specs, parse_spec
+from mlops_assets.lib.spec import parse_spec
 from mlops_assets.settings import load_settings
 from mlops_assets_tests.reliability.synthetic_spec import SPEC, write_dataset
 
@@ -71,7 +72,7 @@ def test_a_build_with_a_spec_reading_a_file_fails_naming_the_column(
     write_dataset(specs, rows=300, derived_sql="(SELECT content FROM read_text('/etc/hostname'))")
     monkeypatch.setenv("MLOPS_DATASETS_DIR", str(specs))
     settings = load_settings()
-    outcome = build_dataset(load_specs(settings.spec_dirs)["synth"], settings, instance)
+    outcome = build_dataset(project_specs(settings)["synth"], settings, instance)
     assert not outcome.success
     assert any(
         failure.startswith("step synth__features failed: synth: derived column x_sum: ")

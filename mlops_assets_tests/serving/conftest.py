@@ -19,7 +19,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlops_assets.lib.contract import input_contract
 from mlops_assets.lib.spec import load_spec
-from mlops_assets.settings import BUILTIN_SPECS_DIR
+from mlops_assets.settings import builtin_spec_path
 from mlops_assets_tests.live_server import LiveServer, start_server
 from mlops_contract.bundle import write_bundle
 
@@ -103,7 +103,7 @@ TRAINING_FRAMES = {"iris": iris_frame, "abalone": abalone_frame, "diabetes": dia
 
 def manifest_for(dataset: str, version: str, **extra) -> dict:
     """The manifest the pipeline writes, its contract's examples from the training frame."""
-    spec = load_spec(BUILTIN_SPECS_DIR / f"{dataset}.yaml")
+    spec = load_spec(builtin_spec_path(dataset))
     classes = IRIS_CLASSES if spec.task == "classification" else None
     return {
         "name": dataset,
