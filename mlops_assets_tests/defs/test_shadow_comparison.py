@@ -46,23 +46,22 @@ def serve(settings, champion: str, challenger: str, start: int, count: int, rng)
     in the shadow with errors of sd 5, and their labels."""
     truth = rng.uniform(50, 300, count)
     ids = [f"r{start + index}" for index in range(count)]
-    logs = {
-        settings.predictions_dir: [
-            line(i, champion, y + e) for i, y, e in zip(ids, truth, rng.normal(0, 60, count))
-        ],
-        settings.predictions_dir.parent / "shadow": [
-            line(i, challenger, y + e) for i, y, e in zip(ids, truth, rng.normal(0, 5, count))
-        ],
+    errors = {champion: rng.normal(0, 60, count), challenger: rng.normal(0, 5, count)}
+    folders = {
+        champion: settings.predictions_dir,
+        challenger: settings.predictions_dir.parent / "shadow",
     }
-    for folder, lines in logs.items():
+    for version, folder in folders.items():
+        lines = [
+            line(i, version, y + e) for i, y, e in zip(ids, truth, errors[version], strict=True)
+        ]
         (folder / "diabetes").mkdir(parents=True, exist_ok=True)
         with (folder / "diabetes" / f"{DAY}.jsonl").open("a") as handle:
             handle.write("\n".join(lines) + "\n")
     (settings.labels_dir / "diabetes").mkdir(parents=True, exist_ok=True)
-    rows = "".join(f"{i},{y}\n" for i, y in zip(ids, truth))
-    (settings.labels_dir / "diabetes" / f"labels-{start}.csv").write_text(
-        "request_id,actual\n" + rows
-    )
+    rows = "".join(f"{i},{y}\n" for i, y in zip(ids, truth, strict=True))
+    path = settings.labels_dir / "diabetes" / f"labels-{start}.csv"
+    path.write_text("request_id,actual\n" + rows)
 
 
 def compare(settings, instance, spec):
