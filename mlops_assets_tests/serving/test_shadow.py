@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -25,6 +26,7 @@ from mlops_contract.bundle import (
     point_to,
     write_bundle,
 )
+from serving.config import config_from_env
 from serving.prediction_log import read_records
 
 
@@ -109,3 +111,11 @@ def test_a_challenger_bundle_is_never_the_fallback_for_a_damaged_champion(
     with server.client() as http:
         server.wait_until(lambda: http.get("/models/iris").json()["loaded"])
         assert http.get("/models/iris").json()["version"] == "1"
+
+
+def test_the_shadow_share_is_read_from_the_environment_and_checked(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLOPS_SHADOW_SHARE", "0.25")
+    assert config_from_env(tmp_path / "models").shadow_share == 0.25
+    monkeypatch.setenv("MLOPS_SHADOW_SHARE", "1.5")
+    with pytest.raises(ValueError, match=r"MLOPS_SHADOW_SHARE=1.5: a share of requests"):
+        config_from_env(tmp_path / "models")
