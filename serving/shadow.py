@@ -26,7 +26,7 @@ from serving.model import LoadedModel, from_bundle
 from serving.prediction_log import JsonLinesLog, Served
 
 log = logging.getLogger("serving.shadow")
-SHADOW_INTERVAL = 0.1  # seconds between scoring rounds
+SHADOW_INTERVAL = 0.5  # seconds between scoring rounds: larger batches cost less per row
 MAX_BATCH_ROWS = 2048  # rows per challenger call
 
 
