@@ -7,6 +7,8 @@ Layout under `<models_dir>/<dataset>/`:
     bundles/<bundle_id>/reference.json   training-data profile that drift is measured against
     bundles/<bundle_id>/card.md, card.json  the model card (Markdown; JSON with the lineage)
     current.json                         {"bundle": <bundle_id>, "manifest_sha256": ...}
+    challenger.json                      the same for the challenger the server shadows, or
+                                         {"bundle": null} once there is none
 
 A bundle directory is complete before it gets its final name, and `current.json` is replaced
 atomically, so a reader sees the old champion or the new one, never a partial bundle. Readers
@@ -39,6 +41,10 @@ PUBLISHER_ASSET = "champion_model"
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 POINTER_FILE = "current.json"
+CHALLENGER_FILE = "challenger.json"  # the registry's `challenger`, scored in the shadow
+NO_BUNDLE = {"bundle": None}  # what a pointer file holds once it names no bundle any more
+# a challenger bundle's manifest says so: it lost on the holdout, so it is never a fallback
+PUBLISHED_AS_CHALLENGER = {"published_as": "challenger"}
 REFERENCE_FILE = "reference.json"  # the drift reference profile of the training data
 CARD_MARKDOWN_FILE = "card.md"  # the model card, for people
 CARD_JSON_FILE = "card.json"  # the same card as data, with the lineage
@@ -200,24 +206,27 @@ def pointer_for(dataset_dir: Path, bundle_id: str) -> dict[str, str]:
     return {"bundle": bundle_id, "manifest_sha256": manifest_sha}
 
 
-def point_to(dataset_dir: Path, bundle_id: str) -> None:
-    """Atomically make `bundle_id` the current bundle of a data set."""
-    pointer = pointer_for(dataset_dir, bundle_id)
-    temporary = dataset_dir / f".{POINTER_FILE}.{os.getpid()}.tmp"
+def point_to(dataset_dir: Path, bundle_id: str | None, name: str = POINTER_FILE) -> None:
+    """Atomically make `bundle_id` the bundle the pointer file `name` names (None: no bundle)."""
+    pointer = NO_BUNDLE if bundle_id is None else pointer_for(dataset_dir, bundle_id)
+    temporary = dataset_dir / f".{name}.{os.getpid()}.tmp"
     _fsync_write(temporary, json.dumps(pointer).encode())
-    os.replace(temporary, dataset_dir / POINTER_FILE)
+    os.replace(temporary, dataset_dir / name)
 
 
-def read_pointer(dataset_dir: Path) -> dict[str, str] | None:
-    """The current pointer of a data set, or None when it has no champion yet."""
+def read_pointer(dataset_dir: Path, name: str = POINTER_FILE) -> dict[str, str] | None:
+    """The pointer `name` of a data set (current.json: its champion), or None when it names
+    no bundle."""
     try:
-        pointer = json.loads(read_regular(dataset_dir / POINTER_FILE))
+        pointer = json.loads(read_regular(dataset_dir / name))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise BundleError(f"{dataset_dir / POINTER_FILE}: unreadable pointer: {exc}") from None
+        raise BundleError(f"{dataset_dir / name}: unreadable pointer: {exc}") from None
+    if pointer == NO_BUNDLE:
+        return None
     if not isinstance(pointer, dict) or not {"bundle", "manifest_sha256"} <= pointer.keys():
-        raise BundleError(f"{dataset_dir / POINTER_FILE}: pointer lacks bundle or manifest_sha256")
+        raise BundleError(f"{dataset_dir / name}: pointer lacks bundle or manifest_sha256")
     return pointer
 
 

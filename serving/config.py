@@ -24,6 +24,13 @@ def _env_float(name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
+def _share(name: str, default: float) -> float:
+    value = _env_float(name, default)
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name}={value}: a share of requests, between 0 and 1")
+    return value
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     return int(raw) if raw else default
@@ -42,11 +49,17 @@ class ServingConfig:
     batch_max_rows: int = 256
     log_queue_size: int = 100_000
     log_flush_interval: float = 1.0
+    shadow_share: float = 1.0  # of requests the challenger scores in the shadow (serving.shadow)
 
     @property
     def observations_dir(self) -> Path:
         """Where `POST /models/{name}/observations` appends a series' observations."""
         return self.predictions_dir.parent / "observations"
+
+    @property
+    def shadow_dir(self) -> Path:
+        """Where the challenger's shadow predictions are appended (serving.shadow)."""
+        return self.predictions_dir.parent / "shadow"
 
     @property
     def feedback_dir(self) -> Path:
@@ -78,6 +91,7 @@ def config_from_env(models_dir: Path | None = None, **overrides) -> ServingConfi
         "verify_interval": _env_float("MLOPS_VERIFY_INTERVAL", 60.0),
         "batch_wait_ms": _env_float("MLOPS_BATCH_WAIT_MS", 2.0),
         "batch_max_rows": _env_int("MLOPS_BATCH_MAX_ROWS", 256),
+        "shadow_share": _share("MLOPS_SHADOW_SHARE", 1.0),
     }
     values.update({key: value for key, value in overrides.items() if value is not None})
     return ServingConfig(**values)

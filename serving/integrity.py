@@ -7,6 +7,7 @@ slow full-verification interval is due.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,8 +58,18 @@ def remove_stale_staging(models_dir: Path) -> list[Path]:
     return removed
 
 
+def _published_as_challenger(bundle_dir: Path) -> bool:
+    try:
+        manifest = json.loads(bundle.read_regular(bundle_dir / MANIFEST_FILE))
+    except (OSError, ValueError):
+        return False  # the fallback's own verification reports it
+    published = bundle.PUBLISHED_AS_CHALLENGER.items()
+    return isinstance(manifest, dict) and published <= manifest.items()
+
+
 def older_bundles(dataset_dir: Path, exclude: str) -> Iterator[str]:
-    """Bundle ids of a data set other than `exclude`, newest first; staging folders never."""
+    """Bundle ids of a data set other than `exclude`, newest first; staging folders and
+    challenger bundles (never promoted on the holdout) never."""
 
     def written_at(bundle_dir: Path) -> int:
         try:
@@ -75,4 +86,5 @@ def older_bundles(dataset_dir: Path, exclude: str) -> Iterator[str]:
     except OSError:
         return
     for bundle_dir in sorted(candidates, key=written_at, reverse=True):
-        yield bundle_dir.name
+        if not _published_as_challenger(bundle_dir):
+            yield bundle_dir.name

@@ -223,6 +223,15 @@ class Metrics:
             "mlops_feedback_labels", "Labels accepted by POST /models/{name}/feedback", ["model"],
             registry=registry,
         )  # fmt: skip
+        self.shadow_predictions = Counter(
+            "mlops_shadow_predictions", "Rows the challenger scored in the shadow",
+            ["model", "version"], registry=registry,
+        )  # fmt: skip
+        self.shadow_dropped = Counter(
+            "mlops_shadow_dropped",
+            "Requests not scored in the shadow because its queue was full",
+            registry=registry,
+        )
         self.feedback_dropped = Counter(
             "mlops_feedback_dropped",
             "Feedback requests left out of the feedback log (queue and held lines full)",

@@ -1,11 +1,11 @@
 """A local copy of a remote model location, for replicas that cannot share the models folder.
 
-Every reload tick `sync()` reads each data set's `current.json` from the location; a bundle it
-names that is not in the cache yet is downloaded into a staging folder, moved into place, and
-only then is the cache's `current.json` replaced. The ModelStore reads the cache as it reads a
-local models folder, so a downloaded bundle is verified (mlops_contract.bundle) before it is
-served and a broken one never replaces the model being served (its error shows in /ready and
-/metrics).
+Every reload tick `sync()` reads each data set's `current.json` (and `challenger.json`) from the
+location; a bundle one names that is not in the cache yet is downloaded into a staging folder,
+moved into place, and only then is the cache's pointer replaced. The ModelStore (and the
+shadow's Challengers) read the cache as they read a local models folder, so a downloaded bundle
+is verified (mlops_contract.bundle) before it is served and a broken one never replaces the
+model being served (its error shows in /ready and /metrics).
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ import time
 from pathlib import Path
 
 from mlops_contract.bundle import (
+    CHALLENGER_FILE,
     DRIFT_FILE,
     LIVE_FILE,
     MANIFEST_FILE,
+    NO_BUNDLE,
     POINTER_FILE,
     is_intact,
 )
@@ -43,8 +45,9 @@ class RemoteMirror:
         self.cache_dir = Path(cache_dir)
         self.retry_interval = retry_interval
         self.error: str | None = None  # why the last sync could not reach the location
-        # per data set: (pointer bytes, intact, time.monotonic()) of the last download
-        self._downloads: dict[str, tuple[bytes, bool, float]] = {}
+        # per (data set, pointer file): (pointer bytes, intact, time.monotonic()) of the last
+        # download of the bundle it names
+        self._downloads: dict[tuple[str, str], tuple[bytes, bool, float]] = {}
 
     def sync(self) -> None:
         """Bring the cache up to date; an unreachable location leaves it as it is."""
@@ -65,41 +68,47 @@ class RemoteMirror:
         dataset_dir = self.cache_dir / dataset
         for name in (DRIFT_FILE, LIVE_FILE):
             self._copy_if_changed(f"{dataset}/{name}", dataset_dir / name)
-        raw = self.location.read(f"{dataset}/{POINTER_FILE}")
+        for name in (POINTER_FILE, CHALLENGER_FILE):
+            self._sync_pointer(dataset, name)
+
+    def _sync_pointer(self, dataset: str, name: str) -> None:
+        """The pointer file `name` (the champion's or the challenger's), after its bundle."""
+        dataset_dir = self.cache_dir / dataset
+        raw = self.location.read(f"{dataset}/{name}")
         if raw is None:
             return
-        cached_pointer = dataset_dir / POINTER_FILE
+        key = (dataset, name)
+        cached_pointer = dataset_dir / name
         unchanged = cached_pointer.is_file() and cached_pointer.read_bytes() == raw
-        if unchanged and not self._retry_due(dataset, raw):
+        if unchanged and not self._retry_due(key, raw):
             return
         try:
             pointer = json.loads(raw)
-            bundle_id = str(pointer["bundle"])
-            if bundle_id.startswith(".") or "/" in bundle_id:
+            bundle_id = None if pointer == NO_BUNDLE else str(pointer["bundle"])
+            if bundle_id is not None and (bundle_id.startswith(".") or "/" in bundle_id):
                 raise ValueError(f"bad bundle id {bundle_id!r}")
         except (ValueError, TypeError, KeyError):
-            # the store reports the unreadable pointer; the model being served stays
-            dataset_dir.mkdir(parents=True, exist_ok=True)
-            _replace_file(cached_pointer, raw)
-            return
-        if not self._bundle_cached(dataset, raw, pointer):
-            self._download(dataset, bundle_id, raw, pointer)
+            bundle_id = None  # the store reports the unreadable pointer; the model stays
+        if bundle_id is not None and not self._bundle_cached(key, raw, pointer):
+            self._download(key, bundle_id, raw, pointer)
+        dataset_dir.mkdir(parents=True, exist_ok=True)
         _replace_file(cached_pointer, raw)
 
-    def _retry_due(self, dataset: str, raw: bytes) -> bool:
-        last = self._downloads.get(dataset)
+    def _retry_due(self, key: tuple[str, str], raw: bytes) -> bool:
+        last = self._downloads.get(key)
         if last is None or last[0] != raw or last[1]:
             return False
         return time.monotonic() - last[2] >= self.retry_interval
 
-    def _bundle_cached(self, dataset: str, raw: bytes, pointer: dict) -> bool:
-        last = self._downloads.get(dataset)
+    def _bundle_cached(self, key: tuple[str, str], raw: bytes, pointer: dict) -> bool:
+        last = self._downloads.get(key)
         if last is not None and last[0] == raw:
             intact, at = last[1], last[2]
             return intact or time.monotonic() - at < self.retry_interval
-        return is_intact(self.cache_dir / dataset, pointer)
+        return is_intact(self.cache_dir / key[0], pointer)
 
-    def _download(self, dataset: str, bundle_id: str, raw: bytes, pointer: dict) -> None:
+    def _download(self, key: tuple[str, str], bundle_id: str, raw: bytes, pointer: dict) -> None:
+        dataset = key[0]
         bundles = self.cache_dir / dataset / "bundles"
         bundles.mkdir(parents=True, exist_ok=True)
         remote = f"{dataset}/bundles/{bundle_id}"
@@ -117,7 +126,7 @@ class RemoteMirror:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         intact = is_intact(self.cache_dir / dataset, pointer)
-        self._downloads[dataset] = (raw, intact, time.monotonic())
+        self._downloads[key] = (raw, intact, time.monotonic())
         log.info("downloaded bundle %s of %s (intact: %s)", bundle_id, dataset, intact)
 
     def _move_into_place(self, staging: Path, final: Path, dataset: str, pointer: dict) -> None:

@@ -62,6 +62,11 @@ class LoadedModel:
         computed = tuple(RecordField(f.name, f.name, "float", nullable=True) for f in features)
         return self.fields + compile_fields(computed)
 
+    @cached_property
+    def row_layout(self) -> tuple[tuple[str, str], ...]:
+        """(column, type) of each value of a row, in order: what `predict` takes."""
+        return tuple((f.column, f.type) for f in self.frame_fields)
+
     def baseline_row(self) -> list:
         """A typical row: the contract's examples, computed features left to the imputer."""
         return example_row(self.fields) + [None] * (len(self.frame_fields) - len(self.fields))

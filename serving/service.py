@@ -34,6 +34,7 @@ from serving.mirror import RemoteMirror
 from serving.model import LoadedModel, Prediction
 from serving.prediction_log import JsonLinesLog, Served
 from serving.scoring import ScoringFormatError, records_from, rename_columns
+from serving.shadow import Challengers, ShadowScorer, shadows
 from serving.store import ModelStore, Slot, champion_asset
 
 log = logging.getLogger("serving.service")
@@ -141,6 +142,16 @@ class PredictionService:
             config.log_flush_interval,
             on_drop=self.metrics.feedback_dropped.inc,
         )
+        self.challengers = Challengers(config.models_dir)
+        self.shadow = ShadowScorer(
+            JsonLinesLog(config.shadow_dir, config.log_queue_size, config.log_flush_interval),
+            config.shadow_share,
+            config.log_queue_size,
+            on_dropped=self.metrics.shadow_dropped.inc,
+            on_scored=lambda model, rows: self.metrics.shadow_predictions.labels(
+                model.name, model.version
+            ).inc(rows),
+        )
         self._model_pool = ThreadPoolExecutor(
             max_workers=max(1, min(4, os.cpu_count() or 1)),
             thread_name_prefix="predict",
@@ -161,6 +172,8 @@ class PredictionService:
         self.access_log.start()
         self.prediction_log.start()
         self.feedback_log.start()
+        self.shadow.shadow_log.start()
+        self.shadow.start()
         # the model threads and the log threads hold the GIL for up to the switch interval
         # each time the event loop wants it back; the default 5 ms made the p99 latency
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
@@ -178,6 +191,8 @@ class PredictionService:
                 await self._reloader
         self.prediction_log.close()
         self.feedback_log.close()
+        self.shadow.close()  # scores what is queued, then its log writes it
+        self.shadow.shadow_log.close()
         self.access_log.close()
         self._model_pool.shutdown(wait=True)
         self._load_pool.shutdown(wait=False)
@@ -191,6 +206,8 @@ class PredictionService:
             self.mirror.sync()
         self.store.refresh()
         slots = self.store.slots()
+        if self.config.shadow_share > 0:
+            self.challengers.refresh([slot.dataset for slot in slots])
         self.metrics.show_models(
             {m.name: (m.version, m.manifest.get("promoted_at")) for m in self.store.loaded()}
         )
@@ -410,19 +427,21 @@ class PredictionService:
             raise await self._unscorable(model, rows, prediction.unscorable, is_batch)
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
         self.metrics.predictions.labels(model.name, model.version).inc(len(rows))
-        self.prediction_log.append(
-            Served(
-                model.dataset,
-                model.name,
-                model.version,
-                context["request_id"],
-                datetime.now(UTC).isoformat(),
-                records,
-                prediction.values,
-                prediction.probabilities,
-                latency_ms,
-            )
+        served = Served(
+            model.dataset,
+            model.name,
+            model.version,
+            context["request_id"],
+            datetime.now(UTC).isoformat(),
+            records,
+            prediction.values,
+            prediction.probabilities,
+            latency_ms,
         )
+        self.prediction_log.append(served)
+        challenger = self.challengers.get(model.dataset)
+        if challenger is not None and shadows(model, challenger):
+            self.shadow.submit(challenger, rows, served)
         return prediction
 
     async def _unscorable(

@@ -37,8 +37,10 @@ from bench.serving.servers import (
     build_champions,
     copy_peer_models,
     make_subjects,
+    publish_challenger,
     read_manifest,
     select_subjects,
+    shadow_rows,
     stop_on_sigterm,
     workspace_folder,
 )
@@ -100,10 +102,12 @@ def prepare(plan: Plan, workspace: Workspace, build: bool) -> tuple[Context, lis
     peer_models = copy_peer_models(workspace, plan.datasets)
     subjects = select_subjects(make_subjects("iris" in plan.datasets, peer_models), plan.subjects)
     manifest = read_manifest(workspace, "abalone")[0]
+    shadow_version = publish_challenger(workspace)
     info = {
         "abalone_source": f"{source} ({source_kind})",
         "abalone_model": f"{manifest['family']}, registry version {manifest['version']}",
         "build_seconds": round(build_seconds, 1),
+        "shadow_challenger_version": shadow_version,
     }
     return Context(plan, workspace, bodies, lua, check_records), subjects, info
 
@@ -114,6 +118,8 @@ def docs_block(results: dict, lines: list[str]) -> str:
         "Load generator": machine["wrk"],
         "Load average before the run": machine["load_average_before"],
         "Abalone champion": f"{results['abalone_model']}, built from {results['abalone_source']}",
+        "Shadow": f"challenger v{results['shadow_challenger_version']} (the champion's model "
+        f"again), {results['shadow_rows_logged']:,} rows logged in the shadow during the run",
     }
     return facts_block("bench.serving", results, extra) + "\n\n" + "\n".join(lines)
 
@@ -134,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     with workspace_folder(args.reuse) as folder:
         context, subjects, info = prepare(plan, Workspace(folder), build=args.reuse is None)
         run_rounds(subjects, context)
+        info["shadow_rows_logged"] = shadow_rows(context.workspace)
     machine = {**machine_facts(PACKAGES), "wrk": wrk_version(), "load_average_before": load_before}
     results, lines = collect(context, subjects, info, machine)
     path = write_results("serving", results)

@@ -258,7 +258,7 @@ def predictions_of(subject: Subject, running: dict[str, Running], records: Recor
     """The subject's answers for the check records (None for the ceiling, which has no model)."""
     url = route_url(running, subject.routes["single"])
     with httpx.Client(timeout=60) as client:
-        if subject.key == "ours":
+        if subject.key in ("ours", "ours_shadow"):
             return post_json(client, url, records.rows)["predictions"]
         if subject.key == "mlflow":
             return post_json(client, url, mlflow_body(records.as_columns()))["predictions"]

@@ -11,6 +11,7 @@ from bench.serving.servers import Subject
 TARGET_PEER_RATIO = 30.0
 TARGET_CEILING_RATIO = 0.5
 TARGET_P99_MS = 25.0
+TARGET_SHADOW_LOSS = 0.10  # throughput shadow scoring of every request may cost
 
 
 def median_points(points: list[dict]) -> dict[tuple[str, str, int], dict]:
@@ -41,7 +42,7 @@ def evaluate_targets(summary: dict, context: Context, check: dict) -> list[dict]
     at = f"at {context.plan.headline} connections"
     ours = ("ours", "single", context.plan.headline)
     p99 = summary.get(ours, {}).get("p99_ms")
-    ours_points = [p for p in context.points if p["subject"] in ("ours", "ours_w2")]
+    ours_points = [p for p in context.points if p["subject"] in ("ours", "ours_shadow", "ours_w2")]
     errors = sum(point["errors"] for point in ours_points)
     others = (
         ("fastapi", "FastAPI peer", TARGET_PEER_RATIO),
@@ -70,6 +71,7 @@ def evaluate_targets(summary: dict, context: Context, check: dict) -> list[dict]
         )
     return [
         *ratios,
+        *shadow_targets(summary, ours, at),
         target(
             f"ours p99 < {TARGET_P99_MS:g} ms {at}",
             f"{fmt_ms(p99)} ms",
@@ -85,6 +87,21 @@ def evaluate_targets(summary: dict, context: Context, check: dict) -> list[dict]
             verdict(check["all_equal"]),
             check["all_equal"],
         ),
+    ]
+
+
+def shadow_targets(summary: dict, ours: tuple, at: str) -> list[dict]:
+    """Shadow scoring of every request against none, in the same run: the throughput kept (the
+    p99 of both is in the load table, side by side)."""
+    kept = ratio(summary, ("ours_shadow", *ours[1:]), ours)
+    if kept is None:
+        return []
+    return [
+        target(
+            f"shadow on 100% of requests keeps >= {1 - TARGET_SHADOW_LOSS:g}x ours' req/s {at}",
+            fmt_ratio(kept),
+            kept >= 1 - TARGET_SHADOW_LOSS,
+        )
     ]
 
 

@@ -234,12 +234,50 @@ def scenario_routes(
     return routes
 
 
+SHADOW_OFF = (("MLOPS_SHADOW_SHARE", "0"),)  # the challenger published for ours_shadow is ignored
+SHADOW_CHALLENGER = "bench-challenger"
+
+
+def publish_challenger(workspace: Workspace, dataset: str = "abalone") -> str:
+    """The champion's model again, as another version published as its challenger
+    (challenger.json): what `ours_shadow` scores in the shadow of every request, at the
+    champion's own cost. Returns the challenger's version."""
+    import joblib
+
+    from mlops_contract.bundle import (
+        CHALLENGER_FILE,
+        PUBLISHED_AS_CHALLENGER,
+        point_to,
+        write_bundle,
+    )
+
+    manifest, model_path = read_manifest(workspace, dataset)
+    dataset_dir = workspace.models_dir / dataset
+    version = f"{manifest['version']}-shadow"
+    if not (dataset_dir / "bundles" / SHADOW_CHALLENGER).is_dir():
+        kept = {k: v for k, v in manifest.items() if k not in ("format", "bundle_id", "files")}
+        kept.update(version=version, **PUBLISHED_AS_CHALLENGER)
+        model = joblib.load(model_path)
+        write_bundle(dataset_dir, SHADOW_CHALLENGER, model, kept, activate=False)
+    point_to(dataset_dir, SHADOW_CHALLENGER, CHALLENGER_FILE)
+    return version
+
+
+def shadow_rows(workspace: Workspace, dataset: str = "abalone") -> int:
+    """Rows the challenger scored in the shadow, as the shadow log holds them."""
+    folder = workspace.data_dir / "shadow" / dataset
+    return sum(
+        sum(1 for line in path.open("rb") if line.strip()) for path in folder.glob("*.jsonl")
+    )
+
+
 def make_subjects(iris: bool, peer_models: Path) -> list[Subject]:
     model_dir = (("MODEL_DIR", str(peer_models)),)
+    serve = (str(VENV_BIN / "mlops"), "serve", "--port", "{port}")
     ours = Subject(
         "ours",
         "ours (mlops serve)",
-        (ServerSpec("ours", (str(VENV_BIN / "mlops"), "serve", "--port", "{port}"), "/ready"),),
+        (ServerSpec("ours", serve, "/ready", SHADOW_OFF),),
         scenario_routes(
             iris,
             single=Route("ours", "/models/abalone/predict", "records"),
@@ -279,22 +317,24 @@ def make_subjects(iris: bool, peer_models: Path) -> list[Subject]:
             iris=Route("ceiling", "/predict", "iris"),
         ),
     )
+    ours_shadow = Subject(
+        "ours_shadow",
+        "ours, challenger in the shadow of 100%",
+        (ServerSpec("ours-shadow", serve, "/ready", (("MLOPS_SHADOW_SHARE", "1"),)),),
+        {"single": Route("ours-shadow", "/models/abalone/predict", "records")},
+        note="a second copy of the champion, published as the challenger, scores every request "
+        "off the request path",
+    )
     ours_two_workers = Subject(
         "ours_w2",
         "ours, 2 workers (wrk pinned to core 1)",
-        (
-            ServerSpec(
-                "ours-w2",
-                (str(VENV_BIN / "mlops"), "serve", "--port", "{port}", "--workers", "2"),
-                "/ready",
-            ),
-        ),
+        (ServerSpec("ours-w2", (*serve, "--workers", "2"), "/ready", SHADOW_OFF),),
         {"single": Route("ours-w2", "/models/abalone/predict", "records")},
         note="reported apart: two server processes on the 2 cores, wrk on core 1",
         wrk_cpus="1",
         connections=(32,),
     )
-    return [ours, fastapi_peer, mlflow, ceiling, ours_two_workers]
+    return [ours, fastapi_peer, mlflow, ceiling, ours_shadow, ours_two_workers]
 
 
 def select_subjects(subjects: list[Subject], keys: tuple[str, ...] | None) -> list[Subject]:

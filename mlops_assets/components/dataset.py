@@ -35,6 +35,7 @@ from mlops_assets.defs.monitoring.labels import (
     labels_sensor,
     live_performance_asset,
 )
+from mlops_assets.defs.monitoring.shadow import shadow_comparison_asset
 from mlops_assets.defs.scoring.assets import scoring_assets
 from mlops_assets.defs.training.assets import training_assets
 from mlops_assets.lib.spec import DatasetSpec, load_spec, parse_spec, spec_files
@@ -58,6 +59,7 @@ def dataset_definitions(spec: DatasetSpec) -> dg.Definitions:
             *monitoring_assets(spec),
             labels_asset(spec),
             live_performance_asset(spec),
+            shadow_comparison_asset(spec),
             *scoring_assets(spec),
         ],
         jobs=[build_job(spec), job, monitoring],

@@ -19,6 +19,7 @@ PREDICTION_LOG = "prediction_log"
 DRIFT = "drift"
 LABELS = "labels"
 LIVE_PERFORMANCE = "live_performance"
+SHADOW_COMPARISON = "shadow_comparison"
 BATCH_PREDICTIONS = "batch_predictions"
 
 # every asset that opens the warehouse: DuckDB allows one writing process per file

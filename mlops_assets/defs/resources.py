@@ -113,6 +113,11 @@ class SourceFiles(ConfigurableResource):
     def prediction_log(self, dataset: str, day: str) -> Path:
         return Path(self.predictions_dir) / dataset / f"{day}.jsonl"
 
+    def shadow_log(self, dataset: str, day: str) -> Path:
+        """The challenger's shadow predictions of a day, beside the prediction log (as the
+        server writes them: serving.config.ServingConfig.shadow_dir)."""
+        return Path(self.predictions_dir).parent / "shadow" / dataset / f"{day}.jsonl"
+
     def label_folders(self, dataset: str) -> tuple[Path, Path]:
         """(the server's feedback log, the folder of dropped label files) of a data set."""
         return Path(self.feedback_dir) / dataset, Path(self.labels_dir) / dataset

@@ -100,21 +100,32 @@ def intervals(spec: DatasetSpec, scored, dummy) -> dict[str, dict[str, float]]:
     """Percentile bootstrap intervals: the model's metric, the baseline's, and the model's
     improvement over the baseline (positive = better), all on the same resamples."""
     metric = spec.selection_metric
-    everything = np.arange(len(scored.truth))[None, :]
+    model, baseline, improvement = paired_intervals(spec, scored, dummy)
+    return {
+        f"test_{metric}": model,
+        f"baseline_test_{metric}": baseline,
+        "improvement_over_baseline": improvement,
+    }
+
+
+def paired_intervals(spec: DatasetSpec, new, old) -> tuple[dict, dict, dict]:
+    """(new's selection metric, old's, new's improvement over old: positive = better), each
+    with its percentile bootstrap interval; both scored on the same rows and resamples."""
+    metric = spec.selection_metric
+    everything = np.arange(len(new.truth))[None, :]
     point = {
         name: float(metric_arrays.values(metric, one, everything)[0])
-        for name, one in (("model", scored), ("baseline", dummy))
+        for name, one in (("new", new), ("old", old))
     }
-    samples = metric_arrays.bootstrap(metric, {"model": scored, "baseline": dummy}, RESAMPLES, SEED)
+    samples = metric_arrays.bootstrap(metric, {"new": new, "old": old}, RESAMPLES, SEED)
     sign = 1.0 if spec.higher_is_better else -1.0
-    return {
-        f"test_{metric}": percentile_interval(samples["model"], point["model"]),
-        f"baseline_test_{metric}": percentile_interval(samples["baseline"], point["baseline"]),
-        "improvement_over_baseline": percentile_interval(
-            sign * (samples["model"] - samples["baseline"]),
-            sign * (point["model"] - point["baseline"]),
+    return (
+        percentile_interval(samples["new"], point["new"]),
+        percentile_interval(samples["old"], point["old"]),
+        percentile_interval(
+            sign * (samples["new"] - samples["old"]), sign * (point["new"] - point["old"])
         ),
-    }
+    )
 
 
 def _scorer(spec: DatasetSpec):

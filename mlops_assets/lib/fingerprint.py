@@ -12,7 +12,7 @@ FINGERPRINT_TAG = "training_fingerprint"
 # spec fields that do not change what is trained (documentation, where it came from, and the
 # monitoring-only gates)
 NOT_TRAINING = {"description", "source", "sha256", "license"}
-MONITORING_GATES = {"drift_alpha", "max_drift_share", "drift_min_rows"}
+MONITORING_GATES = {"drift_alpha", "max_drift_share", "drift_min_rows", "promote_on_live_evidence"}
 
 
 TRAINING_CODE = ("features.py", "training.py", "search.py", "evaluation.py")  # beside this module

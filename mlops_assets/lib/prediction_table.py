@@ -1,4 +1,5 @@
-"""Load the prediction server's JSON Lines log for one UTC day into `<ds>.prediction_log`."""
+"""Load the prediction server's JSON Lines log for one UTC day into `<ds>.prediction_log` (and
+its shadow log, the challenger's predictions, into `<ds>.shadow_log`: same layout)."""
 
 from __future__ import annotations
 
@@ -49,23 +50,32 @@ def _prediction_select(spec: DatasetSpec) -> str:
     return f"TRY_CAST(output->>'prediction' AS {kind}) AS prediction"
 
 
-def create_table(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
+PREDICTION_LOG = "prediction_log"
+SHADOW_LOG = "shadow_log"
+
+
+def create_table(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, name: str) -> None:
     features = ", ".join(f"{quote(c.name)} {SQL_TYPES[c.type]}" for c in spec.feature_columns)
     prediction = "DOUBLE" if spec.task == "regression" else "VARCHAR"
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(spec.name)}")
     con.execute(
-        f"CREATE TABLE IF NOT EXISTS {table(spec.name, 'prediction_log')} (_day DATE, "
+        f"CREATE TABLE IF NOT EXISTS {table(spec.name, name)} (_day DATE, "
         "request_id VARCHAR, timestamp TIMESTAMPTZ, model VARCHAR, version VARCHAR, "
         f"latency_ms DOUBLE, {features}, prediction {prediction}, probabilities JSON)"
     )
 
 
-def load_day(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, path: Path, day: str) -> LoadedDay:
-    """Replace day `day` of the table with the records in `path` (absent file: no records).
-
-    Lines that do not parse (a torn last line after a crash) are skipped and counted."""
-    create_table(con, spec)
-    target = table(spec.name, "prediction_log")
+def load_day(
+    con: duckdb.DuckDBPyConnection,
+    spec: DatasetSpec,
+    path: Path,
+    day: str,
+    name: str = PREDICTION_LOG,
+) -> LoadedDay:
+    """Replace day `day` of the table `name` with the records in `path` (absent file: no
+    records). Lines that do not parse (a torn last line after a crash) are skipped and counted."""
+    create_table(con, spec, name)
+    target = table(spec.name, name)
     with transaction(con):
         con.execute(f"DELETE FROM {target} WHERE _day = CAST($d AS DATE)", {"d": day})
         if path.is_file() and path.stat().st_size:

@@ -18,13 +18,32 @@ from mlops_assets.lib.evaluation import Evaluation, evaluate
 from mlops_assets.lib.features import data_version, model_inputs
 from mlops_assets.lib.fingerprint import FINGERPRINT_TAG, training_fingerprint
 from mlops_assets.lib.locks import exclusive_lock
-from mlops_assets.lib.publishing import manifest_for, publish_bundle, reference_profile
-from mlops_assets.lib.reconcile import HISTORY, HISTORY_COLUMNS, reconcile_champion
+from mlops_assets.lib.publishing import (
+    copy_to_location,
+    manifest_for,
+    publish_bundle,
+    reference_profile,
+    withdraw_challenger,
+)
+from mlops_assets.lib.reconcile import (
+    HISTORY,
+    HISTORY_COLUMNS,
+    reconcile_champion,
+    served_manifest,
+)
 from mlops_assets.lib.series import history_window
+from mlops_assets.lib.shadow import LIVE_EVIDENCE, Comparison
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.training import improvement
 from mlops_assets.lib.warehouse import append_rows
-from mlops_contract.bundle import HISTORY_FILE, REFERENCE_FILE
+from mlops_contract import bundle
+from mlops_contract.bundle import (
+    CHALLENGER_FILE,
+    HISTORY_FILE,
+    POINTER_FILE,
+    PUBLISHED_AS_CHALLENGER,
+    REFERENCE_FILE,
+)
 
 
 class PromotionError(Exception):
@@ -150,7 +169,8 @@ def promote(
 ) -> PromotionOutcome:
     """Gate the best candidate and, when it wins, register it as `champion`, publish its bundle
     (in `dataset_dir`, and at `publish_to` when servers follow another location) and append a
-    row to `<ds>.champion_history`; a loser above the baseline becomes `challenger`.
+    row to `<ds>.champion_history`; a loser above the baseline becomes `challenger`, its bundle
+    published beside the champion's (challenger.json) for the servers to score in the shadow.
     `connect()` opens the warehouse. Raises PromotionError or BundleError."""
     best = best_candidate(candidates, spec)
     model = registry.load_model(best["model_uri"])
@@ -202,32 +222,88 @@ def _decide_and_publish(
     outcome = replace(outcome, version=version, card=card)
     if not decision.beats_baseline:
         return outcome
-    if not decision.promote:
-        registry.set_alias(spec.name, registry.CHALLENGER, version)
-        return outcome
+    pointer = POINTER_FILE if decision.promote else CHALLENGER_FILE
     manifest = manifest_for(spec, best, version, challenger, run_id, x_train)
     manifest["metric_intervals"] = evaluation.intervals
+    if not decision.promote:
+        manifest.update(PUBLISHED_AS_CHALLENGER)
     extra = {REFERENCE_FILE: reference_profile(spec, model, x_train), **card}
     if spec.series is not None:
         with connect() as con:
             extra[HISTORY_FILE] = history_window(con, spec)
-    path = publish_bundle(dataset_dir, model, manifest, x_test, extra, publish_to)
+    path = publish_bundle(dataset_dir, model, manifest, x_test, extra, publish_to, pointer)
+    if not decision.promote:  # the servers score it in the shadow of the champion
+        registry.set_alias(spec.name, registry.CHALLENGER, version)
+        return outcome
     registry.set_alias(spec.name, registry.CHAMPION, version)
+    retire_challenger(spec.name, dataset_dir, publish_to)
     outcome = replace(outcome, version=version, bundle_path=path)
     with connect() as con:
-        record_promotion(con, spec, outcome, run_id, trigger)
+        record_promotion(
+            con, spec, version, previous_version, decision.kind, trigger, run_id,
+            (challenger, previous),
+        )  # fmt: skip
     return outcome
 
 
-def record_promotion(con, spec: DatasetSpec, outcome: PromotionOutcome, run_id, trigger) -> None:
+def retire_challenger(name: str, dataset_dir: Path, publish_to: str | None) -> None:
+    """A new champion ends the shadow: the challenger lost to the champion it replaced."""
+    withdraw_challenger(dataset_dir, publish_to)
+    registry.delete_alias(name, registry.CHALLENGER)
+
+
+def record_promotion(
+    con, spec: DatasetSpec, version, previous_version, reason: str, trigger, run_id, metrics
+) -> None:
+    """One row of `<ds>.champion_history`; `metrics` are (the new champion's, the previous
+    one's): on the holdout, or on live traffic for `live evidence`."""
     row = {
-        "version": outcome.version,
+        "version": version,
         "promoted_at": datetime.now(UTC),
-        "previous_version": outcome.previous_version,
-        "reason": outcome.decision.kind,
+        "previous_version": previous_version,
+        "reason": reason,
         "trigger": trigger,
         "dagster_run_id": run_id,
-        "metrics": json.dumps(outcome.metrics),
-        "previous_metrics": json.dumps(outcome.previous_metrics),
+        "metrics": json.dumps(metrics[0]),
+        "previous_metrics": json.dumps(metrics[1]),
     }
     append_rows(con, spec.name, HISTORY, pd.DataFrame([row]), HISTORY_COLUMNS)
+
+
+def promote_on_live_evidence(
+    spec: DatasetSpec,
+    evidence: Comparison,
+    *,
+    dataset_dir: Path,
+    connect: Callable[[], AbstractContextManager],
+    run_id: str,
+    trigger: str,
+    publish_to: str | None = None,
+) -> str:
+    """The published challenger becomes champion: its bundle, verified again, is pointed at
+    (here and at `publish_to`), alias `champion` moves to it and `<ds>.champion_history` records
+    `live evidence` with the live numbers. Only when `evidence` is about the champion and the
+    challenger published now. Says what happened; raises BundleError for a challenger bundle
+    that does not verify (the champion stays)."""
+    with exclusive_lock(dataset_dir.parent / f".{spec.name}.champion.lock"):
+        pointer = bundle.read_pointer(dataset_dir, CHALLENGER_FILE)
+        served = served_manifest(dataset_dir)
+        if pointer is None or served is None:
+            return "nothing promoted: no champion and challenger are published"
+        challenger = bundle.load_bundle(dataset_dir, pointer)
+        pair = (str(served["version"]), challenger.version)
+        if pair != (evidence.champion, evidence.challenger):
+            return (
+                f"nothing promoted: the evidence compares v{evidence.champion} with "
+                f"v{evidence.challenger}, the published pair is v{pair[0]} and v{pair[1]}"
+            )
+        bundle.point_to(dataset_dir, pointer["bundle"])
+        copy_to_location(publish_to, dataset_dir, pointer["bundle"])
+        registry.set_alias(spec.name, registry.CHAMPION, challenger.version)
+        retire_challenger(spec.name, dataset_dir, publish_to)
+        with connect() as con:
+            record_promotion(
+                con, spec, challenger.version, pair[0], LIVE_EVIDENCE, trigger, run_id,
+                evidence.history_metrics(),
+            )  # fmt: skip
+    return f"promoted v{challenger.version} on live evidence: {evidence.summary()}"

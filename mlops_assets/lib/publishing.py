@@ -64,9 +64,11 @@ def publish_bundle(
     x_test,
     extra_files: dict[str, bytes],
     publish_to: str | None,
+    pointer: str = bundle.POINTER_FILE,
 ) -> Path:
     """Write the bundle, prove it loads and predicts like the model in memory, then switch, and
     copy it to the location the prediction servers follow (`publish_to`, when it is elsewhere).
+    `pointer` is the file that names it: current.json (the champion) or challenger.json.
 
     Raises `BundleError` when the written bundle does not predict like the model; the current
     bundle stays in force.
@@ -80,8 +82,8 @@ def publish_bundle(
     reloaded = bundle.load_bundle(dataset_dir, bundle.pointer_for(dataset_dir, bundle_id))
     if not np.array_equal(reloaded.model.predict(x_test), model.predict(x_test)):
         raise bundle.BundleError(f"{path}: the bundle predicts differently from the model")
-    bundle.point_to(dataset_dir, bundle_id)
-    copy_to_location(publish_to, dataset_dir, bundle_id)
+    bundle.point_to(dataset_dir, bundle_id, pointer)
+    copy_to_location(publish_to, dataset_dir, bundle_id, pointer)
     return path
 
 
@@ -94,10 +96,13 @@ def _is_folder(location: Location, folder: Path) -> bool:
 
 
 def copy_to_location(
-    location: Location | str | os.PathLike | None, dataset_dir: Path, bundle_id: str
+    location: Location | str | os.PathLike | None,
+    dataset_dir: Path,
+    bundle_id: str,
+    pointer: str = bundle.POINTER_FILE,
 ) -> None:
-    """Copy a written, verified bundle to `location` and make it current there: the bundle's
-    files first, its manifest, `current.json` last, so a reader never sees a pointer to a
+    """Copy a written, verified bundle to `location` and point `pointer` at it there: the
+    bundle's files first, its manifest, the pointer last, so a reader never sees a pointer to a
     bundle that is not all there. None (MLOPS_MODELS_URL unset) does nothing."""
     if location is None:
         return
@@ -109,8 +114,20 @@ def copy_to_location(
     remote = f"{dataset_dir.name}/bundles/{bundle_id}"
     for name in [*manifest.get("files", {}), bundle.MANIFEST_FILE]:
         location.write(f"{remote}/{name}", (bundle_dir / name).read_bytes())
-    pointer = bundle.pointer_for(dataset_dir, bundle_id)
-    location.write(f"{dataset_dir.name}/{bundle.POINTER_FILE}", json.dumps(pointer).encode())
+    named = bundle.pointer_for(dataset_dir, bundle_id)
+    location.write(f"{dataset_dir.name}/{pointer}", json.dumps(named).encode())
+
+
+def withdraw_challenger(dataset_dir: Path, publish_to: str | None) -> None:
+    """The servers stop shadowing: challenger.json names no bundle, here and at `publish_to`
+    (a pointer is replaced, never deleted: every location can replace a file)."""
+    if not (dataset_dir / bundle.CHALLENGER_FILE).exists():
+        return
+    bundle.point_to(dataset_dir, None, bundle.CHALLENGER_FILE)
+    if publish_to is None or _is_folder(_location(publish_to), dataset_dir.parent):
+        return
+    target = f"{dataset_dir.name}/{bundle.CHALLENGER_FILE}"
+    _location(publish_to).write(target, json.dumps(bundle.NO_BUNDLE).encode())
 
 
 def publish_document(

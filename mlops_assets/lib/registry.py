@@ -7,7 +7,7 @@ import platform
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -247,6 +247,12 @@ def register(name: str, model_uri: str, tags: dict[str, str]) -> str:
 
 def set_alias(name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def delete_alias(name: str, alias: str) -> None:
+    """Remove `alias` from `name`; an alias that is not set is no error."""
+    with suppress(MlflowException):
+        MlflowClient().delete_registered_model_alias(name, alias)
 
 
 def python_version() -> str:

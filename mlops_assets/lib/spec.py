@@ -160,6 +160,17 @@ class Split(_Strict):
         return self
 
 
+class LiveEvidence(_Strict):
+    """A challenger scored in the shadow of the champion is promoted when it beats it on live
+    labelled requests (see lib.shadow.live_evidence)."""
+
+    min_labelled: int = Field(
+        description="fewest labelled requests both versions scored (a paired bootstrap on "
+        "fewer is too coarse to trust)",
+        ge=30,
+    )
+
+
 class Gates(_Strict):
     max_quarantine_share: float = Field(0.05, ge=0, le=1)
     max_duplicate_share: float = Field(0.05, ge=0, le=1)
@@ -188,6 +199,12 @@ class Gates(_Strict):
         None,
         ge=0,
         description="how far a slice of a feature named in `slices` may trail the overall metric",
+    )
+    promote_on_live_evidence: LiveEvidence | None = Field(
+        None,
+        description="unset: only the holdout promotes; `{min_labelled: N}`: "
+        "`<ds>/shadow_comparison` also promotes the challenger when it beats the champion on "
+        "N or more labelled requests with the paired interval of the improvement above zero",
     )
 
 

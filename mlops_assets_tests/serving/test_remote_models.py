@@ -12,11 +12,18 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlops_assets.lib.publishing import copy_to_location, publish_document
+from mlops_assets.lib.publishing import copy_to_location, publish_document, withdraw_challenger
 from mlops_assets_tests.deploy import services
 from mlops_assets_tests.live_server import LiveServer, free_port, start_server
 from mlops_assets_tests.serving.conftest import IRIS_RECORD, manifest_for, publish
-from mlops_contract.bundle import DRIFT_FILE, MODEL_FILE, POINTER_FILE, write_bundle
+from mlops_contract.bundle import (
+    CHALLENGER_FILE,
+    DRIFT_FILE,
+    MODEL_FILE,
+    POINTER_FILE,
+    point_to,
+    write_bundle,
+)
 from mlops_contract.drift import drift_document
 from mlops_contract.location import (
     LocalLocation,
@@ -191,5 +198,28 @@ def test_a_replica_follows_the_champion_through_an_fsspec_url(tmp_path, iris_mod
         assert version_served(server) == "8"
         copy_to_location(url, *build(tmp_path, iris_model, "9"))
         server.wait_until(lambda: version_served(server) == "9", timeout=15)
+    finally:
+        server.stop()
+
+
+def test_a_replica_shadows_the_challenger_published_at_the_location_until_it_is_withdrawn(
+    tmp_path, iris_model
+):
+    pytest.importorskip("fsspec")
+    url = f"memory://models-{uuid.uuid4().hex[:8]}"
+    copy_to_location(url, *build(tmp_path, iris_model, "1"))
+    dataset_dir = tmp_path / "pipeline" / "iris"
+    challenger_id = f"v2-{uuid.uuid4().hex[:8]}"
+    write_bundle(dataset_dir, challenger_id, iris_model, manifest_for("iris", "2"), activate=False)
+    point_to(dataset_dir, challenger_id, CHALLENGER_FILE)
+    copy_to_location(url, dataset_dir, challenger_id, CHALLENGER_FILE)
+    server = start_server(tmp_path / "replica", models_url=url)
+    try:
+        shadowed = server.service.challengers
+        server.wait_until(lambda: shadowed.get("iris") is not None, timeout=15)
+        assert shadowed.get("iris").version == "2" and version_served(server) == "1"
+        withdraw_challenger(dataset_dir, url)
+        server.wait_until(lambda: shadowed.get("iris") is None, timeout=15)
+        assert version_served(server) == "1"
     finally:
         server.stop()

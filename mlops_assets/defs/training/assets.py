@@ -120,7 +120,9 @@ def training_assets(spec: DatasetSpec) -> list:
         automation_condition=EAGER,
         description=(
             f"The registered `{ds}` model with alias `champion`, and its servable bundle under "
-            f"models/{ds}/. A candidate is promoted only when it is at least as good."
+            f"models/{ds}/. A candidate is promoted only when it is at least as good; one that "
+            "loses but beats the baseline becomes `challenger`, its bundle published beside "
+            "(challenger.json) for the servers to score in the shadow."
         ),
     )
     def champion_model(

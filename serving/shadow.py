@@ -1,0 +1,147 @@
+"""The challenger scored in the shadow of the champion, off the request path.
+
+When `<dataset>/challenger.json` names a bundle (the pipeline publishes the registry's
+`challenger` there), the server loads it beside the champion; one that does not load is logged
+and not shadowed, and never touches the champion. After a request was answered, `submit` only
+queues it (a share of requests, `MLOPS_SHADOW_SHARE`); a daemon thread scores what is queued in
+batches and appends each request's challenger predictions, under the champion's request id and
+timestamp and the challenger's version, to `<data dir>/shadow/<dataset>/<YYYY-MM-DD>.jsonl`.
+The response, its latency and the prediction log stay the champion's. When the queue is full the
+newest requests are not shadowed (counted).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from mlops_contract.bundle import CHALLENGER_FILE, BundleError, load_bundle, read_pointer
+from serving.background import PeriodicFlush
+from serving.model import LoadedModel, from_bundle
+from serving.prediction_log import JsonLinesLog, Served
+
+log = logging.getLogger("serving.shadow")
+SHADOW_INTERVAL = 0.5  # seconds between scoring rounds: larger batches cost less per row
+MAX_BATCH_ROWS = 2048  # rows per challenger call
+
+
+class Challengers:
+    """Per data set, the challenger bundle challenger.json names, loaded and checked."""
+
+    def __init__(self, models_dir: Path) -> None:
+        self.models_dir = Path(models_dir)
+        self._loaded: dict[str, LoadedModel] = {}
+        self._failed: dict[str, str] = {}  # data set -> the bundle id that did not load
+
+    def get(self, dataset: str) -> LoadedModel | None:
+        return self._loaded.get(dataset)
+
+    def refresh(self, datasets: list[str]) -> None:
+        for dataset in datasets:
+            try:
+                pointer = read_pointer(self.models_dir / dataset, CHALLENGER_FILE)
+            except BundleError as exc:
+                pointer = None
+                log.warning("%s: no challenger shadowed: %s", dataset, exc)
+            if pointer is None:
+                self._loaded.pop(dataset, None)
+            else:
+                self._load(dataset, pointer)
+        for dataset in set(self._loaded) - set(datasets):
+            del self._loaded[dataset]
+
+    def _load(self, dataset: str, pointer: dict) -> None:
+        current = self._loaded.get(dataset)
+        bundle_id = pointer["bundle"]
+        if (current and current.bundle_id == bundle_id) or self._failed.get(dataset) == bundle_id:
+            return
+        try:
+            loaded = from_bundle(dataset, load_bundle(self.models_dir / dataset, pointer))
+        except BundleError as exc:
+            self._failed[dataset] = bundle_id
+            self._loaded.pop(dataset, None)
+            log.error("%s: challenger bundle %s not shadowed: %s", dataset, bundle_id, exc)
+            return
+        self._failed.pop(dataset, None)
+        self._loaded[dataset] = loaded
+        log.info("shadowing %s with challenger version %s", dataset, loaded.version)
+
+
+def shadows(champion: LoadedModel, challenger: LoadedModel) -> bool:
+    """Whether the challenger is another version that takes the champion's rows as they are
+    (a challenger trained on another contract is not shadowed)."""
+    return challenger.version != champion.version and challenger.row_layout == champion.row_layout
+
+
+class ShadowScorer(PeriodicFlush):
+    def __init__(
+        self,
+        shadow_log: JsonLinesLog,
+        share: float,
+        max_queued: int,
+        on_dropped: Callable[[int], None] = lambda count: None,
+        on_scored: Callable[[LoadedModel, int], None] = lambda model, rows: None,
+    ) -> None:
+        super().__init__(SHADOW_INTERVAL, "shadow")
+        self.shadow_log = shadow_log
+        self.share = share
+        self.max_queued = max_queued
+        self._queue: deque[tuple[LoadedModel, list[list], Served]] = deque()
+        self._on_dropped = on_dropped
+        self._on_scored = on_scored
+
+    def submit(self, challenger: LoadedModel, rows: list[list], served: Served) -> None:
+        """Queue a served request for the challenger; returns at once."""
+        if self.share < 1 and random.random() >= self.share:
+            return
+        if len(self._queue) >= self.max_queued:
+            self._on_dropped(1)
+            return
+        self._queue.append((challenger, rows, served))
+
+    def flush(self) -> None:
+        batch: list[tuple[LoadedModel, list[list], Served]] = []
+        rows = 0
+        while self._queue:
+            batch.append(self._queue.popleft())
+            rows += len(batch[-1][1])
+            if rows >= MAX_BATCH_ROWS or not self._queue:
+                self._score(batch)
+                batch, rows = [], 0
+
+    def _score(self, batch: list[tuple[LoadedModel, list[list], Served]]) -> None:
+        by_model: dict[int, list] = {}
+        for entry in batch:
+            by_model.setdefault(id(entry[0]), []).append(entry)
+        for entries in by_model.values():
+            challenger = entries[0][0]
+            rows = [row for _, request_rows, _ in entries for row in request_rows]
+            started = time.perf_counter()
+            try:
+                prediction = challenger.predict(rows)
+            except Exception:
+                log.exception(
+                    "challenger %s v%s failed to score", challenger.name, challenger.version
+                )
+                continue
+            latency_ms = round((time.perf_counter() - started) * 1000, 3)
+            self._on_scored(challenger, len(rows))
+            start = 0
+            for _, request_rows, served in entries:
+                end = start + len(request_rows)
+                probabilities = prediction.probabilities
+                self.shadow_log.append(
+                    replace(
+                        served,
+                        version=challenger.version,
+                        predictions=prediction.values[start:end],
+                        probabilities=None if probabilities is None else probabilities[start:end],
+                        latency_ms=latency_ms,
+                    )
+                )
+                start = end
