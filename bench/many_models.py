@@ -35,7 +35,7 @@ import httpx
 
 from bench.idle_cost import CLOCK_TICKS, family
 from bench.report import DOCS_FILE, facts_block, machine_facts, write_block, write_results
-from bench.serving.load import WRK, dumps, iris_records, summarize_wrk
+from bench.serving.load import WRK, dumps, iris_records, summarize_wrk, write_script
 from bench.serving.servers import (
     VENV_BIN,
     ServerSpec,
@@ -50,52 +50,6 @@ from bench.serving.servers import (
 from mlops_contract.bundle import MANIFEST_FILE, MODEL_FILE, POINTER_FILE, load_bundle, write_bundle
 
 PACKAGES = ["litestar", "uvicorn", "scikit-learn", "prometheus-client"]
-# wrk: one request a line, `<path> <json body>`, taken in turn, so every model gets its share
-WRK_SCRIPT = r"""
-local requests = {}
-local position = 0
-local threads = {}
-non2xx = 0
-
-function setup(thread)
-  table.insert(threads, thread)
-end
-
-function init(args)
-  local headers = {["Content-Type"] = "application/json"}
-  for line in io.lines(args[1]) do
-    local path, body = line:match("^(%S+) (.+)$")
-    if path then
-      table.insert(requests, wrk.format("POST", path, headers, body))
-    end
-  end
-end
-
-function request()
-  position = position % #requests + 1
-  return requests[position]
-end
-
-function response(status, headers, body)
-  if status < 200 or status > 299 then
-    non2xx = non2xx + 1
-  end
-end
-
-function done(summary, latency, _)
-  local bad = 0
-  for _, thread in ipairs(threads) do
-    bad = bad + thread:get("non2xx")
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, ' ..
-    '"write": %d, "timeout": %d, "non2xx": %d, "p50_us": %.1f, "p99_us": %.1f, ' ..
-    '"max_us": %.1f}\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.timeout, bad,
-    latency:percentile(50), latency:percentile(99), latency.max))
-end
-"""
 
 
 def model_names(count: int) -> list[str]:
@@ -149,7 +103,8 @@ def group_rss_mib(pid: int) -> float:
 
 
 def write_requests(folder: Path, names: list[str], rows: list[dict]) -> Path:
-    """Every model's path with each row, interleaved model by model."""
+    """Every model's path with each row, interleaved model by model (`<path> <body>` lines for
+    bench.serving's wrk script)."""
     lines = [f"/models/{name}/predict {dumps(row)}" for row in rows for name in names]
     path = folder / f"requests-{len(names)}.txt"
     path.write_text("\n".join(lines) + "\n")
@@ -185,8 +140,7 @@ def measure_size(workspace: Workspace, count: int, rows: list[dict], args) -> di
         time.sleep(args.idle)
         idle_cpu = group_cpu_seconds(server.process.pid) - before
         metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
-        lua = workspace.root / "many.lua"
-        lua.write_text(WRK_SCRIPT)
+        lua = write_script(workspace.root)
         one = run_wrk(
             server.url, write_requests(workspace.root, names[:1], rows), args.seconds, lua
         )

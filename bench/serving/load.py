@@ -151,7 +151,8 @@ def make_bodies(workspace: Workspace, plan: Plan, source: Path) -> tuple[dict[st
 WRK = Path("/usr/bin/wrk")
 
 WRK_SCRIPT = r"""
--- POST JSON bodies read from a file (one document a line), in turn; counts non-2xx answers.
+-- POST JSON bodies read from a file (one document a line, or `<path> <document>` to send it to
+-- that path instead of the URL's), in turn; counts non-2xx answers.
 local requests = {}
 local position = 0
 local threads = {}
@@ -164,7 +165,10 @@ end
 function init(args)
   local headers = {["Content-Type"] = "application/json"}
   for line in io.lines(args[1]) do
-    if #line > 0 then
+    local path, body = line:match("^(/%S*) (.+)$")
+    if path then
+      table.insert(requests, wrk.format("POST", path, headers, body))
+    elseif #line > 0 then
       table.insert(requests, wrk.format("POST", nil, headers, line))
     end
   end
