@@ -33,6 +33,20 @@ def test_a_second_build_on_the_same_data_registers_nothing(settings, instance, b
         assert metadata["training_fingerprint"].value == first.tags[FINGERPRINT_TAG]
 
 
+def test_a_new_warehouse_beside_the_same_registry_registers_nothing(settings, instance,
+                                                                   builtin_specs):  # fmt: skip
+    """E.g. the warehouse moved to a DuckLake: `candidates` finds the registry's version of the
+    same inputs and trains nothing, and `champion_model` agrees instead of failing."""
+    spec = builtin_specs["iris"]
+    assert build_dataset(spec, settings, instance).success
+    settings.warehouse_path.unlink()
+
+    assert build_dataset(spec, settings, instance).success
+
+    assert [str(v.version) for v in MlflowClient().search_model_versions("name = 'iris'")] == ["1"]
+    assert champion_metadata(instance, "champion_model")["unchanged_inputs"].value is True
+
+
 def test_a_changed_training_setting_trains_again(settings, instance, builtin_specs):
     spec = builtin_specs["iris"]
     assert build_dataset(spec, settings, instance).success

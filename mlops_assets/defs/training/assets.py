@@ -28,7 +28,7 @@ from mlops_assets.defs.training.checks import baseline_result, champion_check_sp
 from mlops_assets.lib import features as feature_lib
 from mlops_assets.lib.fingerprint import training_fingerprint
 from mlops_assets.lib.spec import DatasetSpec
-from mlops_assets.lib.warehouse import replace_table, table
+from mlops_assets.lib.warehouse import replace_table, table, table_exists
 from mlops_contract.bundle import BundleError
 
 EAGER = AutomationCondition.eager()
@@ -132,11 +132,23 @@ def training_assets(spec: DatasetSpec) -> list:
         mlflow: MlflowTracking,
     ) -> MaterializeResult:
         with warehouse.get_connection() as con:
-            candidates_table = con.execute(f"SELECT * FROM {table(ds, 'candidates')}").df()
+            candidates_table = (
+                con.execute(f"SELECT * FROM {table(ds, 'candidates')}").df()
+                if table_exists(con, ds, "candidates")
+                else None
+            )
         from mlops_assets.lib.promotion import PromotionError, promote
 
         frame = read_features(warehouse, spec)
         with mlflow.step_run(context, ds):
+            if candidates_table is None:
+                # `candidates` trained nothing: the registry holds a version of these very inputs
+                # (e.g. a new warehouse beside the same MLflow registry)
+                fingerprint, same = registered_fingerprint(context, spec, frame)
+                if same is None:
+                    raise Failure(description=f"{ds}.candidates does not exist: materialize "
+                                  f"{ds}/candidates first")  # fmt: skip
+                return unchanged_inputs(context, ds, fingerprint, same, check=True)
             same = registered_candidate(context, spec, candidates_table)
             if same is not None:
                 fingerprint = training_fingerprint(spec, feature_lib.data_version(frame))
