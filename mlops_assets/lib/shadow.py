@@ -83,7 +83,7 @@ def paired_on(con, spec: DatasetSpec, day: str) -> pd.DataFrame:
     labels = (
         f"(SELECT request_id, row, actual FROM {table(spec.name, 'labels')} WHERE current)"
         if table_exists(con, spec.name, "labels")
-        else "(SELECT NULL AS request_id, NULL AS row, NULL AS actual WHERE false)"
+        else "(SELECT NULL::VARCHAR AS request_id, NULL::BIGINT AS row, NULL AS actual WHERE false)"
     )
     return con.execute(
         f"WITH c AS ({_rows_of(spec, PREDICTION_LOG)}), s AS ({_rows_of(spec, SHADOW_LOG)}) "

@@ -18,7 +18,6 @@ from mlops_assets.defs.monitoring.assets import PREDICTION_DAYS
 from mlops_assets.defs.resources import MlflowTracking, ModelStore, SourceFiles, Warehouse
 from mlops_assets.lib import prediction_table
 from mlops_assets.lib import shadow as shadow_lib
-from mlops_assets.lib.reconcile import served_manifest
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import append_rows, table, table_exists, transaction
 from mlops_contract.bundle import CHALLENGER_FILE, BundleError, read_manifest, read_pointer
@@ -95,6 +94,8 @@ def shadow_comparison_asset(spec: DatasetSpec):
 
 def published_pair(dataset_dir) -> tuple[str | None, str | None]:
     """The versions current.json and challenger.json name now."""
+    from mlops_assets.lib.reconcile import served_manifest  # imports MLflow: not at load
+
     champion = served_manifest(dataset_dir)
     try:
         pointer = read_pointer(dataset_dir, CHALLENGER_FILE)
