@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         args.sizes, args.seconds, args.idle = (2, 4), 2, 3.0
     with workspace_folder(args.reuse) as root:
         build = Workspace(root / "build")
+        build.root.mkdir(parents=True, exist_ok=True)
         if not (build.models_dir / "iris" / POINTER_FILE).is_file():
             print("building the iris champion ...", flush=True)
             build_champions(build, ("iris",), abalone_source(build)[0])
