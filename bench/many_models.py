@@ -24,18 +24,16 @@ Per size, a fresh `mlops serve` (one worker) over a models folder holding exactl
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from bench.idle_cost import CLOCK_TICKS, family
+from bench.idle_cost import cpu_seconds, family
 from bench.report import DOCS_FILE, facts_block, machine_facts, write_block, write_results
-from bench.serving.load import WRK, dumps, iris_records, summarize_wrk, write_script
+from bench.serving.load import dumps, iris_records, run_wrk, write_script
 from bench.serving.servers import (
     VENV_BIN,
     ServerSpec,
@@ -50,6 +48,7 @@ from bench.serving.servers import (
 from mlops_contract.bundle import MANIFEST_FILE, MODEL_FILE, POINTER_FILE, load_bundle, write_bundle
 
 PACKAGES = ["litestar", "uvicorn", "scikit-learn", "prometheus-client"]
+CONNECTIONS = 32
 
 
 def model_names(count: int) -> list[str]:
@@ -80,14 +79,7 @@ def serving_workspace(root: Path, source: Workspace, count: int) -> Workspace:
 
 
 def group_cpu_seconds(pid: int) -> float:
-    total = 0
-    for member in family(pid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLOCK_TICKS
+    return sum(cpu_seconds(member) or 0.0 for member in family(pid))
 
 
 def group_rss_mib(pid: int) -> float:
@@ -111,16 +103,6 @@ def write_requests(folder: Path, names: list[str], rows: list[dict]) -> Path:
     return path
 
 
-def run_wrk(url: str, requests: Path, seconds: int, lua: Path) -> dict:
-    argv = [str(WRK), "-t2", "-c32", f"-d{seconds}s", "--timeout=10s", "-s", str(lua), url,
-            "--", str(requests)]  # fmt: skip
-    completed = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    line = next((x for x in completed.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
-    if completed.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr.strip()}")
-    return summarize_wrk(json.loads(line.removeprefix("BENCH_JSON ")))
-
-
 def touch_every_model(url: str, names: list[str], row: dict) -> None:
     with httpx.Client(base_url=url, timeout=30) as client:
         for name in names:
@@ -141,10 +123,17 @@ def measure_size(workspace: Workspace, count: int, rows: list[dict], args) -> di
         idle_cpu = group_cpu_seconds(server.process.pid) - before
         metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
         lua = write_script(workspace.root)
-        one = run_wrk(
-            server.url, write_requests(workspace.root, names[:1], rows), args.seconds, lua
+        one, spread = (
+            run_wrk(
+                server.url,
+                write_requests(workspace.root, group, rows),
+                CONNECTIONS,
+                args.seconds,
+                lua,
+                threads=2,
+            )  # fmt: skip
+            for group in (names[:1], names)
         )
-        spread = run_wrk(server.url, write_requests(workspace.root, names, rows), args.seconds, lua)
         rss = group_rss_mib(server.process.pid)
     finally:
         stop_server(server)

@@ -27,13 +27,13 @@ import pandas as pd
 from bench.report import (
     DATA_PACKAGES,
     DOCS_FILE,
+    SHARED_ABALONE,
     facts_block,
     machine_facts,
     write_block,
     write_results,
 )
 
-SHARED_ABALONE = Path(__file__).resolve().parents[2] / "shared" / "data" / "abalone.csv"
 PROJECT = Path(__file__).resolve().parents[1]
 REQUESTS = {
     "iris": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2},

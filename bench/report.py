@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 DOCS_FILE = REPO / "docs" / "benchmarks.md"
 DATA_PACKAGES = ["duckdb", "pandas", "pandera", "scikit-learn"]
+# the UCI abalone file the benchmarks use when the shared data folder is there
+SHARED_ABALONE = REPO.parent / "shared" / "data" / "abalone.csv"
 # Python that loads a subject's code location as its code server does: a `@dg.definitions`
 # function is called (importing the module builds nothing), a baseline's module-level
 # Definitions was built by the import

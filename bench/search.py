@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 from bench.report import (
     DATA_PACKAGES,
     DOCS_FILE,
+    SHARED_ABALONE,
     facts_block,
     machine_facts,
     write_block,
@@ -38,7 +39,6 @@ from mlops_assets.lib.spec import DatasetSpec, Search, load_spec
 from mlops_assets.lib.training import families, fit_candidate, holdout_metrics
 from mlops_assets.settings import builtin_spec_path
 
-SHARED_ABALONE = Path(__file__).resolve().parents[2] / "shared" / "data" / "abalone.csv"
 DATASETS = ("abalone", "diabetes")
 FACTORS = (1, 5, 20)
 

@@ -213,14 +213,15 @@ def run_wrk(
     bodies: Path,
     connections: int,
     seconds: int,
-    plan: Plan,
     lua: Path,
+    threads: int = 1,
+    timeout: int = 10,
     cpus: str | None = None,
 ) -> dict:
-    threads = min(plan.wrk_threads, connections)
+    threads = min(threads, connections)
     pinned = ["taskset", "-c", cpus] if cpus else []
     argv = [*pinned, str(WRK), f"-t{threads}", f"-c{connections}", f"-d{seconds}s"]
-    argv += [f"--timeout={plan.wrk_timeout}s", "-s", str(lua), url, "--", str(bodies)]
+    argv += [f"--timeout={timeout}s", "-s", str(lua), url, "--", str(bodies)]
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in completed.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
     if completed.returncode != 0 or line is None:
@@ -341,7 +342,8 @@ def load_route(
     url = route_url(running, route)
     bodies = context.bodies[route.bodies]
     plan, lua = context.plan, context.lua
-    return run_wrk(url, bodies, connections, seconds, plan, lua, subject.wrk_cpus)
+    return run_wrk(url, bodies, connections, seconds, lua, plan.wrk_threads, plan.wrk_timeout,
+                   subject.wrk_cpus)  # fmt: skip
 
 
 def measure_subject(

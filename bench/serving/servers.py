@@ -24,11 +24,10 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from bench.report import REPO
+from bench.report import REPO, SHARED_ABALONE
 
 VENV_BIN = Path(sys.executable).parent
 
-SHARED_ABALONE = REPO.parent / "shared" / "data" / "abalone.csv"
 ABALONE_COLUMNS = [
     "Sex",
     "Length",

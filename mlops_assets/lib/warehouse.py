@@ -77,8 +77,8 @@ def append_rows(
 # file by path, so nothing is downloaded (`INSTALL` would fetch from the internet).
 LAKE_EXTENSIONS = {"ducklake": "duckdb_extension_ducklake",
                    "postgres_scanner": "duckdb_extension_postgres_scanner"}  # fmt: skip
-LAKE_ALIAS = "warehouse"
-LAKE_INIT_ATTEMPTS = 5  # the name the embedded file has, so SQL never names the catalog
+LAKE_ALIAS = "warehouse"  # the name the embedded file has, so SQL never names the catalog
+LAKE_INIT_ATTEMPTS = 5
 
 
 def extension_file(name: str, package: str) -> Path:
@@ -98,7 +98,7 @@ def extension_file(name: str, package: str) -> Path:
 
 def attach_lake(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str) -> None:
     """Make a DuckLake (its catalog database, e.g. `postgres:dbname=lake host=...`, and the
-    folder or object store its Parquet files go to) the connection's default catalog."""
+    folder its Parquet files go to) the connection's default catalog."""
     for name, package in LAKE_EXTENSIONS.items():
         con.execute(f"LOAD {literal(str(extension_file(name, package)))}")
     attach = (
