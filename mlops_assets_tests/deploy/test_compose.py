@@ -23,6 +23,11 @@ def compose() -> dict:
 
 
 @pytest.fixture(scope="module")
+def scaleout() -> dict:
+    return yaml.safe_load((DEPLOY / "compose.scaleout.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
 def services(compose) -> dict:
     return compose["services"]
 
@@ -72,16 +77,17 @@ def test_every_python_module_a_command_runs_exists(services):
         assert module_exists(module), module
 
 
-def test_every_bind_mount_exists_in_the_repository(services):
-    for name, service in services.items():
+def test_every_bind_mount_exists_in_the_repository(services, scaleout):
+    for name, service in [*services.items(), *scaleout["services"].items()]:
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith((".", "/")):
                 assert (DEPLOY / source).exists(), f"{name}: {source} does not exist"
 
 
-def test_every_variable_compose_interpolates_is_in_the_env_example():
-    text = (DEPLOY / "compose.yaml").read_text()
+@pytest.mark.parametrize("name", ["compose.yaml", "compose.scaleout.yaml"])
+def test_every_variable_compose_interpolates_is_in_the_env_example(name):
+    text = (DEPLOY / name).read_text()
     used = set(re.findall(r"(?<!\$)\$\{(\w+)", text))  # $${X} is the container shell's
     assert used and used <= set(env_example()), used - set(env_example())
 
@@ -167,3 +173,37 @@ def test_bare_process_steps_name_every_setting():
         "dagster-webserver", "deploy/workspace.yaml", "mlops-serve",
     ):  # fmt: skip
         assert step in block, step
+
+
+STEP_RUNNERS = ("code-location", "dagster-webserver", "dagster-daemon", "celery-worker")
+SCALEOUT_SWITCHES = ("MLOPS_CELERY_BROKER", "MLOPS_LAKE_CATALOG", "MLOPS_LAKE_DATA_PATH")
+
+
+def test_the_scaleout_file_adds_a_broker_and_workers_and_changes_only_existing_services(
+    services, scaleout
+):
+    added = set(scaleout["services"]) - set(services)
+    assert added == {"redis", "celery-worker"}
+    for name in added:
+        assert scaleout["services"][name]["healthcheck"]["test"], name
+    worker = scaleout["services"]["celery-worker"]
+    assert worker["extends"] == {"file": "compose.yaml", "service": "code-location"}
+    assert worker["deploy"]["replicas"] >= 2
+    config = worker["command"][worker["command"].index("-y") + 1]
+    assert mounted_at(worker, config) == "./celery-worker.yaml"
+
+
+def test_every_service_that_runs_steps_gets_the_same_broker_and_lake(services, scaleout):
+    envs = [scaleout["services"][name]["environment"] for name in STEP_RUNNERS]
+    for switch in SCALEOUT_SWITCHES:
+        assert len({env[switch] for env in envs}) == 1, switch
+    env = envs[0]
+    assert env["MLOPS_CELERY_BROKER"].startswith("redis://redis:")
+    catalog = dict(part.split("=", 1) for part in env["MLOPS_LAKE_CATALOG"][9:].split())
+    assert catalog["host"] == "postgres"
+    # the catalog's database is created with the others on an empty PostgreSQL volume
+    assert services["postgres"]["environment"]["LAKE_PG_DB"] == catalog["dbname"]
+    assert '"$LAKE_PG_DB"' in (DEPLOY / "postgres" / "create-databases.sh").read_text()
+    for name in ("code-location", "celery-worker"):
+        mounted = mounted_at(scaleout["services"][name], env["MLOPS_LAKE_DATA_PATH"].rstrip("/"))
+        assert mounted == "mlops-lake", name
