@@ -142,7 +142,7 @@ class PredictionService:
             config.log_flush_interval,
             on_drop=self.metrics.feedback_dropped.inc,
         )
-        self.challengers = Challengers(config.models_dir)
+        self.challengers = Challengers(config.models_dir, config.verify_interval)
         self.shadow = ShadowScorer(
             JsonLinesLog(config.shadow_dir, config.log_queue_size, config.log_flush_interval),
             config.shadow_share,

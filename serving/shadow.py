@@ -22,6 +22,7 @@ from pathlib import Path
 
 from mlops_contract.bundle import CHALLENGER_FILE, BundleError, load_bundle, read_pointer
 from serving.background import PeriodicFlush
+from serving.integrity import bundle_fingerprint, damage_of, file_stats
 from serving.model import LoadedModel, from_bundle
 from serving.prediction_log import JsonLinesLog, Served
 
@@ -31,12 +32,18 @@ MAX_BATCH_ROWS = 2048  # rows per challenger call
 
 
 class Challengers:
-    """Per data set, the challenger bundle challenger.json names, loaded and checked."""
+    """Per data set, the challenger bundle challenger.json names, loaded and checked; its files
+    are re-verified like the champion's (serving.integrity), and a damaged or removed one stops
+    being shadowed (the champion is not touched)."""
 
-    def __init__(self, models_dir: Path) -> None:
+    def __init__(self, models_dir: Path, verify_interval: float = 60.0) -> None:
         self.models_dir = Path(models_dir)
+        self.verify_interval = verify_interval
         self._loaded: dict[str, LoadedModel] = {}
-        self._failed: dict[str, str] = {}  # data set -> the bundle id that did not load
+        # data set -> bundle_fingerprint of what did not load or was damaged: tried again once
+        # challenger.json or the bundle's files change
+        self._failed: dict[str, tuple] = {}
+        self._verified: dict[str, tuple[tuple, float]] = {}  # file stats, when hashed
 
     def get(self, dataset: str) -> LoadedModel | None:
         return self._loaded.get(dataset)
@@ -52,24 +59,51 @@ class Challengers:
                 self._loaded.pop(dataset, None)
             else:
                 self._load(dataset, pointer)
+                self._verify(dataset, pointer)
         for dataset in set(self._loaded) - set(datasets):
             del self._loaded[dataset]
 
     def _load(self, dataset: str, pointer: dict) -> None:
         current = self._loaded.get(dataset)
         bundle_id = pointer["bundle"]
-        if (current and current.bundle_id == bundle_id) or self._failed.get(dataset) == bundle_id:
+        fingerprint = bundle_fingerprint(self.models_dir / dataset, pointer)
+        if (current and current.bundle_id == bundle_id) or self._failed.get(dataset) == fingerprint:
             return
         try:
             loaded = from_bundle(dataset, load_bundle(self.models_dir / dataset, pointer))
         except BundleError as exc:
-            self._failed[dataset] = bundle_id
-            self._loaded.pop(dataset, None)
-            log.error("%s: challenger bundle %s not shadowed: %s", dataset, bundle_id, exc)
+            self._stop(dataset, pointer, f"challenger bundle {bundle_id} not shadowed: {exc}")
             return
         self._failed.pop(dataset, None)
         self._loaded[dataset] = loaded
+        self._verified[dataset] = (self._stats(dataset, loaded), time.monotonic())  # just hashed
         log.info("shadowing %s with challenger version %s", dataset, loaded.version)
+
+    def _verify(self, dataset: str, pointer: dict) -> None:
+        """The champion's rule: one stat per file every tick; hashing when a stat changed or
+        the full verification is due."""
+        loaded = self._loaded.get(dataset)
+        if loaded is None:
+            return
+        stats, (seen, hashed_at) = self._stats(dataset, loaded), self._verified[dataset]
+        if stats == seen and time.monotonic() - hashed_at < self.verify_interval:
+            return
+        bundle_dir = self.models_dir / dataset / "bundles" / loaded.bundle_id
+        damage = damage_of(bundle_dir, loaded.manifest, pointer["manifest_sha256"])
+        if damage:
+            self._stop(
+                dataset, pointer, f"challenger v{loaded.version} no longer shadowed: {damage}"
+            )
+        else:
+            self._verified[dataset] = (stats, time.monotonic())
+
+    def _stats(self, dataset: str, loaded: LoadedModel) -> tuple:
+        return file_stats(self.models_dir / dataset / "bundles" / loaded.bundle_id, loaded.manifest)
+
+    def _stop(self, dataset: str, pointer: dict, why: str) -> None:
+        self._failed[dataset] = bundle_fingerprint(self.models_dir / dataset, pointer)
+        self._loaded.pop(dataset, None)
+        log.error("%s: %s", dataset, why)
 
 
 def shadows(champion: LoadedModel, challenger: LoadedModel) -> bool:

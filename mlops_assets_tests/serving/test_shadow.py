@@ -3,6 +3,7 @@ champion's responses and prediction log as they were."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from datetime import UTC, datetime
 
@@ -85,6 +86,33 @@ def test_challenger_predictions_are_logged_beside_the_unchanged_champion(make_se
     assert [line["timestamp"] for line in shadow] == [line["timestamp"] for line in main]
     metrics = server.client().get("/metrics").text
     assert 'mlops_shadow_predictions_total{model="iris",version="2"} 6.0' in metrics
+
+
+@pytest.mark.parametrize("damage", ["tampered", "removed"])
+def test_a_damaged_challenger_stops_being_shadowed_and_the_champion_serves_on(
+    make_server, iris_model, damage
+):
+    server = make_server(log_flush_interval=0.1)
+    publish(server.models_dir, "iris", iris_model, "1")
+    bundle_id = publish_challenger(server.models_dir, fit_stump(), "2")
+    bundle_dir = server.models_dir / "iris" / "bundles" / bundle_id
+    with server.client() as http:
+        server.wait_until(lambda: server.service.challengers.get("iris") is not None)
+        http.post("/models/iris/predict", json=IRIS_RECORD, headers={"X-Request-ID": "before"})
+        server.wait_until(lambda: len(logged(server, "shadow")) == 1)
+        if damage == "tampered":
+            (bundle_dir / MODEL_FILE).write_bytes(b"not the challenger any more")
+        else:
+            shutil.rmtree(bundle_dir)
+        server.wait_until(lambda: server.service.challengers.get("iris") is None)
+        after = http.post(
+            "/models/iris/predict", json=IRIS_RECORD, headers={"X-Request-ID": "after"}
+        )
+        assert after.status_code == 200 and after.json()["version"] == "1"
+        assert http.get("/ready").status_code == 200
+    server.wait_until(lambda: len(logged(server, "predictions")) == 2)
+    server.service.shadow.flush()
+    assert [line["request_id"] for line in logged(server, "shadow")] == ["before"]
 
 
 def test_a_share_of_zero_shadows_nothing(make_server, iris_model):
