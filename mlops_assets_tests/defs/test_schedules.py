@@ -110,7 +110,7 @@ def test_monitoring_runs_again_only_when_the_logs_of_the_day_changed(
     assert launched.success
     _, unchanged = evaluate_monitoring([iris], settings, stored_instance)
     assert isinstance(unchanged, SkipReason)
-    assert "nothing new in iris's logs of 2026-11-23" in unchanged.skip_message
+    assert "nothing new in iris's logs of 2026-11-23 since its last run" in unchanged.skip_message
     with (settings.predictions_dir / "iris" / "2026-11-23.jsonl").open("a") as handle:
         handle.write('{"request_id": "r2"}\n')
     _, [again] = evaluate_monitoring([iris], settings, stored_instance)

@@ -216,12 +216,13 @@ def monitoring_schedule(specs: Iterable[DatasetSpec]) -> ScheduleDefinition:
         requests, reasons = [], []
         for spec in specs:
             reason = nothing_to_monitor(spec, day, model_store, source_files)
-            shadowed = challenger_published(model_store.dataset_dir(spec.name))
-            logs = f"{spec.name}@{logs_state(source_files, spec.name, day, shadowed)}"
-            if reason is None and already_monitored(context.instance, logs):
-                reason = f"nothing new in {spec.name}'s logs of {day} since its last monitoring run"
             if reason:
                 reasons.append(reason)
+                continue
+            shadowed = challenger_published(model_store.dataset_dir(spec.name))
+            logs = f"{spec.name}@{logs_state(source_files, spec.name, day, shadowed)}"
+            if already_monitored(context.instance, logs):
+                reasons.append(f"nothing new in {spec.name}'s logs of {day} since its last run")
             else:
                 requests.append(monitoring_request(spec.name, day, shadowed, logs))
         return requests or SkipReason("; ".join(reasons) or "no data set")
