@@ -149,8 +149,11 @@ def test_labels_sent_back_measure_the_champion_on_live_traffic(settings, instanc
         settings.predictions_dir / "iris" / f"{today}.jsonl",
     ]
 
+    evaluation = {"sensor": defs.resolve_sensor_def("live_evaluation"), "cursor": None}
+
     def measure(labels: list, lines: int):
-        """Send the sample with `labels`; measure once both logs hold `lines` lines in all."""
+        """Send the sample with `labels`; once both logs hold `lines` lines in all, load them:
+        the live_evaluation sensor asks for the day's live performance, which is run as asked."""
         sent = traffic.deliver(server.url, "iris", sample.records, 50, labels)
         assert sent.requests == {200: 6} and sent.labels == {200: 300}
         server.wait_until(
@@ -158,7 +161,15 @@ def test_labels_sent_back_measure_the_champion_on_live_traffic(settings, instanc
         )
         run(defs, settings, instance, AssetKey(["iris", "prediction_log"]), today)
         run(defs, settings, instance, AssetKey(["iris", "labels"]))
-        return run(defs, settings, instance, AssetKey(["iris", "live_performance"]), today)
+        context = build_sensor_context(
+            instance=instance, cursor=evaluation["cursor"], resources=resources_for(settings)
+        )
+        result = evaluation["sensor"](context)
+        evaluation["cursor"] = result.cursor
+        [request] = result.run_requests
+        assert request.partition_key == today
+        assert request.asset_selection == [AssetKey(["iris", "live_performance"])]
+        return run(defs, settings, instance, request.asset_selection, today, request.tags)
 
     honest = measure(sample.actuals, 300)
     [check] = honest.get_asset_check_evaluations()

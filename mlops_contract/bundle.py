@@ -120,6 +120,7 @@ def write_bundle(
 
     Returns the bundle directory. Without `activate` the caller can verify the bundle first and
     then call `point_to`. `extra_files` (e.g. the drift reference) are checksummed like the model.
+    `model` is the fitted model, or the bytes of a model file written before (kept unchanged).
     """
     import joblib
 
@@ -131,7 +132,10 @@ def write_bundle(
     remove_stale_staging(bundles)
     staging = Path(tempfile.mkdtemp(prefix=f".{bundle_id}.{writer_tag()}.", dir=bundles))
     try:
-        joblib.dump(model, staging / MODEL_FILE)
+        if isinstance(model, bytes):
+            _fsync_write(staging / MODEL_FILE, model)
+        else:
+            joblib.dump(model, staging / MODEL_FILE)
         for name, content in (extra_files or {}).items():
             _fsync_write(staging / name, content)
         files = [MODEL_FILE, *(extra_files or {})]

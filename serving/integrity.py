@@ -30,6 +30,20 @@ def file_stats(bundle_dir: Path, manifest: dict) -> tuple:
     return tuple(stats)
 
 
+def bundle_fingerprint(dataset_dir: Path, pointer: dict) -> tuple:
+    """The pointer and the name, size and mtime of every file in the bundle folder it names:
+    a bundle that failed to load is tried again only once this changes."""
+    bundle_dir = dataset_dir / "bundles" / str(pointer.get("bundle"))
+    try:
+        files = sorted(
+            (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
+            for entry in bundle_dir.iterdir()
+        )
+    except OSError:
+        files = []
+    return (pointer.get("bundle"), pointer.get("manifest_sha256"), tuple(files))
+
+
 def damage_of(bundle_dir: Path, manifest: dict, manifest_sha: str | None) -> str | None:
     """Why the bundle on disk no longer matches what was loaded from it, or None when intact."""
     if not bundle_dir.is_dir():

@@ -35,6 +35,7 @@ from serving.model import LoadedModel, Prediction
 from serving.prediction_log import JsonLinesLog, Served
 from serving.scoring import ScoringFormatError, records_from, rename_columns
 from serving.shadow import Challengers, ShadowScorer, shadows
+from serving.shadow_process import ShadowProcess
 from serving.store import ModelStore, Slot, champion_asset
 
 log = logging.getLogger("serving.service")
@@ -142,14 +143,15 @@ class PredictionService:
             config.log_flush_interval,
             on_drop=self.metrics.feedback_dropped.inc,
         )
-        self.challengers = Challengers(config.models_dir)
+        self.challengers = Challengers(config.models_dir, config.verify_interval)
         self.shadow = ShadowScorer(
-            JsonLinesLog(config.shadow_dir, config.log_queue_size, config.log_flush_interval),
+            config.models_dir,
+            ShadowProcess(config.shadow_dir, config.log_queue_size),
             config.shadow_share,
             config.log_queue_size,
             on_dropped=self.metrics.shadow_dropped.inc,
-            on_scored=lambda model, rows: self.metrics.shadow_predictions.labels(
-                model.name, model.version
+            on_scored=lambda name, version, rows: self.metrics.shadow_predictions.labels(
+                name, version
             ).inc(rows),
         )
         self._model_pool = ThreadPoolExecutor(
@@ -172,7 +174,6 @@ class PredictionService:
         self.access_log.start()
         self.prediction_log.start()
         self.feedback_log.start()
-        self.shadow.shadow_log.start()
         self.shadow.start()
         # the model threads and the log threads hold the GIL for up to the switch interval
         # each time the event loop wants it back; the default 5 ms made the p99 latency
@@ -191,8 +192,7 @@ class PredictionService:
                 await self._reloader
         self.prediction_log.close()
         self.feedback_log.close()
-        self.shadow.close()  # scores what is queued, then its log writes it
-        self.shadow.shadow_log.close()
+        self.shadow.close()  # the shadow process scores and logs what is queued, then stops
         self.access_log.close()
         self._model_pool.shutdown(wait=True)
         self._load_pool.shutdown(wait=False)

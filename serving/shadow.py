@@ -17,26 +17,33 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from mlops_contract.bundle import CHALLENGER_FILE, BundleError, load_bundle, read_pointer
 from serving.background import PeriodicFlush
+from serving.integrity import bundle_fingerprint, damage_of, file_stats
 from serving.model import LoadedModel, from_bundle
-from serving.prediction_log import JsonLinesLog, Served
+from serving.prediction_log import Served
+from serving.shadow_process import Batch, ShadowProcess
 
 log = logging.getLogger("serving.shadow")
-SHADOW_INTERVAL = 0.5  # seconds between scoring rounds: larger batches cost less per row
+SHADOW_INTERVAL = 0.5  # seconds between rounds: larger batches cost less per row
 MAX_BATCH_ROWS = 2048  # rows per challenger call
 
 
 class Challengers:
-    """Per data set, the challenger bundle challenger.json names, loaded and checked."""
+    """Per data set, the challenger bundle challenger.json names, loaded and checked; its files
+    are re-verified like the champion's (serving.integrity), and a damaged or removed one stops
+    being shadowed (the champion is not touched)."""
 
-    def __init__(self, models_dir: Path) -> None:
+    def __init__(self, models_dir: Path, verify_interval: float = 60.0) -> None:
         self.models_dir = Path(models_dir)
+        self.verify_interval = verify_interval
         self._loaded: dict[str, LoadedModel] = {}
-        self._failed: dict[str, str] = {}  # data set -> the bundle id that did not load
+        # data set -> bundle_fingerprint of what did not load or was damaged: tried again once
+        # challenger.json or the bundle's files change
+        self._failed: dict[str, tuple] = {}
+        self._verified: dict[str, tuple[tuple, float]] = {}  # file stats, when hashed
 
     def get(self, dataset: str) -> LoadedModel | None:
         return self._loaded.get(dataset)
@@ -52,24 +59,51 @@ class Challengers:
                 self._loaded.pop(dataset, None)
             else:
                 self._load(dataset, pointer)
+                self._verify(dataset, pointer)
         for dataset in set(self._loaded) - set(datasets):
             del self._loaded[dataset]
 
     def _load(self, dataset: str, pointer: dict) -> None:
         current = self._loaded.get(dataset)
         bundle_id = pointer["bundle"]
-        if (current and current.bundle_id == bundle_id) or self._failed.get(dataset) == bundle_id:
+        fingerprint = bundle_fingerprint(self.models_dir / dataset, pointer)
+        if (current and current.bundle_id == bundle_id) or self._failed.get(dataset) == fingerprint:
             return
         try:
             loaded = from_bundle(dataset, load_bundle(self.models_dir / dataset, pointer))
         except BundleError as exc:
-            self._failed[dataset] = bundle_id
-            self._loaded.pop(dataset, None)
-            log.error("%s: challenger bundle %s not shadowed: %s", dataset, bundle_id, exc)
+            self._stop(dataset, pointer, f"challenger bundle {bundle_id} not shadowed: {exc}")
             return
         self._failed.pop(dataset, None)
         self._loaded[dataset] = loaded
+        self._verified[dataset] = (self._stats(dataset, loaded), time.monotonic())  # just hashed
         log.info("shadowing %s with challenger version %s", dataset, loaded.version)
+
+    def _verify(self, dataset: str, pointer: dict) -> None:
+        """The champion's rule: one stat per file every tick; hashing when a stat changed or
+        the full verification is due."""
+        loaded = self._loaded.get(dataset)
+        if loaded is None:
+            return
+        stats, (seen, hashed_at) = self._stats(dataset, loaded), self._verified[dataset]
+        if stats == seen and time.monotonic() - hashed_at < self.verify_interval:
+            return
+        bundle_dir = self.models_dir / dataset / "bundles" / loaded.bundle_id
+        damage = damage_of(bundle_dir, loaded.manifest, pointer["manifest_sha256"])
+        if damage:
+            self._stop(
+                dataset, pointer, f"challenger v{loaded.version} no longer shadowed: {damage}"
+            )
+        else:
+            self._verified[dataset] = (stats, time.monotonic())
+
+    def _stats(self, dataset: str, loaded: LoadedModel) -> tuple:
+        return file_stats(self.models_dir / dataset / "bundles" / loaded.bundle_id, loaded.manifest)
+
+    def _stop(self, dataset: str, pointer: dict, why: str) -> None:
+        self._failed[dataset] = bundle_fingerprint(self.models_dir / dataset, pointer)
+        self._loaded.pop(dataset, None)
+        log.error("%s: %s", dataset, why)
 
 
 def shadows(champion: LoadedModel, challenger: LoadedModel) -> bool:
@@ -79,16 +113,21 @@ def shadows(champion: LoadedModel, challenger: LoadedModel) -> bool:
 
 
 class ShadowScorer(PeriodicFlush):
+    """Queues served requests for their challenger; every round hands the queue, in batches,
+    to the shadow process (serving.shadow_process), which scores and logs them."""
+
     def __init__(
         self,
-        shadow_log: JsonLinesLog,
+        models_dir: Path,
+        shadow_process: ShadowProcess,
         share: float,
         max_queued: int,
         on_dropped: Callable[[int], None] = lambda count: None,
-        on_scored: Callable[[LoadedModel, int], None] = lambda model, rows: None,
+        on_scored: Callable[[str, str, int], None] = lambda name, version, rows: None,
     ) -> None:
         super().__init__(SHADOW_INTERVAL, "shadow")
-        self.shadow_log = shadow_log
+        self.models_dir = Path(models_dir)
+        self.process = shadow_process
         self.share = share
         self.max_queued = max_queued
         self._queue: deque[tuple[LoadedModel, list[list], Served]] = deque()
@@ -111,37 +150,31 @@ class ShadowScorer(PeriodicFlush):
             batch.append(self._queue.popleft())
             rows += len(batch[-1][1])
             if rows >= MAX_BATCH_ROWS or not self._queue:
-                self._score(batch)
+                self._send(batch)
                 batch, rows = [], 0
+        self._count(self.process.scored())
 
-    def _score(self, batch: list[tuple[LoadedModel, list[list], Served]]) -> None:
+    def close(self, timeout: float = 10) -> None:
+        super().close(timeout)  # the last round is sent
+        self._count(self.process.close())
+
+    def _send(self, batch: list[tuple[LoadedModel, list[list], Served]]) -> None:
         by_model: dict[int, list] = {}
         for entry in batch:
             by_model.setdefault(id(entry[0]), []).append(entry)
         for entries in by_model.values():
             challenger = entries[0][0]
-            rows = [row for _, request_rows, _ in entries for row in request_rows]
-            started = time.perf_counter()
-            try:
-                prediction = challenger.predict(rows)
-            except Exception:
-                log.exception(
-                    "challenger %s v%s failed to score", challenger.name, challenger.version
+            handed = self.process.send(
+                Batch(
+                    str(self.models_dir / challenger.dataset),
+                    challenger.bundle_id,
+                    [row for _, request_rows, _ in entries for row in request_rows],
+                    [(s.request_id, s.timestamp, s.inputs, len(r)) for _, r, s in entries],
                 )
-                continue
-            latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            self._on_scored(challenger, len(rows))
-            start = 0
-            for _, request_rows, served in entries:
-                end = start + len(request_rows)
-                probabilities = prediction.probabilities
-                self.shadow_log.append(
-                    replace(
-                        served,
-                        version=challenger.version,
-                        predictions=prediction.values[start:end],
-                        probabilities=None if probabilities is None else probabilities[start:end],
-                        latency_ms=latency_ms,
-                    )
-                )
-                start = end
+            )
+            if not handed:
+                self._on_dropped(len(entries))
+
+    def _count(self, scored: list[tuple[str, str, int]]) -> None:
+        for name, version, rows in scored:
+            self._on_scored(name, version, rows)

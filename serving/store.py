@@ -22,7 +22,7 @@ from mlops_contract.bundle import (
     pointer_for,
     read_pointer,
 )
-from serving.integrity import damage_of, file_stats, older_bundles
+from serving.integrity import bundle_fingerprint, damage_of, file_stats, older_bundles
 from serving.model import LoadedModel, from_bundle
 
 log = logging.getLogger("serving.store")
@@ -46,18 +46,6 @@ class Slot:
 
 def champion_asset(dataset: str) -> str:
     return f"{dataset}/{PUBLISHER_ASSET}"
-
-
-def _fingerprint(dataset_dir: Path, pointer: dict) -> tuple:
-    bundle_dir = dataset_dir / "bundles" / str(pointer.get("bundle"))
-    try:
-        files = sorted(
-            (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
-            for entry in bundle_dir.iterdir()
-        )
-    except OSError:
-        files = []
-    return (pointer.get("bundle"), pointer.get("manifest_sha256"), tuple(files))
 
 
 class ModelStore:
@@ -130,7 +118,7 @@ class ModelStore:
             else:
                 self._slots[dataset] = replace(slot, has_pointer=False, pointer_error=None)
             return
-        fingerprint = _fingerprint(dataset_dir, pointer)
+        fingerprint = bundle_fingerprint(dataset_dir, pointer)
         current = slot.model
         if current is not None and current.bundle_id == pointer["bundle"]:
             self._slots[dataset] = replace(

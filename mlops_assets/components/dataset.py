@@ -18,6 +18,7 @@ from typing import Annotated
 
 import dagster as dg
 
+from mlops_assets.defs.automation.live_evaluation import live_evaluation_sensor
 from mlops_assets.defs.automation.sensors import (
     automation_sensor,
     build_job,
@@ -68,7 +69,8 @@ def dataset_definitions(spec: DatasetSpec) -> dg.Definitions:
 
 def automation_definitions(specs: Iterable[DatasetSpec]) -> dg.Definitions:
     """One sensor or schedule of each kind, over the given data sets (every data set that is
-    not paused): landing, labels, retrain_on_drift, automation, monitoring, weekly_retrain."""
+    not paused): landing, labels, live_evaluation, retrain_on_drift, automation, monitoring,
+    weekly_retrain."""
     specs = list(specs)
     if not specs:
         return dg.Definitions()
@@ -78,6 +80,7 @@ def automation_definitions(specs: Iterable[DatasetSpec]) -> dg.Definitions:
             landing_sensor(specs),
             labels_sensor(specs),
             retrain_on_drift_sensor(specs),
+            live_evaluation_sensor(specs),
         ],
         schedules=[weekly_retrain_schedule(specs), monitoring_schedule(specs)],
     )

@@ -189,3 +189,23 @@ def summarize(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, rejected: int) 
         coverage = matched / served if served else None
     return LabelSummary(total, current, matched, rejected, coverage,
                         None if delay is None else float(delay))  # fmt: skip
+
+
+def labelled_days(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> dict[str, str]:
+    """Per UTC day of the served prediction, a digest of that day's current matched labels
+    (request, row, actual, receipt): a day whose digest changes has new live evidence."""
+    if not (
+        table_exists(con, spec.name, "labels") and table_exists(con, spec.name, "prediction_log")
+    ):
+        return {}
+    rows = con.execute(
+        "SELECT strftime(CAST(timezone('UTC', timestamp) AS DATE), '%Y-%m-%d'), count(*), "
+        "bit_xor(hash(request_id, row, CAST(actual AS VARCHAR), received_at)) "
+        f"FROM ({matched_sql(spec)}) GROUP BY 1"
+    ).fetchall()
+    return {day: f"{count}:{digest}" for day, count, digest in rows}
+
+
+def changed_days(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The days whose labelled predictions differ between two `labelled_days`, in order."""
+    return sorted(day for day in before.keys() | after.keys() if before.get(day) != after.get(day))

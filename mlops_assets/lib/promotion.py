@@ -23,6 +23,7 @@ from mlops_assets.lib.publishing import (
     manifest_for,
     publish_bundle,
     reference_profile,
+    republish_as_champion,
     withdraw_challenger,
 )
 from mlops_assets.lib.reconcile import (
@@ -280,9 +281,10 @@ def promote_on_live_evidence(
     trigger: str,
     publish_to: str | None = None,
 ) -> str:
-    """The published challenger becomes champion: its bundle, verified again, is pointed at
-    (here and at `publish_to`), alias `champion` moves to it and `<ds>.champion_history` records
-    `live evidence` with the live numbers. Only when `evidence` is about the champion and the
+    """The published challenger becomes champion: its bundle, verified again, is published anew
+    as a champion's (without the challenger mark) and pointed at (here and at `publish_to`),
+    alias `champion` moves to it and `<ds>.champion_history` records `live evidence` with the
+    live numbers. Only when `evidence` is about the champion and the
     challenger published now. Says what happened; raises BundleError for a challenger bundle
     that does not verify (the champion stays)."""
     with exclusive_lock(dataset_dir.parent / f".{spec.name}.champion.lock"):
@@ -297,8 +299,9 @@ def promote_on_live_evidence(
                 f"nothing promoted: the evidence compares v{evidence.champion} with "
                 f"v{evidence.challenger}, the published pair is v{pair[0]} and v{pair[1]}"
             )
-        bundle.point_to(dataset_dir, pointer["bundle"])
-        copy_to_location(publish_to, dataset_dir, pointer["bundle"])
+        promoted = republish_as_champion(dataset_dir, challenger, run_id)
+        bundle.point_to(dataset_dir, promoted)
+        copy_to_location(publish_to, dataset_dir, promoted)
         registry.set_alias(spec.name, registry.CHAMPION, challenger.version)
         retire_challenger(spec.name, dataset_dir, publish_to)
         with connect() as con:

@@ -87,6 +87,24 @@ def publish_bundle(
     return path
 
 
+def republish_as_champion(dataset_dir: Path, challenger: bundle.Bundle, run_id: str) -> str:
+    """A challenger promoted on live evidence, as a champion's bundle of its own: the same model
+    and files, its manifest without the challenger mark (which keeps a bundle from ever being a
+    fallback) and promoted now. Written, proven to hold the very files `challenger` was verified
+    with, and not pointed at; returns its id."""
+    written = ("format", "bundle_id", "files", *bundle.PUBLISHED_AS_CHALLENGER)
+    manifest = {k: v for k, v in challenger.manifest.items() if k not in written}
+    manifest["promoted_at"] = datetime.now(UTC).isoformat()
+    files = {name: (challenger.path / name).read_bytes() for name in challenger.manifest["files"]}
+    model = files.pop(bundle.MODEL_FILE)
+    bundle_id = f"v{challenger.version}-{run_id[:8]}"
+    bundle.write_bundle(dataset_dir, bundle_id, model, manifest, activate=False, extra_files=files)
+    written = bundle.load_bundle(dataset_dir, bundle.pointer_for(dataset_dir, bundle_id))
+    if written.manifest["files"] != challenger.manifest["files"]:
+        raise bundle.BundleError(f"{challenger.path}: files changed while it was republished")
+    return bundle_id
+
+
 def _location(location: Location | str | os.PathLike) -> Location:
     return open_location(location) if isinstance(location, str | os.PathLike) else location
 

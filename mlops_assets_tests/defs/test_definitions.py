@@ -106,7 +106,7 @@ def test_an_automation_run_is_named_by_the_data_sets_of_its_assets():
 def test_one_sensor_or_schedule_of_each_kind_covers_every_data_set(settings):
     defs = load_code_location()
     assert sorted(s.name for s in defs.sensors) == [
-        "automation", "labels", "landing", "retrain_on_drift"
+        "automation", "labels", "landing", "live_evaluation", "retrain_on_drift"
     ]  # fmt: skip
     assert sorted(s.name for s in defs.schedules) == ["monitoring", "weekly_retrain"]
     graph = defs.resolve_asset_graph()
@@ -124,6 +124,8 @@ def test_a_paused_data_set_is_left_out_of_every_sensor_and_schedule(settings, mo
     assert {key.path[0] for key in landing} == {"diabetes"}
     retrained = defs.resolve_sensor_def("retrain_on_drift").asset_selection.resolve(graph)
     assert {key.path[0] for key in retrained} == {"diabetes"}
+    evaluated = defs.resolve_sensor_def("live_evaluation").asset_selection.resolve(graph)
+    assert {key.path[0] for key in evaluated} == {"diabetes"}
     assert graph.has(AssetKey(["iris", "champion_model"]))  # its assets and jobs stay
     assert defs.resolve_job_def("iris_retrain").tags[DATASET_TAG] == "iris"
 

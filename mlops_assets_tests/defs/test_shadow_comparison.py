@@ -24,6 +24,7 @@ from mlops_assets_tests.defs.test_pipeline import (
     warehouse,
 )
 from mlops_contract import bundle
+from serving.integrity import older_bundles
 
 DAY = "2026-11-23"
 
@@ -111,7 +112,14 @@ def test_live_evidence_promotes_the_challenger_once_enough_labels_say_so(
     assert enough[f"improvement_low/v{challenger}_vs_v{champion}"] > 0
     assert str(client.get_model_version_by_alias("diabetes", "champion").version) == challenger
     assert "challenger" not in client.get_registered_model("diabetes").aliases
-    assert bundle.read_pointer(dataset_dir)["bundle"] == pointer["bundle"]
+    # only the champion now: its own bundle, the same model, no challenger mark, so it is a
+    # fallback like any champion once replaced
+    promoted = bundle.load_bundle(dataset_dir)
+    shadowed = bundle.load_bundle(dataset_dir, pointer)
+    assert promoted.version == challenger and "published_as" not in promoted.manifest
+    assert promoted.path.name != pointer["bundle"]
+    assert promoted.manifest["files"] == shadowed.manifest["files"]
+    assert promoted.path.name in older_bundles(dataset_dir, exclude=served_bundle)
     assert bundle.read_pointer(dataset_dir, bundle.CHALLENGER_FILE) is None
     with warehouse(settings) as con:
         last = con.execute(

@@ -3,15 +3,25 @@ champion's responses and prediction log as they were."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
+import httpx
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
+from mlops_assets_tests.live_server import free_port
 from mlops_assets_tests.serving.conftest import (
     IRIS_COLUMNS,
     IRIS_RECORD,
@@ -83,8 +93,119 @@ def test_challenger_predictions_are_logged_beside_the_unchanged_champion(make_se
     assert [line["output"]["prediction"] for line in shadow] == challenger
     assert [line["input"] for line in shadow] == [line["input"] for line in main]
     assert [line["timestamp"] for line in shadow] == [line["timestamp"] for line in main]
-    metrics = server.client().get("/metrics").text
-    assert 'mlops_shadow_predictions_total{model="iris",version="2"} 6.0' in metrics
+    # counted once the shadow process reports back, on the shadow thread's next round
+    counted = 'mlops_shadow_predictions_total{model="iris",version="2"} 6.0'
+    server.wait_until(lambda: counted in server.client().get("/metrics").text)
+
+
+@pytest.mark.parametrize("damage", ["tampered", "removed"])
+def test_a_damaged_challenger_stops_being_shadowed_and_the_champion_serves_on(
+    make_server, iris_model, damage
+):
+    server = make_server(log_flush_interval=0.1)
+    publish(server.models_dir, "iris", iris_model, "1")
+    bundle_id = publish_challenger(server.models_dir, fit_stump(), "2")
+    bundle_dir = server.models_dir / "iris" / "bundles" / bundle_id
+    with server.client() as http:
+        server.wait_until(lambda: server.service.challengers.get("iris") is not None)
+        http.post("/models/iris/predict", json=IRIS_RECORD, headers={"X-Request-ID": "before"})
+        server.wait_until(lambda: len(logged(server, "shadow")) == 1)
+        if damage == "tampered":
+            (bundle_dir / MODEL_FILE).write_bytes(b"not the challenger any more")
+        else:
+            shutil.rmtree(bundle_dir)
+        server.wait_until(lambda: server.service.challengers.get("iris") is None)
+        after = http.post(
+            "/models/iris/predict", json=IRIS_RECORD, headers={"X-Request-ID": "after"}
+        )
+        assert after.status_code == 200 and after.json()["version"] == "1"
+        assert http.get("/ready").status_code == 200
+    server.wait_until(lambda: len(logged(server, "predictions")) == 2)
+    server.service.shadow.flush()
+    assert [line["request_id"] for line in logged(server, "shadow")] == ["before"]
+
+
+def test_a_killed_shadow_process_is_started_again_and_the_champion_never_notices(
+    make_server, iris_model
+):
+    server = make_server(log_flush_interval=0.1)
+    publish(server.models_dir, "iris", iris_model, "1")
+    publish_challenger(server.models_dir, fit_stump(), "2")
+    process = server.service.shadow.process
+    with server.client() as http:
+        server.wait_until(lambda: server.service.challengers.get("iris") is not None)
+        http.post("/models/iris/predict", json=IRIS_RECORD, headers={"X-Request-ID": "first"})
+        server.wait_until(lambda: len(logged(server, "shadow")) == 1)
+        killed = process.pid
+        os.kill(killed, signal.SIGKILL)
+        server.wait_until(lambda: not process.alive)
+        answer = http.post(
+            "/models/iris/predict", json=IRIS_RECORD, headers={"X-Request-ID": "next"}
+        )
+        assert answer.status_code == 200 and answer.json()["version"] == "1"
+        server.wait_until(lambda: len(logged(server, "shadow")) == 2)
+    assert [line["request_id"] for line in logged(server, "shadow")] == ["first", "next"]
+    assert process.pid != killed
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_the_shadow_process_ends_with_a_killed_server(tmp_path, iris_model):
+    publish(tmp_path / "models", "iris", iris_model, "1")
+    publish_challenger(tmp_path / "models", fit_stump(), "2")
+    port = free_port()
+    env = {**os.environ, "MLOPS_DATA_DIR": str(tmp_path), "MLOPS_API_KEY": ""}
+    server = subprocess.Popen(
+        [sys.executable, "-c", f"from serving.server import run; run(port={port})"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    shadow_log = tmp_path / "shadow" / "iris" / f"{datetime.now(UTC):%Y-%m-%d}.jsonl"
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: answers(f"{url}/ready"), "the server did not start")
+        for _ in range(20):  # until the challenger is loaded: then one is shadowed
+            httpx.post(f"{url}/models/iris/predict", json=IRIS_RECORD)
+            if shadow_log.is_file():
+                break
+            time.sleep(0.5)
+        assert shadow_log.is_file(), "nothing was shadowed"
+        children = children_of(server.pid)  # the shadow process (and multiprocessing's helper)
+        os.kill(server.pid, signal.SIGKILL)  # the server alone: its children are orphaned
+        wait_for(lambda: all(gone(child) for child in children), f"left running: {children}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def gone(pid: int) -> bool:
+    """Ended: no such process, or a zombie waiting for its reaper."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return True
+
+
+def wait_for(predicate, failure: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.1)
 
 
 def test_a_share_of_zero_shadows_nothing(make_server, iris_model):

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 
 from dagster import (
     AssetSelection,
@@ -10,6 +11,7 @@ from dagster import (
     DefaultSensorStatus,
     EventLogEntry,
     RunRequest,
+    RunsFilter,
     ScheduleDefinition,
     ScheduleEvaluationContext,
     SensorDefinition,
@@ -26,9 +28,10 @@ from mlops_assets.defs.keys import TRIGGER_TAG, asset_key, group_name, run_tags
 from mlops_assets.defs.monitoring.assets import PREDICTION_DAYS
 from mlops_assets.defs.resources import ModelStore, SourceFiles
 from mlops_assets.lib.spec import DatasetSpec
-from mlops_contract.bundle import POINTER_FILE
+from mlops_contract.bundle import CHALLENGER_FILE, POINTER_FILE, BundleError, read_pointer
 
 RETRAINED = (keys.FEATURES, keys.CANDIDATES, keys.CHAMPION)
+MONITORED_TAG = "mlops/monitored"  # `<ds>@<logs_state>` of the logs a monitoring run was for
 
 
 def automation_sensor(specs: Iterable[DatasetSpec]) -> AutomationConditionSensorDefinition:
@@ -74,18 +77,15 @@ def retrain_on_drift_sensor(specs: Iterable[DatasetSpec]) -> SensorDefinition:
     of the last drift evaluation looked at; each tick reads the latest of all in one query."""
     specs = list(specs)
 
-    @sensor(
-        name="retrain_on_drift",
-        asset_selection=[key for spec in specs for key in retrained_keys(spec.name)],
-        default_status=DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=30,
-        description="Dataset drift requests a retrain (what <ds>_retrain runs) when there is "
-        "something new to learn from (validated data newer than the last training), once per "
-        "drift episode.",
+    @every_dataset_sensor(
+        "retrain_on_drift",
+        [key for spec in specs for key in retrained_keys(spec.name)],
+        "Dataset drift requests a retrain (what <ds>_retrain runs) when there is something new "
+        "to learn from (validated data newer than the last training), once per drift episode.",
     )
     def retrain_on_drift(context: SensorEvaluationContext) -> SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
-        latest = latest_drift_events(context.instance, specs)
+        latest = latest_materializations(context.instance, specs, keys.DRIFT)
         requests, reasons = [], []
         for spec in specs:
             record = latest.get(spec.name)
@@ -106,9 +106,21 @@ def retrain_on_drift_sensor(specs: Iterable[DatasetSpec]) -> SensorDefinition:
     return retrain_on_drift
 
 
-def latest_drift_events(instance, specs: list[DatasetSpec]) -> dict:
-    """Each data set's latest drift materialization record (storage id and event), by name."""
-    records = instance.get_asset_records([asset_key(spec.name, keys.DRIFT) for spec in specs])
+def every_dataset_sensor(name: str, asset_selection: list, description: str):
+    """The decorator of a sensor over every data set's events: running, every 30 s."""
+    return sensor(
+        name=name,
+        asset_selection=asset_selection,
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description=description,
+    )
+
+
+def latest_materializations(instance, specs: list[DatasetSpec], name: str) -> dict:
+    """Each data set's latest materialization record (storage id and event) of asset `name`,
+    by data set, in one query."""
+    records = instance.get_asset_records([asset_key(spec.name, name) for spec in specs])
     return {
         record.asset_entry.asset_key.path[0]: record.asset_entry.last_materialization_record
         for record in records
@@ -168,31 +180,34 @@ def drift_alone(ds: str, run_id: str) -> str:
 
 
 def monitoring_job(spec: DatasetSpec):
-    """Load one day of served predictions and measure drift on the recent window."""
-    selected = [asset_key(spec.name, keys.PREDICTION_LOG), asset_key(spec.name, keys.DRIFT)]
+    """Load one day of served predictions, measure drift and the day's live performance."""
     return define_asset_job(
         f"{spec.name}_monitoring",
-        selection=AssetSelection.assets(*selected),
+        selection=AssetSelection.assets(*monitored_keys(spec.name, shadowed=True)),
         partitions_def=PREDICTION_DAYS,
         tags=run_tags(spec.name),
-        description=f"Ingest today's {spec.name} prediction log, then measure drift.",
+        description=f"Ingest today's {spec.name} prediction log, then measure drift, live "
+        "performance and the shadow challenger.",
     )
 
 
 def monitoring_schedule(specs: Iterable[DatasetSpec]) -> ScheduleDefinition:
-    """One schedule for every data set: a run of `<ds>/prediction_log` and `<ds>/drift` for
-    today's partition per data set that has a champion and served today."""
+    """One schedule for every data set: a run of today's monitoring per data set that has a
+    champion and whose logs of today changed since its last monitoring run."""
     specs = list(specs)
 
     @schedule(
         name="monitoring",
         cron_schedule="*/15 * * * *",
         execution_timezone="UTC",
-        target=AssetSelection.assets(*(key for spec in specs for key in monitored_keys(spec))),
+        target=AssetSelection.assets(
+            *(key for spec in specs for key in monitored_keys(spec.name, shadowed=True))
+        ),
         default_status=DefaultScheduleStatus.RUNNING,
-        description="Every 15 minutes, refreshes each data set's prediction_log partition of "
-        "today and its drift; passes over, saying why, a data set with no champion or nothing "
-        "served today.",
+        description="Every 15 minutes, refreshes each data set's prediction_log, live_performance "
+        "(and shadow_comparison while a challenger is published) of today and its drift; passes "
+        "over, saying why, a data set with no champion, nothing served today or nothing new "
+        "since its last monitoring run.",
     )
     def monitoring(
         context: ScheduleEvaluationContext, model_store: ModelStore, source_files: SourceFiles
@@ -203,24 +218,54 @@ def monitoring_schedule(specs: Iterable[DatasetSpec]) -> ScheduleDefinition:
             reason = nothing_to_monitor(spec, day, model_store, source_files)
             if reason:
                 reasons.append(reason)
+                continue
+            shadowed = challenger_published(model_store.dataset_dir(spec.name))
+            logs = f"{spec.name}@{logs_state(source_files, spec.name, day, shadowed)}"
+            if already_monitored(context.instance, logs):
+                reasons.append(f"nothing new in {spec.name}'s logs of {day} since its last run")
             else:
-                requests.append(monitoring_request(spec.name, day))
+                requests.append(monitoring_request(spec.name, day, shadowed, logs))
         return requests or SkipReason("; ".join(reasons) or "no data set")
 
     return monitoring
 
 
-def monitored_keys(spec: DatasetSpec) -> list:
-    return [asset_key(spec.name, keys.PREDICTION_LOG), asset_key(spec.name, keys.DRIFT)]
+def monitored_keys(ds: str, shadowed: bool) -> list:
+    names = [keys.PREDICTION_LOG, keys.DRIFT, keys.LIVE_PERFORMANCE]
+    return [asset_key(ds, name) for name in names + ([keys.SHADOW_COMPARISON] if shadowed else [])]
 
 
-def monitoring_request(ds: str, day: str) -> RunRequest:
+def monitoring_request(ds: str, day: str, shadowed: bool, logs: str) -> RunRequest:
     return RunRequest(
         run_key=ds,  # one per data set and scheduled time
         partition_key=day,
-        asset_selection=[asset_key(ds, keys.PREDICTION_LOG), asset_key(ds, keys.DRIFT)],
-        tags=run_tags(ds, "schedule"),
+        asset_selection=monitored_keys(ds, shadowed),
+        tags={**run_tags(ds, "schedule"), MONITORED_TAG: logs},
     )
+
+
+def logs_state(source_files: SourceFiles, ds: str, day: str, shadowed: bool) -> str:
+    """The day and the size and mtime of its prediction log (and shadow log, while shadowed):
+    the logs only grow, so equal states mean nothing new was served."""
+    paths = [source_files.prediction_log(ds, day)]
+    if shadowed:
+        paths.append(source_files.shadow_log(ds, day))
+    stats = [path.stat() if path.is_file() else None for path in paths]
+    return day + "".join(f":{s.st_size}-{s.st_mtime_ns}" if s else ":-" for s in stats)
+
+
+def already_monitored(instance, logs: str) -> bool:
+    """Whether a monitoring run was requested for these very logs (whatever its outcome: a
+    failed run is not retried on unchanged logs, so the schedule never spins)."""
+    return bool(instance.get_runs(RunsFilter(tags={MONITORED_TAG: logs}), limit=1))
+
+
+def challenger_published(dataset_dir: Path) -> bool:
+    """Whether challenger.json names a bundle (an unreadable one: shadow_comparison says why)."""
+    try:
+        return read_pointer(dataset_dir, CHALLENGER_FILE) is not None
+    except BundleError:
+        return True
 
 
 def nothing_to_monitor(

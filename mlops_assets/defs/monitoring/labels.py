@@ -40,6 +40,8 @@ from mlops_contract.bundle import CARD_JSON_FILE, LIVE_FILE, BundleError, read_c
 from mlops_contract.drift import live_document
 
 LIVE_CHECK = "live_within_holdout"
+# the UTC days whose labelled predictions a labels load changed (metadata of <ds>/labels)
+DAYS_TOUCHED = "days_touched"
 ADDED_COLUMNS = ("estimated DOUBLE", "estimated_rows BIGINT")
 HISTORY_DDL = (
     "day DATE, model VARCHAR, version VARCHAR, metric VARCHAR, estimate DOUBLE, low DOUBLE, "
@@ -67,7 +69,9 @@ def labels_asset(spec: DatasetSpec):
         files = labels_lib.label_files(api, drop)
         kept, rejected = labels_lib.collect(spec, files, api)
         with warehouse.get_connection() as con:
+            before = labels_lib.labelled_days(con, spec)
             summary = labels_lib.store(con, spec, kept, rejected)
+            touched = labels_lib.changed_days(before, labels_lib.labelled_days(con, spec))
         if summary.rejected:
             context.log.warning(
                 f"{ds}: {summary.rejected} line(s) rejected, see {ds}.labels_rejected"
@@ -83,6 +87,8 @@ def labels_asset(spec: DatasetSpec):
                 "rejected": summary.rejected,
                 "label_coverage": summary.coverage,
                 "median_label_delay_s": summary.median_delay_s,
+                # read by the live_evaluation sensor: these days' live_performance is stale
+                DAYS_TOUCHED: touched,
                 "dagster/row_count": summary.labels,
                 "dagster/table_name": f"{ds}.labels",
             }
