@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -95,7 +96,11 @@ def run_ours(path: str, data_dir: str) -> dict:
 
     spec = load_spec(builtin_spec_path("abalone"))
     started = time.perf_counter()
-    warehouse = Warehouse(database=str(Path(data_dir) / "warehouse.duckdb"))  # as the assets use it
+    warehouse = Warehouse(  # as the assets use it; a DuckLake when the environment names one
+        database=str(Path(data_dir) / "warehouse.duckdb"),
+        lake_catalog=os.environ.get("MLOPS_LAKE_CATALOG"),
+        lake_data_path=os.environ.get("MLOPS_LAKE_DATA_PATH"),
+    )
     with warehouse.get_connection() as con:
         loaded = load_raw(con, spec, Path(path), "bench.csv")
         raw_done = time.perf_counter()
@@ -166,14 +171,16 @@ def run_usual(path: str, data_dir: str) -> dict:
     return {"seconds": seconds, "rows": len(frame) + skipped, "quarantined": int(bad) + skipped}
 
 
-def measure(subject: str, path: Path) -> dict:
-    """One measurement in a fresh process; its wall time, rows and peak RSS."""
+def measure(subject: str, path: Path, env: dict[str, str] | None = None) -> dict:
+    """One measurement in a fresh process (with `env`, default this one's); its wall time, rows
+    and peak RSS."""
     with tempfile.TemporaryDirectory() as data_dir:
         output = subprocess.run(
             [sys.executable, "-m", "bench.data_path", "--run", subject, str(path), data_dir],
             capture_output=True,
             text=True,
             check=True,
+            env=env,
         ).stdout
     return json.loads(output.strip().splitlines()[-1])
 

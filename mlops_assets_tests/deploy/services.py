@@ -255,6 +255,32 @@ def _grpc_healthy(port: int) -> Callable[[], bool]:
     return lambda: subprocess.run(command, capture_output=True, timeout=30).returncode == 0
 
 
+# ---------------------------------------------------------------- Celery (scale-out profile)
+
+
+def start_redis(workdir: Path) -> tuple[str, Service]:
+    """Redis from Debian's package on a free loopback port, nothing persisted: the broker."""
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", str(workdir)]  # fmt: skip
+    log = workdir / "redis.log"
+    service = start_service(
+        "redis", command, base_env(), workdir, lambda: "Ready to accept" in log.read_text()
+    )
+    return f"redis://127.0.0.1:{port}/0", service
+
+
+def start_celery_worker(name: str, env: dict[str, str], workdir: Path, config: Path) -> Service:
+    """`dagster-celery worker start` with `config` (deploy/celery-worker.yaml or a variant),
+    taking one step at a time."""
+    command = [str(VENV_BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+               "-y", str(config), "-n", name, "--", "--concurrency=1"]  # fmt: skip
+    log = workdir / f"{name}.log"
+    return start_service(
+        name, command, env, workdir, lambda: " ready." in log.read_text(errors="replace"), 180
+    )
+
+
 # ---------------------------------------------------------------- Prometheus
 
 PROMETHEUS_BIN = shutil.which("prometheus") or "/usr/bin/prometheus"
