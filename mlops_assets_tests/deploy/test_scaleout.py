@@ -182,8 +182,9 @@ def scaleout(postgres, mlflow_server, broker, tmp_path_factory):
                         "duckdb", "4"], env=env, check=True, capture_output=True)  # fmt: skip
         # the test waits for the runs it starts; a retrain of iris after each landed file
         # (the automation sensor's) would only compete with them for the two workers
-        code_server = ["--grpc-host", "127.0.0.1", "--grpc-port", env["MLOPS_CODE_SERVER_PORT"]]
-        stop = [str(services.VENV_BIN / "dagster"), "sensor", "stop", "automation", *code_server]
+        # (through the workspace the daemon loads: a sensor's state is kept per code location)
+        workspace = str(services.DEPLOY_DIR / "workspace.yaml")
+        stop = [str(services.VENV_BIN / "dagster"), "sensor", "stop", "automation", "-w", workspace]
         subprocess.run(stop, env=env, check=True, capture_output=True)
         for name in WORKERS:
             folder = root / name
