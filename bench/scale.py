@@ -148,8 +148,9 @@ def start_scaleout(k: int, home: Path, env: dict[str, str], postgres, broker: st
     )
     deployment = services.start_dagster(home, env, cwd=folder)
     try:
-        code_server = ["--grpc-host", "127.0.0.1", "--grpc-port", env["MLOPS_CODE_SERVER_PORT"]]
-        dagster(["sensor", "stop", "automation", *code_server], env, folder)
+        # through the workspace: by gRPC address the stop is recorded for another location
+        workspace = ["-w", str(services.DEPLOY_DIR / "workspace.yaml")]
+        dagster(["sensor", "stop", "automation", *workspace], env, folder)
         dagster(["instance", "concurrency", "set", "duckdb", "4"], env, folder)
     except BaseException:
         deployment.stop()
