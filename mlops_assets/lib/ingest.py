@@ -107,7 +107,14 @@ def landed_folder(con: duckdb.DuckDBPyConnection, dataset: str) -> Path:
         "SELECT path, type FROM duckdb_databases() WHERE database_name = current_database()"
     ).fetchall()[0]
     if kind == "ducklake":
-        return Path(lake_data_path(con)) / "landed" / dataset
+        data_path = lake_data_path(con)
+        if "://" in data_path:  # landing copies with local file operations (reflink, rename)
+            raise RuntimeError(
+                f"the raw record cannot be kept on {data_path} yet: landed files need a folder "
+                "every worker mounts as MLOPS_LAKE_DATA_PATH (docs/deploy.md, 'Moving the "
+                "warehouse')"
+            )
+        return Path(data_path) / "landed" / dataset
     if database:
         return Path(database).resolve().parent / "landed" / dataset
     global _PROCESS_FOLDER

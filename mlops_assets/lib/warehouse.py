@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,11 +97,31 @@ def extension_file(name: str, package: str) -> Path:
     return path
 
 
+# S3 settings read from the environment, as DuckDB's secret names them
+S3_SECRET_ENV = {"KEY_ID": "AWS_ACCESS_KEY_ID", "SECRET": "AWS_SECRET_ACCESS_KEY",
+                 "SESSION_TOKEN": "AWS_SESSION_TOKEN", "REGION": "AWS_REGION"}  # fmt: skip
+
+
+def create_s3_secret(con: duckdb.DuckDBPyConnection, env) -> None:
+    """Load httpfs from its wheel and give the connection an S3 secret from the AWS_* variables;
+    AWS_ENDPOINT_URL (e.g. `http://minio:9000`) points it at an S3-compatible store."""
+    con.execute(f"LOAD {literal(str(extension_file('httpfs', 'duckdb_extension_httpfs')))}")
+    options = [f"{key} {literal(env[var])}" for key, var in S3_SECRET_ENV.items() if env.get(var)]
+    endpoint = env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        scheme, _, host = endpoint.rpartition("://")
+        options += [f"ENDPOINT {literal(host.rstrip('/'))}", "URL_STYLE 'path'",
+                    f"USE_SSL {'false' if scheme == 'http' else 'true'}"]  # fmt: skip
+    con.execute(f"CREATE OR REPLACE SECRET lake_s3 (TYPE s3{''.join(', ' + o for o in options)})")
+
+
 def attach_lake(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str) -> None:
     """Make a DuckLake (its catalog database, e.g. `postgres:dbname=lake host=...`, and the
     folder its Parquet files go to) the connection's default catalog."""
     for name, package in LAKE_EXTENSIONS.items():
         con.execute(f"LOAD {literal(str(extension_file(name, package)))}")
+    if data_path.startswith("s3://"):
+        create_s3_secret(con, os.environ)
     attach = (
         f"ATTACH {literal('ducklake:' + catalog)} AS {LAKE_ALIAS} (DATA_PATH {literal(data_path)})"
     )
