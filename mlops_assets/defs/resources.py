@@ -7,6 +7,7 @@ code location loads this module, and the UI's code server never logs a run.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -75,6 +76,10 @@ class Warehouse(DuckDBResource):
                 limit = self.memory_limit.replace("'", "''")
                 con.execute(f"SET memory_limit = '{limit}'")
                 yield con
+            except duckdb.Error as exc:
+                if self.lake_catalog and LAKE_CONFLICT in str(exc):
+                    raise lake_conflict_retry(exc) from exc
+                raise
             finally:
                 # the library closes only when the block succeeds; a failed step must release
                 # the file lock too
@@ -97,6 +102,21 @@ class Warehouse(DuckDBResource):
             con.close()
             raise
         return nullcontext(con)
+
+
+LAKE_CONFLICT = "Transaction conflict"  # DuckLake retries appends itself, not these
+LAKE_CONFLICT_RETRIES = 5
+
+
+def lake_conflict_retry(exc: duckdb.Error) -> dg.RetryRequested:
+    """A DuckLake commit that another writer's commit invalidated (both created or replaced the
+    same table or view, e.g. the first loads into a new lake): the step runs again from the
+    start, in the same run, after a random wait so the writers spread out. Steps that write the
+    warehouse replace what their partition held, so a second attempt is safe."""
+    dg.get_dagster_logger().warning(f"DuckLake commit conflict, the step runs again: {exc}")
+    return dg.RetryRequested(
+        max_retries=LAKE_CONFLICT_RETRIES, seconds_to_wait=round(random.uniform(1, 5), 1)
+    )
 
 
 class SourceFiles(ConfigurableResource):

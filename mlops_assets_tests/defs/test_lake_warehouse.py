@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from mlops_assets.build import build_dataset
@@ -102,3 +103,24 @@ def test_two_workers_build_two_data_sets_into_one_lake_at_once(lake_settings, tm
     iris, diabetes = counts(lake_settings, "iris"), counts(lake_settings, "diabetes")
     assert iris[0] == 150 == iris[1] + iris[2]
     assert diabetes[0] == 442 == diabetes[1] + diabetes[2]
+
+
+def test_a_step_whose_lake_commit_conflicts_runs_again(lake_settings):
+    """Two writers create the same view at once (as the first loads into a new lake do): the
+    second commit conflicts, and a step gets Dagster's retry instead of failing its run."""
+    first, second = warehouse_for(lake_settings), warehouse_for(lake_settings)
+    with first.get_connection() as con:
+        con.execute("CREATE SCHEMA s")
+    with (
+        pytest.raises(dg.RetryRequested) as retry,
+        first.get_connection() as one,
+        second.get_connection() as two,
+    ):
+        for con in (one, two):
+            con.execute("BEGIN")
+            con.execute("CREATE OR REPLACE VIEW s.v AS SELECT 1 AS x")
+        one.execute("COMMIT")
+        two.execute("COMMIT")
+    assert retry.value.max_retries >= 3
+    with first.get_connection() as con:
+        assert scalar(con, "SELECT x FROM s.v") == 1

@@ -262,7 +262,23 @@ def builds(scaleout, postgres) -> dict:
     statuses = {name: wait_for_run(client, run_id, 1500) for name, run_id in runs.items()}
     elapsed = time.monotonic() - started
     print(f"\n3 data sets + 4 partitions of iris on two Celery workers: {elapsed:.0f} s")
+    for name, status in statuses.items():  # what a failed run said, for the failure message
+        if status != DagsterRunStatus.SUCCESS:
+            print(f"{name}: {step_failures(postgres, database, runs[name])}")
     return statuses
+
+
+def step_failures(postgres, database: str, run_id: str) -> list[str]:
+    connection = postgres.connect(database)
+    with connection, connection.cursor() as cursor:
+        cursor.execute(
+            "select event from event_logs where run_id = %s and dagster_event_type in "
+            "('STEP_FAILURE', 'RUN_FAILURE') order by id",
+            (run_id,),
+        )
+        found = [row[0][:3000] for row in cursor.fetchall()]
+    connection.close()
+    return found
 
 
 def test_data_sets_and_partitions_build_at_once_on_two_workers_into_one_lake(
