@@ -117,7 +117,7 @@ def create_s3_secret(con: duckdb.DuckDBPyConnection, env) -> None:
 
 def attach_lake(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str) -> None:
     """Make a DuckLake (its catalog database, e.g. `postgres:dbname=lake host=...`, and the
-    folder its Parquet files go to) the connection's default catalog."""
+    folder or `s3://` object store its Parquet files go to) the connection's default catalog."""
     for name, package in LAKE_EXTENSIONS.items():
         con.execute(f"LOAD {literal(str(extension_file(name, package)))}")
     if data_path.startswith("s3://"):
