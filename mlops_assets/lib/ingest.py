@@ -141,9 +141,8 @@ class LandedFile:
 
 
 STALE_STAGING_SECONDS = 3600  # a `.landing-*` copy this old was left by a crash or a full disk
-URL_STAGING = (
-    Path(tempfile.gettempdir()) / "mlops-landing"
-)  # local copies bound for an object store
+# local copies bound for an object store, per user: another user's folder is not writable
+URL_STAGING = Path(tempfile.gettempdir()) / f"mlops-landing-{os.getuid()}"
 
 
 @contextmanager

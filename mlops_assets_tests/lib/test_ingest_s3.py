@@ -81,4 +81,8 @@ def test_a_partition_lands_in_the_bucket_and_every_line_is_accounted(
     new_digest = hashlib.sha256(replacement.read_bytes()).hexdigest()
     assert landed_keys(s3_endpoint) == [f"{LANDED}{new_digest}.csv"]  # the unused one is forgotten
     assert scalar(con, "SELECT count(*) FROM abalone.raw") == 2
+    with pytest.raises(ValueError, match="no data rows"):  # a bad file changes nothing
+        load_raw(con, abalone, write(tmp_path, "e.csv", [HEADER]), "p1")
+    assert landed_keys(s3_endpoint) == [f"{LANDED}{new_digest}.csv"]
+    assert scalar(con, "SELECT count(*) FROM abalone.raw") == 2
     con.close()
