@@ -9,12 +9,13 @@
 | MLOPS_LOGS_DIR        | `MLOPS_DATA_DIR` (the servers' logs)      |
 | MLOPS_PAUSED_DATASETS | unset (sensors and schedules act on all)  |
 | MLOPS_LAKE_CATALOG    | unset (warehouse: `<data>/warehouse.duckdb`) |
-| MLOPS_LAKE_DATA_PATH  | unset; with the catalog: the lake's folder   |
+| MLOPS_LAKE_DATA_PATH  | unset; with the catalog: the lake's folder or `s3://` URL |
 | MLFLOW_TRACKING_URI   | `sqlite:///<MLOPS_DATA_DIR>/mlflow.db`    |
 | DAGSTER_HOME          | `<repo>/.dagster_home`                    |
 
 A DuckLake warehouse: MLOPS_LAKE_CATALOG names its catalog database (`postgres:dbname=lake
-host=db user=mlops`) and MLOPS_LAKE_DATA_PATH the shared folder of its data files.
+host=db user=mlops`) and MLOPS_LAKE_DATA_PATH the shared folder (or `s3://` object store) of its
+data files and landed source files.
 """
 
 from __future__ import annotations

@@ -90,3 +90,40 @@ def make_server(tmp_path: Path) -> Iterator:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch):
+    """A local S3-compatible server (moto) with an empty bucket `lake`, and the AWS_* variables
+    that point DuckDB and botocore at it; nothing leaves the host. Yields a boto3 S3 client."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    bucket = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"])
+    bucket.create_bucket(Bucket="lake")
+    yield bucket
+    server.stop()
+
+
+@pytest.fixture
+def s3_lake(s3_endpoint, monkeypatch) -> Iterator[str]:
+    """A DuckLake catalog in a throwaway PostgreSQL 15, its data path `S3_DATA_PATH` on the
+    local S3 server, both set as MLOPS_LAKE_*; yields the catalog."""
+    from mlops_assets_tests.deploy.services import S3_DATA_PATH, start_postgres
+
+    postgres, stop = start_postgres()
+    try:
+        postgres.create_database("lake")
+        catalog = f"postgres:dbname=lake host={postgres.host} port={postgres.port} user=postgres"
+        monkeypatch.setenv("MLOPS_LAKE_CATALOG", catalog)
+        monkeypatch.setenv("MLOPS_LAKE_DATA_PATH", S3_DATA_PATH)
+        yield catalog
+    finally:
+        stop()

@@ -66,7 +66,9 @@ class Warehouse(DuckDBResource):
         "; unset: the DuckDB file `database`",
     )
     lake_data_path: str | None = Field(
-        None, description="the folder (shared by every worker) the DuckLake's Parquet files go to"
+        None,
+        description="the folder (shared by every worker) or `s3://` URL the DuckLake's Parquet "
+        "files and landed source files go to",
     )
 
     @contextmanager

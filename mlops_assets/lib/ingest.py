@@ -2,7 +2,8 @@
 
 The file itself is the record: an immutable, content-addressed copy
 `<data dir>/landed/<ds>/<sha256><suffix>` (a copy-on-write clone where the file system allows,
-else a copy), listed in `<ds>.raw_files`. Lines DuckDB cannot split into the expected fields (too
+else a copy; an object in the bucket when the DuckLake's data path is an object store such as
+`s3://`), listed in `<ds>.raw_files`. Lines DuckDB cannot split into the expected fields (too
 few, too many, bad encoding) are also kept in `<ds>.raw_malformed` with the error and the line
 text, so validation quarantines them with a reason. `<ds>.raw` is a view over both: every line
 with its file and line number, every value as text (slow to query; the pipeline reads the file
@@ -21,11 +22,14 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+from fsspec.core import url_to_fs
 
 from mlops_assets.lib.spec import DatasetSpec, api_name_for
 from mlops_assets.lib.warehouse import lake_data_path, literal, quote, scalar, table, transaction
@@ -49,7 +53,7 @@ class LoadResult:
     columns: list[str]
     has_header: bool
     sha256: str
-    landed_file: Path
+    landed_file: str  # a local path, or a URL such as `s3://...`
 
 
 def _first_line(path: Path, name: str) -> str:
@@ -99,28 +103,29 @@ def file_columns(path: Path, spec: DatasetSpec, name: str | None = None) -> tupl
     return columns, True
 
 
-def landed_folder(con: duckdb.DuckDBPyConnection, dataset: str) -> Path:
+def landed_folder(con: duckdb.DuckDBPyConnection, dataset: str) -> str:
     """`<data dir>/landed/<ds>`, the data dir being the folder of the warehouse file, or the
-    DuckLake's data path (where every worker reads it). An in-memory warehouse lives as long as
-    its process, so its files land in a folder that does."""
+    DuckLake's data path (where every worker reads it): a local folder, or a URL such as
+    `s3://bucket/lake/landed/<ds>`. An in-memory warehouse lives as long as its process, so its
+    files land in a folder that does."""
     database, kind = con.execute(
         "SELECT path, type FROM duckdb_databases() WHERE database_name = current_database()"
     ).fetchall()[0]
     if kind == "ducklake":
         data_path = lake_data_path(con)
-        if "://" in data_path:  # landing copies with local file operations (reflink, rename)
-            raise RuntimeError(
-                f"the raw record cannot be kept on {data_path} yet: landed files need a folder "
-                "every worker mounts as MLOPS_LAKE_DATA_PATH (docs/deploy.md, 'Moving the "
-                "warehouse')"
-            )
-        return Path(data_path) / "landed" / dataset
+        if is_url(data_path):
+            return f"{data_path.rstrip('/')}/landed/{dataset}"
+        return str(Path(data_path) / "landed" / dataset)
     if database:
-        return Path(database).resolve().parent / "landed" / dataset
+        return str(Path(database).resolve().parent / "landed" / dataset)
     global _PROCESS_FOLDER
     if _PROCESS_FOLDER is None:
         _PROCESS_FOLDER = tempfile.TemporaryDirectory(prefix="mlops-landed-")  # removed at exit
-    return Path(_PROCESS_FOLDER.name) / dataset
+    return str(Path(_PROCESS_FOLDER.name) / dataset)
+
+
+def is_url(location: str) -> bool:
+    return "://" in location
 
 
 _PROCESS_FOLDER: tempfile.TemporaryDirectory | None = None
@@ -128,23 +133,41 @@ _PROCESS_FOLDER: tempfile.TemporaryDirectory | None = None
 
 @dataclass(frozen=True)
 class LandedFile:
-    path: Path
+    location: str  # where the record is kept: a local path, or a URL such as `s3://...`
+    local: Path  # a local file with the same bytes, while the landing lasts
     sha256: str
     utf8: bool
     lines: int  # physical lines, the header included
 
 
 STALE_STAGING_SECONDS = 3600  # a `.landing-*` copy this old was left by a crash or a full disk
+# local copies bound for an object store, per user: another user's folder is not writable
+URL_STAGING = Path(tempfile.gettempdir()) / f"mlops-landing-{os.getuid()}"
 
 
-def land(path: Path, folder: Path) -> LandedFile:
-    """The immutable, content-addressed copy of `path` under `folder`, its sha256, whether it is
-    valid UTF-8 and its line count. A file with the same bytes already landed is shared, not
-    copied again. Staging copies left behind by a crash are removed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(folder)
-    staged = folder / f".landing-{uuid.uuid4().hex}{path.suffix}"
-    _clone_or_copy(path, staged)
+@contextmanager
+def land(path: Path, folder: str) -> Iterator[LandedFile]:
+    """The immutable, content-addressed copy of `path` under `folder` (a local folder, or a URL
+    fsspec opens, such as `s3://...`), its sha256, whether it is valid UTF-8 and its line count.
+    A file with the same bytes already landed is shared, not copied again. Staging copies left
+    behind by a crash are removed."""
+    if not is_url(folder):
+        yield _land_in_folder(path, Path(folder))
+        return
+    staged = _stage(path, URL_STAGING)
+    try:
+        digest, utf8, lines = _scan(staged)  # of the bytes kept, whatever `path` becomes
+        location = f"{folder}/{digest}{path.suffix}"
+        fs, key = url_to_fs(location)
+        if not fs.exists(key):  # an object appears whole: no partial record is ever read
+            fs.put_file(str(staged), key)
+        yield LandedFile(location, staged, digest, utf8, lines)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _land_in_folder(path: Path, folder: Path) -> LandedFile:
+    staged = _stage(path, folder)
     try:
         digest, utf8, lines = _scan(staged)  # of the bytes kept, whatever `path` becomes
         landed = folder / f"{digest}{path.suffix}"
@@ -155,7 +178,28 @@ def land(path: Path, folder: Path) -> LandedFile:
             os.replace(staged, landed)
     finally:
         staged.unlink(missing_ok=True)
-    return LandedFile(landed, digest, utf8, lines)
+    return LandedFile(str(landed), landed, digest, utf8, lines)
+
+
+def _stage(path: Path, folder: Path) -> Path:
+    """A private copy of `path` in `folder`, after removing those a crash left there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(folder)
+    staged = folder / f".landing-{uuid.uuid4().hex}{path.suffix}"
+    _clone_or_copy(path, staged)
+    return staged
+
+
+def open_landed(location: str):
+    """The landed file at `location` (a local path or a URL), open for reading bytes."""
+    fs, key = url_to_fs(location)
+    return fs.open(key, "rb")
+
+
+def _remove_landed(location: str) -> None:
+    fs, key = url_to_fs(location)
+    with suppress(FileNotFoundError):  # another load forgot it meanwhile
+        fs.rm_file(key)
 
 
 def _remove_stale_staging(folder: Path) -> None:
@@ -261,8 +305,15 @@ def load_raw(
     con: duckdb.DuckDBPyConnection, spec: DatasetSpec, path: Path, partition: str
 ) -> LoadResult:
     """Make `path` the raw record of partition `partition`, replacing what it held."""
-    copy = land(path, landed_folder(con, spec.name))
-    landed, digest, utf8 = copy.path, copy.sha256, copy.utf8
+    with land(path, landed_folder(con, spec.name)) as copy:
+        return _load_landed(con, spec, path, partition, copy)
+
+
+def _load_landed(
+    con, spec: DatasetSpec, path: Path, partition: str, copy: LandedFile
+) -> LoadResult:
+    # read while loading: the local copy; read later (the raw view, validation): the record
+    landed, digest, utf8 = copy.local, copy.sha256, copy.utf8
     previous: list[str] = []
     try:
         # the header of the copy: `path` may have been replaced since
@@ -287,13 +338,19 @@ def load_raw(
                 problem = "the header has no data rows below it" if has_header else "no data rows"
                 raise FileRejected(f"{path.name}: {problem}")
             result = LoadResult(
-                accepted + malformed, malformed, copy.lines, columns, has_header, digest, landed
+                accepted + malformed,
+                malformed,
+                copy.lines,
+                columns,
+                has_header,
+                digest,
+                copy.location,
             )
-            _record_file(con, spec, path, landed, partition, result)
+            _record_file(con, spec, path, landed.stat().st_size, partition, result)
             _refresh_raw_view(con, spec)
     finally:
         con.execute("DROP TABLE IF EXISTS _rejects; DROP TABLE IF EXISTS _rejects_scan")
-        _forget_unused(con, spec, [str(landed), *previous])
+        _forget_unused(con, spec, [copy.location, *previous])
     return result
 
 
@@ -312,8 +369,8 @@ def _forget_unused(con, spec: DatasetSpec, candidates: list[str]) -> None:
         in_use = set(_landed_files(con, spec))
     except duckdb.CatalogException:  # the first load failed before creating raw_files
         in_use = set()
-    for name in set(candidates) - in_use:
-        Path(name).unlink(missing_ok=True)
+    for location in set(candidates) - in_use:
+        _remove_landed(location)
 
 
 def _insert_malformed(
@@ -358,7 +415,7 @@ def _seek_line(handle, position: int) -> None:
 
 
 def _record_file(
-    con, spec: DatasetSpec, path: Path, landed: Path, partition: str, result: LoadResult
+    con, spec: DatasetSpec, path: Path, size: int, partition: str, result: LoadResult
 ) -> None:
     con.execute(
         f"INSERT INTO {table(spec.name, 'raw_files')} BY NAME SELECT $p AS _partition, "
@@ -368,13 +425,13 @@ def _record_file(
             "p": partition,
             "f": str(path),
             "s": result.sha256,
-            "b": landed.stat().st_size,
+            "b": size,
             "c": json.dumps(result.columns),
             "h": result.has_header,
             "r": result.rows,
             "m": result.malformed_lines,
             "t": datetime.now(UTC).replace(tzinfo=None),
-            "l": str(landed),
+            "l": result.landed_file,
             "n": result.lines,
         },
     )

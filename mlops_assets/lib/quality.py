@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import duckdb
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from mlops_assets.lib.ingest import open_landed
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_assets.lib.warehouse import quote, scalar, table
 from mlops_contract.record import RecordField
@@ -173,10 +173,10 @@ def line_account(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, partition: s
     )
     accounted = validated + quarantined
     if lines != accounted and landed:  # the reader skips empty lines: they hold no row
-        lines -= _empty_lines(Path(landed))
+        lines -= _empty_lines(landed)
     return LineAccount(lines, accounted)
 
 
-def _empty_lines(path: Path) -> int:
-    with path.open("rb") as handle:
+def _empty_lines(landed: str) -> int:
+    with open_landed(landed) as handle:
         return sum(1 for line in handle if not line.strip(b"\r\n"))

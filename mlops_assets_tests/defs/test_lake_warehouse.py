@@ -9,8 +9,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mlops_assets.build import build_dataset
-from mlops_assets.defs.resources import warehouse_for
+from mlops_assets.build import build_dataset, failures_of
+from mlops_assets.components.dataset import dataset_assets
+from mlops_assets.defs.ingestion.partitions import files_partitions
+from mlops_assets.defs.resources import resources_for, warehouse_for
+from mlops_assets.lib.sources import fetch_source
 from mlops_assets.lib.warehouse import scalar
 from mlops_assets.settings import load_settings
 from mlops_assets_tests.deploy.services import PG_BIN, start_postgres
@@ -124,3 +127,28 @@ def test_a_step_whose_lake_commit_conflicts_runs_again(lake_settings):
     assert retry.value.max_retries >= 3
     with first.get_connection() as con:
         assert scalar(con, "SELECT x FROM s.v") == 1
+
+
+def test_raw_and_validated_materialize_on_a_lake_on_s3(
+    settings, s3_endpoint, s3_lake, instance, builtin_specs
+):
+    spec, name = builtin_specs["iris"], "new.csv"
+    lake_settings = load_settings()  # with the MLOPS_LAKE_* of `s3_lake`
+    folder = lake_settings.landing_dir / spec.name
+    folder.mkdir(parents=True)
+    source = fetch_source(spec, lake_settings.sources_dir).read_text()  # 150 rows
+    (folder / name).write_text(source.rstrip("\n") + "\n5.0,3.0\n")  # and a malformed line
+    instance.add_dynamic_partitions(files_partitions(spec).name, [name])
+    result = dg.materialize(
+        dataset_assets(spec),
+        selection=[dg.AssetKey(["iris", "raw"]), dg.AssetKey(["iris", "validated"])],
+        partition_key=name,
+        resources=resources_for(lake_settings),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert result.success, failures_of(result)
+    listing = s3_endpoint.list_objects_v2(Bucket="lake", Prefix="data/landed/iris/")
+    assert [o["Key"].endswith(".csv") for o in listing["Contents"]] == [True]
+    assert counts(lake_settings, "iris") == [151, 150, 1]  # the short line quarantined
+    assert not lake_settings.warehouse_path.exists()

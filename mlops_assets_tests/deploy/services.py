@@ -22,6 +22,7 @@ from mlops_assets_tests.live_server import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "mlopspg"  # initdb and postgres refuse to run as root
+S3_DATA_PATH = "s3://lake/data/"  # a DuckLake data path in the bucket of the `s3_lake` fixture
 VENV_BIN = Path(sys.executable).parent
 
 
