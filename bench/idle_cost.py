@@ -71,12 +71,10 @@ def baseline_tree(ref: str, scratch: Path) -> Subject:
 
 
 def extra_specs(folder: Path, count: int) -> Path:
-    """`count` copies of the iris spec, each named after its file as the spec rules require."""
-    folder.mkdir(parents=True)
-    text = (PROJECT / "mlops_assets" / "defs" / "datasets" / "iris" / "iris.yaml").read_text()
-    for index in range(1, count + 1):
-        name = f"iris_{index:03d}"
-        (folder / f"{name}.yaml").write_text(text.replace("name: iris\n", f"name: {name}\n", 1))
+    """`count` copies of the iris spec: `iris_001`, `iris_002`..."""
+    from mlops_assets_tests.synthetic import iris_like_specs
+
+    iris_like_specs(folder, [f"iris_{index:03d}" for index in range(1, count + 1)])
     return folder
 
 

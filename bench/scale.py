@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from bench import data_path
 from bench.report import facts_block, machine_facts, write_block, write_results
@@ -41,43 +40,23 @@ LANDING_TAG = "mlops/landing_file"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
-def iris_rows(rows: int, seed: int) -> pd.DataFrame:
-    """Iris-like flowers with a little noise (no duplicate rows, which iris's gate counts)."""
-    from mlops_assets.lib.sources import fetch_source
-    from mlops_assets.lib.spec import load_spec
-    from mlops_assets.settings import builtin_spec_path
-
-    with tempfile.TemporaryDirectory() as scratch:
-        source = pd.read_csv(fetch_source(load_spec(builtin_spec_path("iris")), Path(scratch)))
-    frame = source.sample(rows, replace=True, random_state=seed).reset_index(drop=True)
-    measures = frame.columns.drop("species")
-    noise = np.random.default_rng(seed).normal(0, 0.05, (rows, len(measures)))
-    frame[measures] = (frame[measures] + noise).clip(lower=0.1).round(4)
-    return frame
-
-
 def write_specs(folder: Path, datasets: int) -> list[str]:
-    from mlops_assets.settings import builtin_spec_path
+    from mlops_assets_tests.synthetic import iris_like_specs
 
-    folder.mkdir(parents=True)
-    text = builtin_spec_path("iris").read_text()
-    names = [f"scale_{n}" for n in range(1, datasets + 1)]
-    for name in names:
-        (folder / f"{name}.yaml").write_text(text.replace("name: iris\n", f"name: {name}\n", 1))
-    return names
+    return iris_like_specs(folder, [f"scale_{n}" for n in range(1, datasets + 1)])
 
 
 def drop_files(landing: Path, names: list[str], partitions: int, rows: int) -> int:
-    """Every data set's files at once, each with its `.done` marker; returns the count."""
-    from mlops_assets.lib.sources import DONE_SUFFIX
+    """Every data set's files, then all their `.done` markers at once; returns the count."""
+    from mlops_assets_tests.synthetic import drop_file, iris_like, iris_source, mark_done
 
+    source = iris_source()
     for i, name in enumerate(names):
-        folder = landing / name
-        folder.mkdir(parents=True, exist_ok=True)
         for k in range(partitions):
-            iris_rows(rows, seed=i * 100 + k).to_csv(folder / f"part{k}.csv", index=False)
+            drop_file(landing / name, f"part{k}.csv", iris_like(source, rows, i * 100 + k), False)
+    for name in names:
         for k in range(partitions):
-            (folder / f"part{k}.csv{DONE_SUFFIX}").touch()
+            mark_done(landing / name, f"part{k}.csv")
     return len(names) * partitions
 
 

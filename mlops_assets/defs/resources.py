@@ -73,25 +73,32 @@ class Warehouse(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._connect() as con:
+        """For a step: a DuckLake commit conflict asks Dagster to run the step again."""
+        with self._session() as con:
             try:
-                limit = self.memory_limit.replace("'", "''")
-                con.execute(f"SET memory_limit = '{limit}'")
                 yield con
             except duckdb.Error as exc:
                 if self.lake_catalog and LAKE_CONFLICT in str(exc):
                     raise lake_conflict_retry(exc) from exc
                 raise
-            finally:
-                # the library closes only when the block succeeds; a failed step must release
-                # the file lock too
-                con.close()
 
     def read_connection(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """For reading outside a run: the file read-only (a running build may be writing it)."""
         if self.lake_catalog:
-            return self.get_connection()
+            return self._session()
         return duckdb.connect(self.database, read_only=True)
+
+    @contextmanager
+    def _session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._connect() as con:
+            try:
+                limit = self.memory_limit.replace("'", "''")
+                con.execute(f"SET memory_limit = '{limit}'")
+                yield con
+            finally:
+                # the library closes only when the block succeeds; a failed step must release
+                # the file lock too
+                con.close()
 
     def _connect(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         if not self.lake_catalog:

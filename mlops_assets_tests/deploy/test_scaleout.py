@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -26,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from mlops_assets.components.dataset import dataset_assets
 from mlops_assets.defs.ingestion.assets import files_partitions
 from mlops_assets.defs.resources import warehouse_for
-from mlops_assets.lib.sources import DONE_SUFFIX, fetch_source, initial_partition
+from mlops_assets.lib.sources import initial_partition
 from mlops_assets.lib.spec import load_spec
 from mlops_assets.settings import builtin_spec_path, load_settings
 from mlops_assets_tests.deploy import services
@@ -41,6 +40,7 @@ from mlops_assets_tests.deploy.test_production_profile import (
 )
 from mlops_assets_tests.live_server import free_port
 from mlops_assets_tests.serving.conftest import IRIS_RECORD
+from mlops_assets_tests.synthetic import drop_file, iris_like, iris_like_specs, iris_source
 
 pytestmark = [pytest.mark.slow, pytest.mark.scaleout]
 
@@ -100,36 +100,7 @@ def spec_of(ds: str, specs_dir: Path):
 
 
 def write_extra_spec(specs_dir: Path) -> None:
-    specs_dir.mkdir()
-    text = builtin_spec_path("iris").read_text()
-    (specs_dir / f"{EXTRA_SPEC}.yaml").write_text(
-        text.replace("name: iris\n", f"name: {EXTRA_SPEC}\n", 1)
-    )
-
-
-def drop_file(folder: Path, name: str, frame: pd.DataFrame) -> None:
-    """A complete file in a landing folder: written, then its `.done` marker."""
-    folder.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(folder / name, index=False)
-    (folder / f"{name}{DONE_SUFFIX}").touch()
-
-
-def iris_source(scratch: Path) -> pd.DataFrame:
-    return pd.read_csv(fetch_source(load_spec(builtin_spec_path("iris")), scratch))
-
-
-def iris_like(source: pd.DataFrame, rows: int, seed: int, bad: int = 0) -> pd.DataFrame:
-    """`rows` new flowers: iris's rows drawn at random with a little noise on each measurement,
-    so that they duplicate no row (iris's duplicate-share gate covers the whole table) and keep
-    the species apart (iris's champion is trained on every partition); the first `bad` with a
-    species the spec does not allow."""
-    rng = np.random.default_rng(seed)
-    frame = source.sample(rows, replace=True, random_state=seed).reset_index(drop=True)
-    measures = frame.columns.drop("species")
-    noise = rng.normal(0, 0.05, (rows, len(measures)))
-    frame[measures] = (frame[measures] + noise).clip(lower=0.1).round(4)
-    frame.iloc[:bad, frame.columns.get_loc("species")] = "unknown"
-    return frame
+    iris_like_specs(specs_dir, [EXTRA_SPEC])
 
 
 def drop_partitions(landing: Path, source: pd.DataFrame) -> None:
@@ -147,7 +118,7 @@ def scaleout(postgres, mlflow_server, broker, tmp_path_factory):
     landing = root / "data" / "landing"
     # the four files wait before the daemon starts: its landing sensor's first tick registers
     # them and requests their runs while the test submits the data sets' own
-    drop_partitions(landing, iris_source(root / "scratch"))
+    drop_partitions(landing, iris_source())
     home = root / "dagster_home"
     env = services.dagster_env(home, postgres, "dagster_scaleout", free_port())
     env.update(
@@ -340,7 +311,7 @@ def test_a_worker_killed_mid_step_leaves_no_partial_commit_and_the_step_runs_aga
 ):
     deployment, workers, env, root = scaleout
     database, step = env["DAGSTER_PG_DB"], "iris__raw"
-    source = iris_source(root / "scratch")
+    source = iris_source()
     drop_file(root / "data" / "landing" / "iris", BIG_FILE, iris_like(source, BIG_ROWS, 99))
     wait_for(lambda: BIG_FILE in landing_runs(postgres, database), 90, "the big file's run")
     run_id = landing_runs(postgres, database)[BIG_FILE]
