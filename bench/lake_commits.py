@@ -84,7 +84,7 @@ def writer(args) -> None:
         except duckdb.Error as exc:
             conflicts += LAKE_CONFLICT in str(exc)
             errors += LAKE_CONFLICT not in str(exc)
-            last_error = str(exc).splitlines()[0]
+            last_error = str(exc)[:600]
             continue
         latencies.append(time.perf_counter() - started)
     con.close()
@@ -126,7 +126,7 @@ def line(r: dict) -> str:
     return (
         f"{r['kind']:<11} W={r['writers']}  {r['commits_per_s']:7.1f} commits/s  p50 {p50} ms  "
         f"conflicts {r['conflicts']}  errors {r['errors']}  rows == commits: "
-        f"{r['rows_match_commits']}  {r['last_error']}"
+        f"{r['rows_match_commits']}  {' '.join(r['last_error'].splitlines()[:2])}"
     )
 
 
