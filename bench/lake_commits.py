@@ -372,7 +372,7 @@ def main() -> None:
     runs = results["runs"]
     inlined = any(r["inlined"] for r in runs)
     extra = load_average_fact(results["load_average"]) | {
-        "Each lake commit wrote a Parquet file (not inlined into the catalog)": "**no**"
+        "Each lake run's last commit wrote a Parquet file (not inlined into the catalog)": "**no**"
         if inlined
         else "yes"
     }
