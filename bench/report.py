@@ -101,3 +101,19 @@ def write_block(name: str, body: str, path: Path = DOCS_FILE) -> None:
     if stop < start:
         raise ValueError(f"{path}: {end!r} comes before {begin!r}; the doc is unchanged")
     path.write_text(text[:start] + "\n" + body.strip() + "\n" + text[stop:])
+
+
+def load_average_fact(load: dict[str, float]) -> dict[str, str]:
+    """The facts line of the 1-minute load average before and after a run (a shared machine's
+    noise)."""
+    return {"Load average (1 min)": f"{load['before']:.2f} before, {load['after']:.2f} after"}
+
+
+def publish(name: str, module: str, results: dict, markdown, docs: bool, extra=None) -> None:
+    """Write the raw results, print the tables (`markdown(results)`) and, with `docs`, replace
+    the `name` block of docs/benchmarks.md with the facts and the tables."""
+    write_results(name, results)
+    tables = markdown(results)
+    print(tables)
+    if docs:
+        write_block(name, f"{facts_block(module, results, extra)}\n\n{tables}")

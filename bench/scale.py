@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import data_path
-from bench.report import facts_block, machine_facts, write_block, write_results
+from bench.report import load_average_fact, machine_facts, publish
 
 PACKAGES = ["dagster", "dagster-celery", "celery", "duckdb", "duckdb-extension-ducklake"]
 REPO = Path(__file__).resolve().parents[1]
@@ -331,13 +331,8 @@ def main() -> None:
         "profiles": profiles,
         "data_path": lake,
     }
-    write_results("scale", results)
-    table = markdown(results)
-    print(table)
-    if not args.no_docs:
-        load = results["load_average"]
-        extra = {"Load average (1 min)": f"{load['before']:.2f} before, {load['after']:.2f} after"}
-        write_block("scale", f"{facts_block('bench.scale', results, extra)}\n\n{table}")
+    extra = load_average_fact(results["load_average"])
+    publish("scale", "bench.scale", results, markdown, not args.no_docs, extra)
 
 
 if __name__ == "__main__":
