@@ -78,7 +78,7 @@ class Warehouse(DuckDBResource):
             try:
                 yield con
             except duckdb.Error as exc:
-                if self.lake_catalog and LAKE_CONFLICT in str(exc):
+                if self.lake_catalog and any(text in str(exc) for text in LAKE_CONFLICTS):
                     raise lake_conflict_retry(exc) from exc
                 raise
 
@@ -113,15 +113,19 @@ class Warehouse(DuckDBResource):
         return nullcontext(con)
 
 
-LAKE_CONFLICT = "Transaction conflict"  # DuckLake retries appends itself, not these
+# A commit another writer's commit invalidated: DuckLake retries appends itself, not a created or
+# replaced table or view; and its own retries (ducklake_max_retry_count, 10) can run out when
+# many writers commit at once (bench.lake_commits saw it with 2 and more writers)
+LAKE_CONFLICTS = ("Transaction conflict", "Exceeded the maximum retry count")
 LAKE_CONFLICT_RETRIES = 5
 
 
 def lake_conflict_retry(exc: duckdb.Error) -> dg.RetryRequested:
     """A DuckLake commit that another writer's commit invalidated (both created or replaced the
-    same table or view, e.g. the first loads into a new lake): the step runs again from the
-    start, in the same run, after a random wait so the writers spread out. Steps that write the
-    warehouse replace what their partition held, so a second attempt is safe."""
+    same table or view, e.g. the first loads into a new lake, or DuckLake's own retries ran
+    out): the step runs again from the start, in the same run, after a random wait so the
+    writers spread out. Steps that write the warehouse replace what their partition held, so a
+    second attempt is safe."""
     dg.get_dagster_logger().warning(f"DuckLake commit conflict, the step runs again: {exc}")
     return dg.RetryRequested(
         max_retries=LAKE_CONFLICT_RETRIES, seconds_to_wait=round(random.uniform(1, 5), 1)

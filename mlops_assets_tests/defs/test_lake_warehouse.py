@@ -129,6 +129,27 @@ def test_a_step_whose_lake_commit_conflicts_runs_again(lake_settings):
         assert scalar(con, "SELECT x FROM s.v") == 1
 
 
+def test_a_step_whose_commit_outruns_ducklakes_own_retries_runs_again(lake_settings):
+    """Two writers append to one table at once: DuckLake retries the second commit itself, and
+    when its retries run out (here none are allowed) the step gets Dagster's retry."""
+    first, second = warehouse_for(lake_settings), warehouse_for(lake_settings)
+    with first.get_connection() as con:
+        con.execute("CREATE SCHEMA s; CREATE TABLE s.t (x INTEGER)")
+    with (
+        pytest.raises(dg.RetryRequested),
+        first.get_connection() as one,
+        second.get_connection() as two,
+    ):
+        two.execute("SET ducklake_max_retry_count = 0")
+        for con in (one, two):
+            con.execute("BEGIN")
+            con.execute("INSERT INTO s.t VALUES (1)")
+        one.execute("COMMIT")
+        two.execute("COMMIT")
+    with first.get_connection() as con:
+        assert scalar(con, "SELECT count(*) FROM s.t") == 1  # the failed commit wrote nothing
+
+
 def test_raw_and_validated_materialize_on_a_lake_on_s3(
     settings, s3_endpoint, s3_lake, instance, builtin_specs
 ):
