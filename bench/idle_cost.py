@@ -1,7 +1,8 @@
 """Idle cost: what the Dagster daemon and its code server spend doing nothing, with the 3 built-in
-data sets and with 60 more, a git ref (today's `main`) against this working tree.
+data sets, with 30 and with 63 (27 and 60 iris-like specs more), a git ref against this working
+tree.
 
-    uv run python -m bench.idle_cost                      # baseline e004831, 150 s; docs block
+    uv run python -m bench.idle_cost                      # baseline 0e21638, 150 s; docs block
     uv run python -m bench.idle_cost --duration 60 --no-docs
     uv run python -m bench.idle_cost --smoke --no-docs    # this tree, 5 extra, 20 s (CI)
 
@@ -45,10 +46,10 @@ from bench.report import (
 )
 
 PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_BASELINE = "e004831"
+DEFAULT_BASELINE = "0e21638"  # main before retrain and monitoring lost their per-data-set jobs
 PACKAGES = ["dagster", "dagster-graphql", "grpcio"]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-SIZES = (0, 60)  # extra data sets beside the 3 built-ins
+SIZES = (0, 27, 60)  # extra data sets beside the 3 built-ins: 3, 30 and 63 data sets
 
 
 @dataclass
@@ -186,15 +187,20 @@ LABELS = {
 
 
 def markdown(subjects: list[Subject], rows: list[dict], sizes: list[int]) -> str:
-    small, large = 3 + sizes[0], 3 + sizes[1]
-    head = "| | " + " | ".join(f"{s.label}: {small} | {s.label}: {large} | ratio" for s in subjects)
-    lines = [head + " |", "|---|" + "---:|---:|---:|" * len(subjects)]
+    """Per subject, a column per number of data sets, then the largest over the smallest."""
+    counts = [3 + n for n in sizes]
+    ratio = f"ratio {counts[-1]}/{counts[0]}"
+    head = " | ".join(
+        " | ".join(f"{s.label}: {c}" for c in counts) + f" | {ratio}" for s in subjects
+    )
+    lines = [f"| | {head} |", "|---|" + ("---:|" * (len(counts) + 1)) * len(subjects)]
     by_key = {(row["subject"], row["datasets"]): row for row in rows}
     for key, label in LABELS.items():
         cells = []
         for subject in subjects:
-            low, high = by_key[(subject.name, small)][key], by_key[(subject.name, large)][key]
-            cells += [f"{low:.2f}", f"{high:.2f}", f"{high / low:.2f}x" if low else "-"]
+            values = [by_key[(subject.name, count)][key] for count in counts]
+            cells += [f"{v:.2f}" for v in values]
+            cells.append(f"{values[-1] / values[0]:.2f}x" if values[0] else "-")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -204,14 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="git ref of today's main")
     parser.add_argument("--duration", type=float, default=150, help="idle seconds per daemon")
     parser.add_argument("--loads", type=int, default=3, help="timed loads per size")
-    parser.add_argument("--extra", type=int, default=SIZES[1], help="extra data sets")
+    parser.add_argument("--extra", type=int, nargs="+", default=list(SIZES),
+                        help="extra data sets beside the 3 built-ins, one daemon each")  # fmt: skip
     parser.add_argument("--only", choices=["baseline", "current"], help="one subject only")
     parser.add_argument("--smoke", action="store_true", help="this tree, 5 extra, 20 s, 1 load")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.only, args.extra, args.duration, args.loads = "current", 5, 20, 1
-    sizes = [SIZES[0], args.extra]
+        args.only, args.extra, args.duration, args.loads = "current", [0, 5], 20, 1
+    sizes = sorted(args.extra)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch:
         subjects = []
@@ -226,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_facts(PACKAGES),
         "plan": {
             "subjects": " vs ".join(s.label for s in subjects),
-            "data sets": " and ".join(str(3 + n) for n in sizes),
+            "data sets": ", ".join(str(3 + n) for n in sizes),
             "idle seconds": args.duration,
             "loads": args.loads,
         },  # fmt: skip

@@ -90,8 +90,7 @@ def test_every_asset_of_a_data_set_says_what_it_is(settings):
 
 def test_runs_of_a_data_set_carry_its_name(settings):
     defs = load_code_location()
-    for job in ("iris_build", "iris_retrain", "iris_monitoring"):
-        assert defs.resolve_job_def(job).tags[DATASET_TAG] == "iris"
+    assert defs.resolve_job_def("iris_build").tags[DATASET_TAG] == "iris"
     automation = defs.resolve_sensor_def("automation")
     assert automation.run_tags == {TRIGGER_TAG: "automation"}
 
@@ -127,7 +126,7 @@ def test_a_paused_data_set_is_left_out_of_every_sensor_and_schedule(settings, mo
     evaluated = defs.resolve_sensor_def("live_evaluation").asset_selection.resolve(graph)
     assert {key.path[0] for key in evaluated} == {"diabetes"}
     assert graph.has(AssetKey(["iris", "champion_model"]))  # its assets and jobs stay
-    assert defs.resolve_job_def("iris_retrain").tags[DATASET_TAG] == "iris"
+    assert defs.resolve_job_def("iris_build").tags[DATASET_TAG] == "iris"
 
 
 def test_the_code_location_loads_without_mlflow(settings):
