@@ -34,9 +34,9 @@ MONITORED_TAG = "mlops/monitored"  # `<ds>@<logs_state>` of the logs a monitorin
 
 
 def automation_sensor(specs: Iterable[DatasetSpec]) -> AutomationConditionSensorDefinition:
-    """Evaluates the eager conditions of every data set's group: a newly materialized raw
-    partition is validated, and a changed validated table flows on to features, candidates and
-    champion. One sensor for all groups: its cost hardly grows with the data sets."""
+    """Evaluates the eager conditions of every data set's group: a changed validated table
+    flows on to features, candidates and champion. One sensor for all groups: its cost hardly
+    grows with the data sets."""
     return AutomationConditionSensorDefinition(
         "automation",
         target=AssetSelection.groups(*(group_name(spec.name) for spec in specs)),
