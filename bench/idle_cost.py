@@ -1,7 +1,8 @@
 """Idle cost: what the Dagster daemon and its code server spend doing nothing, with the 3 built-in
-data sets and with 60 more, a git ref (today's `main`) against this working tree.
+data sets, with 30 and with 63 (27 and 60 iris-like specs more), a git ref against this working
+tree.
 
-    uv run python -m bench.idle_cost                      # baseline e004831, 150 s; docs block
+    uv run python -m bench.idle_cost                      # baseline 0e21638, 150 s; docs block
     uv run python -m bench.idle_cost --duration 60 --no-docs
     uv run python -m bench.idle_cost --smoke --no-docs    # this tree, 5 extra, 20 s (CI)
 
@@ -45,10 +46,10 @@ from bench.report import (
 )
 
 PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_BASELINE = "e004831"
+DEFAULT_BASELINE = "0e21638"  # main before retrain and monitoring lost their per-data-set jobs
 PACKAGES = ["dagster", "dagster-graphql", "grpcio"]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-SIZES = (0, 60)  # extra data sets beside the 3 built-ins
+SIZES = (0, 27, 60)  # extra data sets beside the 3 built-ins: 3, 30 and 63 data sets
 
 
 @dataclass
@@ -122,21 +123,45 @@ def family(pid: int) -> list[int]:
     return found
 
 
-def measure_idle(subject: Subject, folder: Path, extra: int, duration: float) -> dict:
+def start(command: list[str], subject: Subject, env: dict, log: Path) -> subprocess.Popen:
+    binary = str(Path(sys.executable).with_name(command[0]))
+    return subprocess.Popen([binary, *command[1:]], cwd=subject.project, env=env,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+
+
+def start_services(subject: Subject, folder: Path, env: dict, launch: str) -> list:
+    """`managed`: the daemon starts its own code server from workspace.yaml (and, as Dagster
+    does for such a location, starts a fresh one every 60 s); `code-server`: a code server
+    apart, which the daemon reaches over gRPC, as `dagster dev` and deploy/ run it."""
+    if launch == "managed":
+        return [start(["dagster-daemon", "run", "-w", "workspace.yaml"], subject, env,
+                      folder / "daemon.log")]  # fmt: skip
+    from mlops_assets_tests.live_server import free_port
+
+    port = free_port()
+    command = ["dagster", "code-server", "start", "-h", "127.0.0.1", "-p", str(port),
+               "-m", "mlops_assets.definitions"]  # fmt: skip
+    server = start(command, subject, env, folder / "server.log")
+    workspace = folder / "workspace.yaml"
+    workspace.write_text(f"load_from:\n  - grpc_server: {{host: 127.0.0.1, port: {port}, "
+                         "location_name: mlops_assets}\n")  # fmt: skip
+    daemon = start(["dagster-daemon", "run", "-w", str(workspace)], subject, env,
+                   folder / "daemon.log")  # fmt: skip
+    return [server, daemon]
+
+
+def measure_idle(subject: Subject, folder: Path, extra: int, duration: float, launch: str) -> dict:
     env = environment(subject, folder / "daemon", extra)
-    daemon_bin = str(Path(sys.executable).with_name("dagster-daemon"))
-    log = (folder / "daemon.log").open("w")
-    daemon = subprocess.Popen([daemon_bin, "run", "-w", "workspace.yaml"], cwd=subject.project,
-                              env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)  # fmt: skip
+    services = start_services(subject, folder, env, launch)
     latest: dict[int, float] = {}  # pid -> CPU seconds last seen
     started, steady_from, steady_base = time.monotonic(), duration / 3, None
     pids: set[int] = set()
     try:
         while (elapsed := time.monotonic() - started) < duration:
-            if daemon.poll() is not None:
-                raise RuntimeError(f"{subject.name}: the daemon exited; see {folder}/daemon.log")
-            for pid in family(daemon.pid):
+            if any(service.poll() is not None for service in services):
+                raise RuntimeError(f"{subject.name}: a service exited; see {folder}/*.log")
+            for pid in (pid for service in services for pid in family(service.pid)):
                 pids.add(pid)
                 seconds = cpu_seconds(pid)
                 if seconds is not None:
@@ -147,8 +172,8 @@ def measure_idle(subject: Subject, folder: Path, extra: int, duration: float) ->
         total = sum(latest.values())
         steady = (total - steady_base) / (elapsed - steady_start) * 60
     finally:
-        stop(daemon, pids)
-        log.close()
+        for service in services:
+            stop(service, pids)
     return {"idle_cpu_s": total, "steady_cpu_s_per_min": steady, "processes": len(pids)}
 
 
@@ -171,7 +196,7 @@ def measure(subject: Subject, scratch: Path, extra: int, args) -> dict:
     folder = scratch / f"{subject.name}-{3 + extra}"
     row = {"subject": subject.name, "datasets": 3 + extra}
     row["load_s"] = measure_load(subject, folder, extra, args.loads)
-    row.update(measure_idle(subject, folder, extra, args.duration))
+    row.update(measure_idle(subject, folder, extra, args.duration, args.launch))
     print(row, flush=True)
     return row
 
@@ -184,15 +209,20 @@ LABELS = {
 
 
 def markdown(subjects: list[Subject], rows: list[dict], sizes: list[int]) -> str:
-    small, large = 3 + sizes[0], 3 + sizes[1]
-    head = "| | " + " | ".join(f"{s.label}: {small} | {s.label}: {large} | ratio" for s in subjects)
-    lines = [head + " |", "|---|" + "---:|---:|---:|" * len(subjects)]
+    """Per subject, a column per number of data sets, then the largest over the smallest."""
+    counts = [3 + n for n in sizes]
+    ratio = f"ratio {counts[-1]}/{counts[0]}"
+    head = " | ".join(
+        " | ".join(f"{s.label}: {c}" for c in counts) + f" | {ratio}" for s in subjects
+    )
+    lines = [f"| | {head} |", "|---|" + ("---:|" * (len(counts) + 1)) * len(subjects)]
     by_key = {(row["subject"], row["datasets"]): row for row in rows}
     for key, label in LABELS.items():
         cells = []
         for subject in subjects:
-            low, high = by_key[(subject.name, small)][key], by_key[(subject.name, large)][key]
-            cells += [f"{low:.2f}", f"{high:.2f}", f"{high / low:.2f}x" if low else "-"]
+            values = [by_key[(subject.name, count)][key] for count in counts]
+            cells += [f"{v:.2f}" for v in values]
+            cells.append(f"{values[-1] / values[0]:.2f}x" if values[0] else "-")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -202,14 +232,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="git ref of today's main")
     parser.add_argument("--duration", type=float, default=150, help="idle seconds per daemon")
     parser.add_argument("--loads", type=int, default=3, help="timed loads per size")
-    parser.add_argument("--extra", type=int, default=SIZES[1], help="extra data sets")
+    parser.add_argument("--extra", type=int, nargs="+", default=list(SIZES),
+                        help="extra data sets beside the 3 built-ins, one daemon each")  # fmt: skip
     parser.add_argument("--only", choices=["baseline", "current"], help="one subject only")
+    parser.add_argument("--launch", choices=["code-server", "managed"], default="code-server",
+                        help="a code server apart (as dagster dev and deploy/ run it), or the "
+                        "daemon's own from workspace.yaml (restarted every 60 s)")  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="this tree, 5 extra, 20 s, 1 load")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.only, args.extra, args.duration, args.loads = "current", 5, 20, 1
-    sizes = [SIZES[0], args.extra]
+        args.only, args.extra, args.duration, args.loads = "current", [0, 5], 20, 1
+    sizes = sorted(args.extra)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch:
         subjects = []
@@ -224,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_facts(PACKAGES),
         "plan": {
             "subjects": " vs ".join(s.label for s in subjects),
-            "data sets": " and ".join(str(3 + n) for n in sizes),
+            "launch": args.launch,
+            "data sets": ", ".join(str(3 + n) for n in sizes),
             "idle seconds": args.duration,
             "loads": args.loads,
         },  # fmt: skip
@@ -234,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(subjects, rows, sizes)
     print("\n" + table)
     if not args.no_docs:
-        write_block("idle_cost", facts_block("bench.idle_cost", results) + "\n\n" + table)
-        print(f"docs: {DOCS_FILE} (idle_cost results block)")
+        block = f"idle_cost {args.launch}"
+        write_block(block, facts_block("bench.idle_cost", results) + "\n\n" + table)
+        print(f"docs: {DOCS_FILE} ({block} results block)")
     return 0
 
 

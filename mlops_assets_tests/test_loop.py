@@ -17,7 +17,6 @@ from mlflow.tracking import MlflowClient
 
 from mlops_assets.build import build_dataset
 from mlops_assets.components.dataset import datasets_definitions
-from mlops_assets.defs.automation.sensors import retrain_job
 from mlops_assets.defs.resources import resources_for
 from mlops_assets.lib import traffic
 
@@ -102,7 +101,6 @@ def test_shifted_traffic_alerts_and_retrains_only_on_new_data(settings, instance
     )
 
     # drift alone: alerted above, but the served inputs carry no labels, so no retrain
-    job = retrain_job(spec)
     [skip] = evaluate(sensor, instance, defs)
     assert isinstance(skip, SkipReason) and "nothing new to learn from" in skip.skip_message
 
@@ -112,8 +110,7 @@ def test_shifted_traffic_alerts_and_retrains_only_on_new_data(settings, instance
     run(defs, settings, instance, validated, partition)
     [request] = evaluate(sensor, instance, defs)
     assert request.run_key == f"drift-episode-{drift.run_id}"
-    selection = list(job.selection.resolve(defs.resolve_asset_graph()))
-    retrained = run(defs, settings, instance, selection, tags=request.tags)
+    retrained = run(defs, settings, instance, list(request.asset_selection), tags=request.tags)
     # the same rows, spec and code: no new version is minted, the server keeps v1
     trained = retrained.asset_materializations_for_node("iris__candidates")[0].metadata
     assert trained["unchanged_inputs"].value is True

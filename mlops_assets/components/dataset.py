@@ -22,9 +22,7 @@ from mlops_assets.defs.automation.live_evaluation import live_evaluation_sensor
 from mlops_assets.defs.automation.sensors import (
     automation_sensor,
     build_job,
-    monitoring_job,
     monitoring_schedule,
-    retrain_job,
     retrain_on_drift_sensor,
     weekly_retrain_schedule,
 )
@@ -51,9 +49,10 @@ def dataset_assets(spec: DatasetSpec) -> list:
 
 
 def dataset_definitions(spec: DatasetSpec) -> dg.Definitions:
-    """One data set's assets and jobs; its sensors and schedules are those of every data set
-    (`automation_definitions`), so the daemon's idle cost hardly grows with the data sets."""
-    job, monitoring = retrain_job(spec), monitoring_job(spec)
+    """One data set's assets and its build job; its sensors and schedules are those of every
+    data set (`automation_definitions`), so the daemon's idle cost hardly grows with the data
+    sets. Retrain and monitoring runs select their assets: a job per data set for each would
+    make every code server and daemon build and read 2 more job snapshots per data set."""
     return dg.Definitions(
         assets=[
             *dataset_assets(spec),
@@ -63,7 +62,7 @@ def dataset_definitions(spec: DatasetSpec) -> dg.Definitions:
             shadow_comparison_asset(spec),
             *scoring_assets(spec),
         ],
-        jobs=[build_job(spec), job, monitoring],
+        jobs=[build_job(spec)],
     )
 
 

@@ -46,7 +46,9 @@ def test_warehouse_writers_share_one_pool_and_raw_is_partitioned_by_file(setting
         assert graph.get(AssetKey(["abalone", stage])).pools == {"duckdb"}
     raw = graph.get(AssetKey(["abalone", "raw"]))
     assert raw.partitions_def.name == "abalone_files"
-    for stage in STAGES[1:]:
+    # validated runs with its raw partition; what follows it is automated
+    assert graph.get(AssetKey(["abalone", "validated"])).automation_condition is None
+    for stage in STAGES[2:]:
         assert graph.get(AssetKey(["abalone", stage])).automation_condition is not None
 
 
@@ -90,8 +92,7 @@ def test_every_asset_of_a_data_set_says_what_it_is(settings):
 
 def test_runs_of_a_data_set_carry_its_name(settings):
     defs = load_code_location()
-    for job in ("iris_build", "iris_retrain", "iris_monitoring"):
-        assert defs.resolve_job_def(job).tags[DATASET_TAG] == "iris"
+    assert defs.resolve_job_def("iris_build").tags[DATASET_TAG] == "iris"
     automation = defs.resolve_sensor_def("automation")
     assert automation.run_tags == {TRIGGER_TAG: "automation"}
 
@@ -127,7 +128,7 @@ def test_a_paused_data_set_is_left_out_of_every_sensor_and_schedule(settings, mo
     evaluated = defs.resolve_sensor_def("live_evaluation").asset_selection.resolve(graph)
     assert {key.path[0] for key in evaluated} == {"diabetes"}
     assert graph.has(AssetKey(["iris", "champion_model"]))  # its assets and jobs stay
-    assert defs.resolve_job_def("iris_retrain").tags[DATASET_TAG] == "iris"
+    assert defs.resolve_job_def("iris_build").tags[DATASET_TAG] == "iris"
 
 
 def test_the_code_location_loads_without_mlflow(settings):

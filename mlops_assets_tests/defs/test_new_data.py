@@ -67,23 +67,17 @@ def test_a_new_partition_flows_downstream_by_declarative_automation(settings, in
     spec = built_iris
     defs = load_code_location()
     land(settings, instance, spec, "new.csv", [HEADER, *GOOD])
-    raw = AssetKey(["iris", "raw"])
-    validated = AssetKey(["iris", "validated"])
+    ingested = [AssetKey(["iris", "raw"]), AssetKey(["iris", "validated"])]
     # a first evaluation records the current state; only changes after it are "new"
     evaluation = evaluate_automation_conditions(defs=defs, instance=instance)
-    assert run_partition(settings, instance, spec, "new.csv", selection=[raw]).success
-    evaluation = evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=evaluation.cursor
-    )
-    requested = {
-        (key.to_user_string(), partition)
-        for key in (validated,)
-        for partition in evaluation.get_requested_partitions(key)
-    }
-    assert requested == {("iris/validated", "new.csv")}
-
-    assert run_partition(settings, instance, spec, "new.csv", selection=[validated]).success
+    # what the landing sensor requests: the file's raw partition and its validation, one run
+    assert run_partition(settings, instance, spec, "new.csv", selection=ingested).success
     evaluation = evaluate_automation_conditions(
         defs=defs, instance=instance, cursor=evaluation.cursor
     )
     assert evaluation.get_num_requested(AssetKey(["iris", "features"])) == 1
+    assert evaluation.get_num_requested(AssetKey(["iris", "validated"])) == 0
+    evaluation = evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=evaluation.cursor
+    )
+    assert evaluation.total_requested == 0  # requested once, not on every tick

@@ -25,7 +25,6 @@ from dagster import (
 
 from mlops_assets.defs import keys
 from mlops_assets.defs.keys import TRIGGER_TAG, asset_key, group_name, run_tags
-from mlops_assets.defs.monitoring.assets import PREDICTION_DAYS
 from mlops_assets.defs.resources import ModelStore, SourceFiles
 from mlops_assets.lib.spec import DatasetSpec
 from mlops_contract.bundle import CHALLENGER_FILE, POINTER_FILE, BundleError, read_pointer
@@ -35,9 +34,9 @@ MONITORED_TAG = "mlops/monitored"  # `<ds>@<logs_state>` of the logs a monitorin
 
 
 def automation_sensor(specs: Iterable[DatasetSpec]) -> AutomationConditionSensorDefinition:
-    """Evaluates the eager conditions of every data set's group: a newly materialized raw
-    partition is validated, and a changed validated table flows on to features, candidates and
-    champion. One sensor for all groups: its cost hardly grows with the data sets."""
+    """Evaluates the eager conditions of every data set's group: a changed validated table
+    flows on to features, candidates and champion. One sensor for all groups: its cost hardly
+    grows with the data sets."""
     return AutomationConditionSensorDefinition(
         "automation",
         target=AssetSelection.groups(*(group_name(spec.name) for spec in specs)),
@@ -59,16 +58,6 @@ def build_job(spec: DatasetSpec):
     )
 
 
-def retrain_job(spec: DatasetSpec):
-    """Rebuild features, candidates and champion on all validated data; the gate still decides."""
-    return define_asset_job(
-        f"{spec.name}_retrain",
-        selection=AssetSelection.assets(*retrained_keys(spec.name)),
-        tags=run_tags(spec.name),
-        description=f"Retrain {spec.name} on every validated partition and promote if better.",
-    )
-
-
 EPISODE_LOOKBACK = 200  # drift evaluations looked back at to find where an episode began
 
 
@@ -80,8 +69,9 @@ def retrain_on_drift_sensor(specs: Iterable[DatasetSpec]) -> SensorDefinition:
     @every_dataset_sensor(
         "retrain_on_drift",
         [key for spec in specs for key in retrained_keys(spec.name)],
-        "Dataset drift requests a retrain (what <ds>_retrain runs) when there is something new "
-        "to learn from (validated data newer than the last training), once per drift episode.",
+        "Dataset drift requests a retrain (features, candidates, champion_model) when there is "
+        "something new to learn from (validated data newer than the last training), once per "
+        "drift episode.",
     )
     def retrain_on_drift(context: SensorEvaluationContext) -> SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
@@ -176,18 +166,6 @@ def drift_alone(ds: str, run_id: str) -> str:
         f"since the last training (served inputs have no labels, so retraining would only repeat "
         f"it). The drift is alerted ({ds}/drift's check, mlops_dataset_drift); land new "
         f"labelled data in data/landing/{ds}/ and the retrain follows."
-    )
-
-
-def monitoring_job(spec: DatasetSpec):
-    """Load one day of served predictions, measure drift and the day's live performance."""
-    return define_asset_job(
-        f"{spec.name}_monitoring",
-        selection=AssetSelection.assets(*monitored_keys(spec.name, shadowed=True)),
-        partitions_def=PREDICTION_DAYS,
-        tags=run_tags(spec.name),
-        description=f"Ingest today's {spec.name} prediction log, then measure drift, live "
-        "performance and the shadow challenger.",
     )
 
 
