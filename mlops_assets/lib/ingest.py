@@ -158,7 +158,7 @@ def land(path: Path, folder: str) -> Iterator[LandedFile]:
     try:
         digest, utf8, lines = _scan(staged)  # of the bytes kept, whatever `path` becomes
         location = f"{folder}/{digest}{path.suffix}"
-        fs, key = url_to_fs(location)
+        fs, key = file_system(location)
         if not fs.exists(key):  # an object appears whole: no partial record is ever read
             fs.put_file(str(staged), key)
         yield LandedFile(location, staged, digest, utf8, lines)
@@ -190,14 +190,21 @@ def _stage(path: Path, folder: Path) -> Path:
     return staged
 
 
+def file_system(location: str):
+    """fsspec's file system for `location`, and the path in it. A new one each time: fsspec would
+    hand back a cached S3 file system, with the endpoint and credentials of the AWS_* variables
+    of its making (a process that outlives a change of them, e.g. a test's S3 server)."""
+    return url_to_fs(location, skip_instance_cache=True)
+
+
 def open_landed(location: str):
     """The landed file at `location` (a local path or a URL), open for reading bytes."""
-    fs, key = url_to_fs(location)
+    fs, key = file_system(location)
     return fs.open(key, "rb")
 
 
 def _remove_landed(location: str) -> None:
-    fs, key = url_to_fs(location)
+    fs, key = file_system(location)
     with suppress(FileNotFoundError):  # another load forgot it meanwhile
         fs.rm_file(key)
 

@@ -78,6 +78,10 @@ for batch in range(10):
 
 
 def test_writers_in_separate_processes_append_to_one_table_at_once(lake_settings):
+    """DuckLake retries conflicting appends itself. The table exists first: writers that create
+    one table at once conflict, which a step meets as Dagster's retry (the test below)."""
+    with warehouse_for(lake_settings).get_connection() as con:
+        con.execute("CREATE SCHEMA shared; CREATE TABLE shared.history (writer VARCHAR, batch INT)")
     writers = [subprocess.Popen([sys.executable, "-c", APPEND_ROWS, name])
                for name in ("a", "b", "c")]  # fmt: skip
     assert [writer.wait(timeout=300) for writer in writers] == [0, 0, 0]
