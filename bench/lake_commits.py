@@ -251,13 +251,13 @@ def check(kind: str, target: str, data_path: str, outputs: list[dict], rows: int
 def partition_load_commits(postgres, root: Path) -> list[int]:
     """The catalog commits of `raw` + `validated` of two iris partitions on a fresh lake (the
     first creates the data set's tables), through the calls the assets make."""
-    from bench.scale import iris_rows
     from mlops_assets.defs.ingestion.checks import evaluate_validated_checks
     from mlops_assets.lib import quality
     from mlops_assets.lib.ingest import load_raw
     from mlops_assets.lib.spec import load_spec
     from mlops_assets.lib.validation import check_columns, validate_partition
     from mlops_assets.settings import builtin_spec_path
+    from mlops_assets_tests.synthetic import iris_like, iris_source
 
     spec = load_spec(builtin_spec_path("iris"))
     target = lake_catalog(postgres, "lake_partition")
@@ -265,7 +265,7 @@ def partition_load_commits(postgres, root: Path) -> list[int]:
     commits = []
     for n in range(2):
         path = root / f"part{n}.csv"
-        iris_rows(150, seed=n).to_csv(path, index=False)
+        iris_like(iris_source(), 150, seed=n).to_csv(path, index=False)
         before = snapshots(target, data_path)
         con = connect(target, data_path)
         try:

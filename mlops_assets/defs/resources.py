@@ -116,7 +116,9 @@ class Warehouse(DuckDBResource):
 # A commit another writer's commit invalidated: DuckLake retries appends itself, not a created or
 # replaced table or view; and its own retries (ducklake_max_retry_count, 10) can run out when
 # many writers commit at once (bench.lake_commits saw it with 2 and more writers)
-LAKE_CONFLICTS = ("Transaction conflict", "Exceeded the maximum retry count")
+LAKE_CONFLICT = "Transaction conflict"
+LAKE_RETRIES_EXHAUSTED = "Exceeded the maximum retry count"
+LAKE_CONFLICTS = (LAKE_CONFLICT, LAKE_RETRIES_EXHAUSTED)
 LAKE_CONFLICT_RETRIES = 5
 
 
