@@ -139,13 +139,11 @@ def start_services(subject: Subject, folder: Path, env: dict, launch: str) -> li
                       folder / "daemon.log")]  # fmt: skip
     from mlops_assets_tests.live_server import free_port
 
-    port = free_port()
-    command = ["dagster", "code-server", "start", "-h", "127.0.0.1", "-p", str(port),
-               "-m", "mlops_assets.definitions"]  # fmt: skip
+    env = {**env, "MLOPS_CODE_SERVER_HOST": "127.0.0.1", "MLOPS_CODE_SERVER_PORT": str(free_port())}
+    command = ["dagster", "code-server", "start", "-h", env["MLOPS_CODE_SERVER_HOST"],
+               "-p", env["MLOPS_CODE_SERVER_PORT"], "-m", "mlops_assets.definitions"]  # fmt: skip
     server = start(command, subject, env, folder / "server.log")
-    workspace = folder / "workspace.yaml"
-    workspace.write_text(f"load_from:\n  - grpc_server: {{host: 127.0.0.1, port: {port}, "
-                         "location_name: mlops_assets}\n")  # fmt: skip
+    workspace = subject.project / "deploy" / "workspace.yaml"  # the one deploy/ runs
     daemon = start(["dagster-daemon", "run", "-w", str(workspace)], subject, env,
                    folder / "daemon.log")  # fmt: skip
     return [server, daemon]
