@@ -55,10 +55,15 @@ def settings(tmp_path, monkeypatch, mlflow_template) -> Settings:
 
 
 @pytest.fixture
-def instance():
-    from dagster import DagsterInstance
+def instance(tmp_path):
+    """A Dagster instance on SQLite files, as `mlops build` has. The ephemeral instance shares
+    one in-memory connection between threads: a build's run-watch thread reading runs while
+    the run writes made SQLite answer "database table is locked"."""
+    from dagster import instance_for_test
 
-    with DagsterInstance.ephemeral() as dagster_instance:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with instance_for_test(temp_dir=str(home), set_dagster_home=False) as dagster_instance:
         yield dagster_instance
 
 
