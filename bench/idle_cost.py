@@ -125,9 +125,10 @@ def family(pid: int) -> list[int]:
 
 def start(command: list[str], subject: Subject, env: dict, log: Path) -> subprocess.Popen:
     binary = str(Path(sys.executable).with_name(command[0]))
-    return subprocess.Popen([binary, *command[1:]], cwd=subject.project, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+    with log.open("w") as out:  # the child keeps its own copy of the file
+        return subprocess.Popen([binary, *command[1:]], cwd=subject.project, env=env,
+                                stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
 
 
 def start_services(subject: Subject, folder: Path, env: dict, launch: str) -> list:
